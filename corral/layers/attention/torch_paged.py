@@ -1,0 +1,67 @@
+"""Reference paged attention in plain torch: works on any device, mixed prefill and decode."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from corral.layers.attention.backend import AttentionBackend
+from corral.layers.attention.metadata import AttentionMetadata
+
+
+class TorchPagedAttention(AttentionBackend):
+    def forward(self, q, k, v, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
+        num_heads_kv, head_dim = k.shape[1], k.shape[2]
+        k_cache = kv_cache[0].view(-1, num_heads_kv, head_dim)  # (num_blocks * block_size, Hk, D)
+        v_cache = kv_cache[1].view(-1, num_heads_kv, head_dim)
+        k_cache.index_copy_(0, meta.slot_mapping, k.to(k_cache.dtype))
+        v_cache.index_copy_(0, meta.slot_mapping, v.to(v_cache.dtype))
+        if meta.all_decode:
+            return self._decode(q, kv_cache, meta, scale)
+        return self._varlen(q, kv_cache, meta, scale)
+
+    def _decode(self, q, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
+        # One query token per sequence: gather each sequence's blocks, pad to the longest.
+        bs = meta.block_size
+        num_seqs, max_len = meta.num_seqs, meta.max_seq_len
+        num_blocks = -(-max_len // bs)
+        tables = meta.block_tables[:, :num_blocks]  # (B, nb)
+        keys = kv_cache[0][tables].flatten(1, 2)[:, :max_len]  # (B, L, Hk, D)
+        values = kv_cache[1][tables].flatten(1, 2)[:, :max_len]
+        pos = torch.arange(max_len)
+        mask = pos[None, :] < meta.seq_lens_tensor[:, None]  # (B, L)
+        if meta.sliding_window:
+            mask &= pos[None, :] >= (meta.seq_lens_tensor[:, None] - meta.sliding_window)
+        out = F.scaled_dot_product_attention(
+            q.unsqueeze(2).to(keys.dtype),  # (B, Hq, 1, D)
+            keys.transpose(1, 2),  # (B, Hk, L, D)
+            values.transpose(1, 2),
+            attn_mask=mask[:, None, None, :],
+            scale=scale,
+            enable_gqa=True,
+        )  # (B, Hq, 1, D)
+        return out.squeeze(2).to(q.dtype)
+
+    def _varlen(self, q, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
+        bs = meta.block_size
+        out = torch.empty_like(q)
+        for i in range(meta.num_seqs):
+            start, end = meta.query_start_loc[i], meta.query_start_loc[i + 1]
+            ctx, seq_len = meta.context_lens[i], meta.seq_lens[i]
+            blocks = meta.block_tables[i, : -(-seq_len // bs)]
+            keys = kv_cache[0][blocks].flatten(0, 1)[:seq_len]  # (S, Hk, D)
+            values = kv_cache[1][blocks].flatten(0, 1)[:seq_len]
+            q_pos = torch.arange(ctx, seq_len)[:, None]  # (n, 1) absolute positions of the queries
+            k_pos = torch.arange(seq_len)[None, :]  # (1, S)
+            mask = k_pos <= q_pos  # (n, S)
+            if meta.sliding_window:
+                mask &= k_pos > q_pos - meta.sliding_window
+            o = F.scaled_dot_product_attention(
+                q[start:end].transpose(0, 1).to(keys.dtype),  # (Hq, n, D)
+                keys.transpose(0, 1),  # (Hk, S, D)
+                values.transpose(0, 1),
+                attn_mask=mask,
+                scale=scale,
+                enable_gqa=True,
+            )  # (Hq, n, D)
+            out[start:end] = o.transpose(0, 1).to(q.dtype)
+        return out

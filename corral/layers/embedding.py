@@ -1,0 +1,36 @@
+"""Token embedding that can stay quantized: rows are dequantized only when looked up."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from corral.loader.quantized import QuantizedWeight
+
+
+class Embedding(nn.Module):
+    def __init__(self, num_embeddings: int, dim: int, dtype=torch.float32):
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.dim = dim
+        self.dtype = dtype
+        self.weight: torch.Tensor | None = None
+        self.quantized: QuantizedWeight | None = None
+
+    def load_param(self, name: str, value: torch.Tensor | QuantizedWeight, keep_quantized: bool = False) -> None:
+        if isinstance(value, QuantizedWeight):
+            if keep_quantized:
+                self.quantized = value
+                return
+            from corral.loader.dequant import dequantize
+
+            value = dequantize(value.type_name, value.data, value.shape)
+        self.weight = value.to(self.dtype).contiguous()
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        # ids: (T,) -> (T, dim)
+        if self.quantized is not None:
+            from corral.loader.dequant import dequantize
+
+            rows = self.quantized.data[ids.cpu().numpy()]  # (T, bytes_per_row)
+            return dequantize(self.quantized.type_name, rows, (len(rows), self.dim)).to(self.dtype)
+        return nn.functional.embedding(ids, self.weight)

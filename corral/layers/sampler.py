@@ -1,0 +1,113 @@
+"""Batched token sampling with per-request parameters, on the logits' device.
+
+Each request samples from its own torch.Generator, so a seeded request draws the same
+tokens whatever else shares the batch. Order of logit processing: penalties, then (for
+non-greedy rows) temperature, min-p, top-k, top-p, as vLLM does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class SamplingBatch:
+    """Per-row settings for N rows of logits (one row per request that samples this step)."""
+
+    temperature: torch.Tensor  # (N,) float; 0 = greedy
+    top_k: torch.Tensor  # (N,) int64; 0 = off
+    top_p: torch.Tensor  # (N,) float; 1 = off
+    min_p: torch.Tensor  # (N,) float; 0 = off
+    generators: list[torch.Generator]
+    repetition_penalty: torch.Tensor | None = None  # (N,), None when all rows are 1
+    presence_penalty: torch.Tensor | None = None  # (N,)
+    frequency_penalty: torch.Tensor | None = None  # (N,)
+    prompt_token_ids: list[list[int]] | None = None  # for the repetition penalty
+    output_token_ids: list[list[int]] | None = None
+    suppress_token_ids: list[list[int]] | None = None  # e.g. EOS while below min_tokens
+    max_logprobs: int | None = None  # None: no logprobs wanted by any row
+
+
+@dataclass
+class SamplerOutput:
+    token_ids: torch.Tensor  # (N,) int64
+    logprobs: torch.Tensor | None = None  # (N,) log p of the chosen token (raw model distribution)
+    ranks: torch.Tensor | None = None  # (N,) 1 = most likely
+    top_ids: torch.Tensor | None = None  # (N, k)
+    top_logprobs: torch.Tensor | None = None  # (N, k)
+
+
+def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
+    """logits: (N, V) float32 -> one token per row."""
+    out = SamplerOutput(token_ids=torch.empty(0))
+    if batch.max_logprobs is not None:
+        raw = torch.log_softmax(logits, dim=-1)
+    logits = _apply_penalties(logits, batch)
+    if batch.suppress_token_ids:
+        for row, ids in enumerate(batch.suppress_token_ids):
+            if ids:
+                logits[row, ids] = float("-inf")
+    greedy = batch.temperature == 0
+    tokens = logits.argmax(dim=-1)
+    if not bool(greedy.all()):
+        sampled_rows = (~greedy).nonzero().flatten().tolist()
+        rows = logits[sampled_rows] / batch.temperature[sampled_rows, None]
+        probs = _filter(rows, batch.top_k[sampled_rows], batch.top_p[sampled_rows], batch.min_p[sampled_rows])
+        for j, row in enumerate(sampled_rows):
+            # Exponential race: argmax(p / E), E ~ Exp(1), draws from p with one generator call.
+            noise = torch.empty_like(probs[j]).exponential_(generator=batch.generators[row])
+            tokens[row] = (probs[j] / noise).argmax()
+    out.token_ids = tokens
+    if batch.max_logprobs is not None:
+        chosen = raw.gather(1, tokens[:, None]).squeeze(1)
+        out.logprobs = chosen
+        out.ranks = (raw > chosen[:, None]).sum(dim=-1) + 1
+        if batch.max_logprobs > 0:
+            out.top_logprobs, out.top_ids = raw.topk(batch.max_logprobs, dim=-1)
+    return out
+
+
+def _apply_penalties(logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
+    if batch.repetition_penalty is None and batch.presence_penalty is None and batch.frequency_penalty is None:
+        return logits
+    n, vocab = logits.shape
+    logits = logits.clone()
+    counts = torch.zeros(n, vocab, dtype=logits.dtype)  # occurrences in the generated tokens
+    for row, ids in enumerate(batch.output_token_ids or []):
+        if ids:
+            counts[row].index_add_(0, torch.tensor(ids), torch.ones(len(ids), dtype=logits.dtype))
+    if batch.repetition_penalty is not None:
+        seen = counts > 0
+        for row, ids in enumerate(batch.prompt_token_ids or []):
+            if ids:
+                seen[row, ids] = True
+        rp = batch.repetition_penalty[:, None]
+        penalized = torch.where(logits > 0, logits / rp, logits * rp)
+        logits = torch.where(seen, penalized, logits)
+    if batch.frequency_penalty is not None:
+        logits -= batch.frequency_penalty[:, None] * counts
+    if batch.presence_penalty is not None:
+        logits -= batch.presence_penalty[:, None] * (counts > 0).to(logits.dtype)
+    return logits
+
+
+def _filter(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, min_p: torch.Tensor) -> torch.Tensor:
+    """Temperature-scaled logits (M, V) -> probabilities with min-p, top-k, top-p applied."""
+    probs = torch.softmax(logits, dim=-1)
+    if bool((min_p > 0).any()):
+        floor = min_p[:, None] * probs.max(dim=-1, keepdim=True).values
+        probs = torch.where(probs < floor, torch.zeros_like(probs), probs)
+    if bool((top_k > 0).any()) or bool((top_p < 1).any()):
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        vocab = probs.shape[-1]
+        k = torch.where(top_k > 0, top_k.clamp(max=vocab), torch.full_like(top_k, vocab))
+        keep = torch.arange(vocab)[None, :] < k[:, None]  # (M, V) in sorted order
+        # top-p: keep the smallest prefix whose mass reaches p (always the first token).
+        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+        renorm = sorted_probs.masked_fill(~keep, 0).sum(dim=-1, keepdim=True)
+        keep &= mass_before < top_p[:, None] * renorm
+        keep[:, 0] = True
+        sorted_probs = sorted_probs.masked_fill(~keep, 0)
+        probs = torch.zeros_like(probs).scatter_(1, order, sorted_probs)
+    return probs / probs.sum(dim=-1, keepdim=True)

@@ -1,0 +1,17 @@
+"""Everything one forward pass needs besides the weights, passed explicitly (no globals)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from corral.layers.attention import AttentionBackend, AttentionMetadata
+
+
+@dataclass
+class ForwardBatch:
+    input_ids: torch.Tensor  # (T,) int64
+    positions: torch.Tensor  # (T,) int64 absolute positions
+    attn: AttentionMetadata
+    kv_caches: list[torch.Tensor]  # per layer: (2, num_blocks, block_size, Hk, D)
+    backend: AttentionBackend

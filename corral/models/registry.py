@@ -1,0 +1,26 @@
+"""Architecture name (HF `architectures[0]`) -> model class, imported lazily.
+
+A new family is one file in this folder and one line here.
+"""
+from __future__ import annotations
+
+import importlib
+
+from corral.errors import UnsupportedModelError
+
+ARCHITECTURES: dict[str, str] = {
+    "LlamaForCausalLM": "corral.models.llama:LlamaForCausalLM",
+    "MistralForCausalLM": "corral.models.llama:LlamaForCausalLM",
+    "Qwen2ForCausalLM": "corral.models.llama:LlamaForCausalLM",
+    "Qwen3ForCausalLM": "corral.models.llama:LlamaForCausalLM",
+}
+
+
+def model_class(architecture: str, path: str = "model"):
+    target = ARCHITECTURES.get(architecture)
+    if target is None:
+        raise UnsupportedModelError(
+            path, f"architecture {architecture!r} is not supported (supported: {', '.join(sorted(ARCHITECTURES))})"
+        )
+    module_name, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module_name), cls)
