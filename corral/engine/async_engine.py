@@ -1,0 +1,163 @@
+"""Streaming engine for servers: requests come and go at any time; one thread steps the model.
+
+The model runs in a dedicated thread so the asyncio event loop serving HTTP never waits on a
+forward pass (torch releases the GIL inside its kernels). Commands (add, abort) reach the
+thread through a locked list; outputs come back through each request's asyncio.Queue.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+from corral.core.outputs import RequestOutput
+from corral.core.sampling_params import SamplingParams
+from corral.engine.engine_args import EngineArgs
+from corral.engine.llm_engine import LLMEngine
+from corral.errors import ContextLengthError
+
+
+@dataclass
+class EngineStats:
+    num_running: int
+    num_waiting: int
+    kv_cache_usage: float  # 0..1
+    prompt_tokens_total: int
+    generation_tokens_total: int
+    num_preemptions: int
+
+
+@dataclass
+class _Stream:
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue
+
+
+class AsyncEngine:
+    def __init__(self, engine: LLMEngine, model_name: str | None = None):
+        self.engine = engine
+        self.model_name = model_name or engine.args.model
+        self.tokenizer = engine.tokenizer
+        self.model_config = engine.model_config
+        self.max_model_len = engine.max_model_len
+        self.memory_bytes = engine.memory_bytes
+        self.load_seconds = engine.loaded.load_seconds
+        self._cond = threading.Condition()
+        self._commands: list[tuple] = []
+        self._streams: dict[str, _Stream] = {}
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=f"corral-engine-{self.model_name}", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def from_model(cls, model, **engine_kwargs) -> "AsyncEngine":
+        return cls(LLMEngine(EngineArgs(model=str(model), **engine_kwargs)), str(model))
+
+    # -- API used by the server (event-loop side) -------------------------------------------
+
+    async def generate(
+        self, prompt: str | list[int], params: SamplingParams, request_id: str | None = None
+    ) -> AsyncIterator[RequestOutput]:
+        """Stream RequestOutput deltas; stopping the iteration early aborts the request."""
+        request_id = request_id or uuid.uuid4().hex
+        ids = self.engine.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
+        self._check_fits(ids, params)
+        stream = _Stream(asyncio.get_running_loop(), asyncio.Queue())
+        with self._cond:
+            self._streams[request_id] = stream
+            self._commands.append(("add", request_id, ids, params, prompt if isinstance(prompt, str) else None))
+            self._cond.notify()
+        finished = False
+        try:
+            while True:
+                item = await stream.queue.get()
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                finished = item.finished
+                yield item
+                if finished:
+                    return
+        finally:
+            if not finished:
+                self._command(("abort", request_id))
+            with self._cond:
+                self._streams.pop(request_id, None)
+
+    async def abort(self, request_id: str) -> None:
+        self._command(("abort", request_id))
+
+    def stats(self) -> EngineStats:
+        sched = self.engine.scheduler
+        return EngineStats(
+            num_running=sched.num_running,
+            num_waiting=sched.num_waiting,
+            kv_cache_usage=sched.kv_usage,
+            prompt_tokens_total=self.engine.prompt_tokens_total,
+            generation_tokens_total=self.engine.generation_tokens_total,
+            num_preemptions=sched.num_preemptions,
+        )
+
+    def shutdown(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        self._thread.join(timeout=30)
+
+    # -- engine thread ------------------------------------------------------------------------
+
+    def _check_fits(self, ids: list[int], params: SamplingParams) -> None:
+        if len(ids) + 1 > self.max_model_len:
+            raise ContextLengthError(
+                f"the prompt has {len(ids)} tokens but the model's context is {self.max_model_len} tokens"
+            )
+
+    def _command(self, cmd: tuple) -> None:
+        with self._cond:
+            self._commands.append(cmd)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        engine = self.engine
+        while True:
+            with self._cond:
+                while not self._commands and not engine.has_unfinished() and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    break
+                commands, self._commands = self._commands, []
+            for cmd in commands:
+                self._apply(cmd)
+            if not engine.has_unfinished():
+                continue
+            try:
+                touched = engine.step()
+            except Exception as e:  # a bug or OOM: fail every request rather than hang them
+                for rid in engine.unfinished_request_ids():
+                    self._push(rid, e)
+                    engine.abort(rid)
+                continue
+            for rid in touched:
+                delta = engine.pop_delta(rid)
+                if delta is not None:
+                    self._push(rid, delta)
+        for rid in engine.unfinished_request_ids():
+            engine.abort(rid)
+
+    def _apply(self, cmd: tuple) -> None:
+        if cmd[0] == "add":
+            _, rid, ids, params, text = cmd
+            try:
+                self.engine.add_request(ids, params, request_id=rid, prompt_text=text)
+            except Exception as e:
+                self._push(rid, e)
+        elif cmd[0] == "abort":
+            self.engine.abort(cmd[1])
+
+    def _push(self, request_id: str, item) -> None:
+        with self._cond:
+            stream = self._streams.get(request_id)
+        if stream is not None:
+            stream.loop.call_soon_threadsafe(stream.queue.put_nowait, item)

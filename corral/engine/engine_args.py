@@ -1,0 +1,21 @@
+"""Everything that shapes an engine, fixed when it starts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineArgs:
+    model: str
+    max_model_len: int | None = None  # default: the model's context, capped at 32768
+    block_size: int = 16
+    kv_cache_memory: int | None = None  # bytes for the KV cache; default a share of free memory
+    max_num_seqs: int = 64
+    max_num_batched_tokens: int = 1024
+    enable_prefix_caching: bool = True
+    keep_quantized: bool = True  # keep GGUF blocks quantized when the CPU kernels support them
+    num_threads: int | None = None
+    device: str = "cpu"
+    seed: int = 0  # base for requests without a seed
+
+    DEFAULT_MAX_LEN_CAP = 32768

@@ -1,0 +1,52 @@
+"""Sizing and allocating the paged KV cache from a memory budget."""
+from __future__ import annotations
+
+import torch
+
+from corral.errors import OutOfMemoryError
+from corral.loader.config import ModelConfig
+
+
+def bytes_per_block(cfg: ModelConfig, block_size: int, dtype: torch.dtype) -> int:
+    """K and V of `block_size` tokens across every layer."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    return 2 * cfg.num_hidden_layers * block_size * cfg.num_key_value_heads * cfg.head_dim * itemsize
+
+
+def available_memory_bytes() -> int:
+    """Memory the OS could still give this process (MemAvailable), or 8 GiB where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def plan_num_blocks(cfg: ModelConfig, block_size: int, dtype: torch.dtype, budget_bytes: int | None,
+                    max_model_len: int, max_num_seqs: int) -> int:
+    """Blocks that fit the budget (default: a quarter of available memory, at most what
+    max_num_seqs full-length sequences could use). Raises OutOfMemoryError when not even one
+    full-length sequence fits."""
+    per_block = bytes_per_block(cfg, block_size, dtype)
+    blocks_per_seq = -(-max_model_len // block_size)
+    if budget_bytes is None:
+        budget_bytes = available_memory_bytes() // 4
+        num_blocks = min(budget_bytes // per_block, blocks_per_seq * max_num_seqs)
+    else:
+        num_blocks = budget_bytes // per_block
+    if num_blocks < blocks_per_seq:
+        need = blocks_per_seq * per_block
+        raise OutOfMemoryError(
+            f"the KV cache budget ({budget_bytes / 2**20:.0f} MiB) cannot hold one sequence of "
+            f"{max_model_len} tokens ({need / 2**20:.0f} MiB); raise --kv-cache-memory or lower --max-model-len"
+        )
+    return int(num_blocks)
+
+
+def allocate(cfg: ModelConfig, num_blocks: int, block_size: int, dtype: torch.dtype, device) -> list[torch.Tensor]:
+    """One (2, num_blocks, block_size, Hk, D) tensor per layer, zeroed (masked slots must not hold NaN)."""
+    shape = (2, num_blocks, block_size, cfg.num_key_value_heads, cfg.head_dim)
+    return [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]

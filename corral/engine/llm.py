@@ -1,0 +1,80 @@
+"""The offline API in the shape vLLM users know: `LLM(model).generate(prompts, params)`."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from corral.core.outputs import RequestOutput
+from corral.core.sampling_params import SamplingParams
+from corral.engine.engine_args import EngineArgs
+from corral.engine.llm_engine import LLMEngine
+from corral.errors import ValidationError
+
+Prompt = str | dict[str, Any]  # text, or {"prompt_token_ids": [...]}
+
+
+class LLM:
+    """Loads a model (a .gguf file, a Hugging Face folder, or a store name) and runs batches.
+
+    Keyword arguments are EngineArgs fields (max_model_len, kv_cache_memory, max_num_seqs, ...).
+    """
+
+    def __init__(self, model: str, **engine_kwargs):
+        self.engine = LLMEngine(EngineArgs(model=str(model), **engine_kwargs))
+
+    def get_tokenizer(self):
+        return self.engine.tokenizer
+
+    def generate(
+        self,
+        prompts: Prompt | Sequence[Prompt],
+        sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
+    ) -> list[RequestOutput]:
+        """One RequestOutput per prompt, in order, each with `n` completions."""
+        if isinstance(prompts, (str, dict)):
+            prompts = [prompts]
+        prompts = list(prompts)
+        params = sampling_params if sampling_params is not None else SamplingParams()
+        if isinstance(params, SamplingParams):
+            params = [params] * len(prompts)
+        elif len(params) != len(prompts):
+            raise ValidationError("sampling_params", f"{len(params)} given for {len(prompts)} prompts")
+        ids = []
+        try:
+            for prompt, p in zip(prompts, params):
+                text = prompt.get("prompt") if isinstance(prompt, dict) else None
+                ids.append(self.engine.add_request(_prompt_input(prompt), p, prompt_text=text))
+        except Exception:
+            for rid in ids:
+                self.engine.abort(rid)
+            raise
+        while self.engine.has_unfinished() and not all(self.engine.is_finished(r) for r in ids):
+            self.engine.step()
+        return [self.engine.pop_final(rid) for rid in ids]
+
+    def chat(
+        self,
+        messages: list[dict] | list[list[dict]],
+        sampling_params: SamplingParams | None = None,
+        add_generation_prompt: bool = True,
+        tools: list[dict] | None = None,
+        **template_kwargs,
+    ) -> list[RequestOutput]:
+        """Apply the model's chat template to each conversation, then generate."""
+        conversations = [messages] if messages and isinstance(messages[0], dict) else messages
+        tok = self.engine.tokenizer
+        prompts = []
+        for conv in conversations:
+            text = tok.apply_chat_template(conv, add_generation_prompt=add_generation_prompt, tools=tools,
+                                           **template_kwargs)
+            prompts.append({"prompt_token_ids": tok.encode(text, add_special_tokens=False), "prompt": text})
+        return self.generate(prompts, sampling_params)
+
+
+def _prompt_input(prompt: Prompt) -> str | list[int]:
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, dict) and "prompt_token_ids" in prompt:
+        return list(prompt["prompt_token_ids"])
+    if isinstance(prompt, dict) and "prompt" in prompt:
+        return prompt["prompt"]
+    raise ValidationError("prompts", "each prompt is a string or a dict with 'prompt' or 'prompt_token_ids'")

@@ -1,0 +1,146 @@
+"""The synchronous engine: add requests, then step() until they finish.
+
+One step is three calls (schedule, run the model, update) plus turning tokens into text. Both
+the offline `LLM` and the streaming `AsyncEngine` drive this class; it is not thread-safe, so
+the async engine owns it from a single thread.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+
+import torch
+
+from corral.core.outputs import RequestOutput
+from corral.core.request import Request
+from corral.core.sampling_params import SamplingParams
+from corral.core.scheduler import Scheduler, SchedulerConfig
+from corral.engine import kv_cache
+from corral.engine.engine_args import EngineArgs
+from corral.engine.loading import LoadedModel, load_model
+from corral.engine.model_runner import ModelRunner
+from corral.engine.output_processor import OutputProcessor
+from corral.errors import ValidationError
+
+
+class LLMEngine:
+    def __init__(self, args: EngineArgs, loaded: LoadedModel | None = None):
+        self.args = args
+        if args.num_threads:
+            torch.set_num_threads(args.num_threads)
+        self.loaded = loaded or load_model(args)
+        self.tokenizer = self.loaded.tokenizer
+        self.model_config = self.loaded.config
+        self.max_model_len = self.loaded.max_model_len
+        dtype = torch.float32
+        num_blocks = kv_cache.plan_num_blocks(
+            self.model_config, args.block_size, dtype, args.kv_cache_memory, self.max_model_len, args.max_num_seqs
+        )
+        self.kv_cache_bytes = num_blocks * kv_cache.bytes_per_block(self.model_config, args.block_size, dtype)
+        caches = kv_cache.allocate(self.model_config, num_blocks, args.block_size, dtype, args.device)
+        self.runner = ModelRunner(self.loaded.model, caches, args.block_size, args.device)
+        self.scheduler = Scheduler(
+            SchedulerConfig(
+                max_num_seqs=args.max_num_seqs,
+                max_num_batched_tokens=max(args.max_num_batched_tokens, args.max_num_seqs),
+                max_model_len=self.max_model_len,
+                block_size=args.block_size,
+                num_blocks=num_blocks,
+                enable_prefix_caching=args.enable_prefix_caching,
+            )
+        )
+        self.outputs = OutputProcessor(self.tokenizer, self.loaded.make_detokenizer)
+        self.eos_token_ids = frozenset(self.tokenizer.eos_token_ids)
+        self._ids = itertools.count()
+        self._children: dict[str, list[str]] = {}
+        self._rng = random.Random(args.seed)
+        self.prompt_tokens_total = 0
+        self.generation_tokens_total = 0
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.loaded.weights_bytes + self.kv_cache_bytes
+
+    def tokenize(self, prompt: str) -> list[int]:
+        return self.tokenizer.encode(prompt, add_special_tokens=True)
+
+    def add_request(self, prompt: str | list[int], params: SamplingParams, request_id: str | None = None,
+                    prompt_text: str | None = None) -> str:
+        """Queue a request (n samples); returns its id. Raises ValidationError/ContextLengthError at once.
+
+        `prompt_text` names the text behind token-id prompts (e.g. a rendered chat template)."""
+        request_id = request_id or f"req-{next(self._ids)}"
+        if request_id in self._children:
+            raise ValidationError("request_id", f"request {request_id!r} is already running")
+        text = prompt if isinstance(prompt, str) else prompt_text
+        ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
+        if not ids:
+            raise ValidationError("prompt", "the prompt is empty")
+        vocab = self.model_config.vocab_size
+        if any(not 0 <= t < vocab for t in ids):
+            raise ValidationError("prompt", f"token ids must be in [0, {vocab})")
+        seed = params.seed if params.seed is not None else self._rng.getrandbits(62)
+        child_ids = [request_id if params.n == 1 else f"{request_id}#{i}" for i in range(params.n)]
+        children = []
+        for i, cid in enumerate(child_ids):
+            # Each sample draws from its own seed; unseeded requests get a random one here.
+            children.append(Request(cid, ids, dataclasses.replace(params, seed=seed + i), self.eos_token_ids))
+        added = []
+        try:
+            for req in children:
+                self.scheduler.add_request(req)
+                added.append(req.request_id)
+        except Exception:
+            for cid in added:
+                self.scheduler.abort_request(cid)
+            raise
+        self.outputs.add(request_id, text, ids, params, child_ids)
+        self._children[request_id] = child_ids
+        self.prompt_tokens_total += len(ids) * params.n
+        return request_id
+
+    def abort(self, request_id: str) -> None:
+        for cid in self._children.pop(request_id, []):
+            self.scheduler.abort_request(cid)
+        self.outputs.remove(request_id)
+
+    def unfinished_request_ids(self) -> list[str]:
+        return list(self._children)
+
+    def has_unfinished(self) -> bool:
+        return bool(self._children)
+
+    def step(self) -> list[str]:
+        """Run one step; returns the ids of user requests that have something new."""
+        sched = self.scheduler.schedule()
+        sampled = self.runner.execute(sched)
+        changed = self.scheduler.update_from_output(sched, {k: [v.token_id] for k, v in sampled.items()})
+        touched = []
+        for req in changed:
+            self.generation_tokens_total += 1
+            stop = self.outputs.process(req, sampled.get(req.request_id))
+            if stop is not None and not req.is_finished:
+                self.scheduler.finish_request(req.request_id, "stop", stop)
+            parent_id, _ = self.outputs.child_to_parent[req.request_id]
+            touched.append(parent_id)
+        return list(dict.fromkeys(touched))
+
+    def pop_delta(self, request_id: str) -> RequestOutput | None:
+        out = self.outputs.delta(request_id)
+        if out is not None and out.finished:
+            self._forget(request_id)
+        return out
+
+    def pop_final(self, request_id: str) -> RequestOutput:
+        out = self.outputs.final(request_id)
+        self._forget(request_id)
+        return out
+
+    def is_finished(self, request_id: str) -> bool:
+        parent = self.outputs.parents.get(request_id)
+        return parent is None or parent.finished
+
+    def _forget(self, request_id: str) -> None:
+        self._children.pop(request_id, None)
+        self.outputs.remove(request_id)

@@ -1,0 +1,89 @@
+"""Model name or path -> a ready model, its tokenizer and config."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from corral.engine.engine_args import EngineArgs
+from corral.errors import ValidationError
+from corral.loader.config import ModelConfig
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    path: Path
+    model: torch.nn.Module
+    tokenizer: object
+    config: ModelConfig
+    max_model_len: int
+    weights_bytes: int
+    make_detokenizer: Callable[[bool], object]
+    load_seconds: float
+    format: str  # "gguf" or "hf"
+
+
+def resolve_path(model: str) -> Path:
+    """A filesystem path as is; otherwise a name from the local store."""
+    p = Path(model).expanduser()
+    if p.exists():
+        return p
+    from corral.store import resolve
+
+    return Path(resolve(model).path)
+
+
+def load_model(args: EngineArgs) -> LoadedModel:
+    from corral.loader import load_model_source
+    from corral.models.registry import model_class
+    from corral.tokenizer import IncrementalDetokenizer, load_tokenizer
+
+    start = time.monotonic()
+    path = resolve_path(args.model)
+    source = load_model_source(path)
+    cfg = source.config
+    tokenizer = load_tokenizer(source)
+    max_len = args.max_model_len or min(cfg.max_position_embeddings, EngineArgs.DEFAULT_MAX_LEN_CAP)
+    if max_len > cfg.max_position_embeddings:
+        raise ValidationError(
+            "max_model_len", f"{max_len} exceeds the model's context of {cfg.max_position_embeddings} tokens"
+        )
+    model = model_class(cfg.architecture, str(path))(cfg, max_positions=max_len)
+    model.source_path = str(path)
+    model.load_weights(source.iter_weights(keep_quantized=args.keep_quantized), keep_quantized=args.keep_quantized)
+    model.eval()
+    return LoadedModel(
+        name=args.model,
+        path=path,
+        model=model,
+        tokenizer=tokenizer,
+        config=cfg,
+        max_model_len=max_len,
+        weights_bytes=weights_bytes(model),
+        make_detokenizer=lambda skip: IncrementalDetokenizer(tokenizer, skip_special_tokens=skip),
+        load_seconds=time.monotonic() - start,
+        format=source.format,
+    )
+
+
+def weights_bytes(model: torch.nn.Module) -> int:
+    """Bytes of every weight the model holds (dense tensors and packed quantized blocks)."""
+    total = 0
+    seen: set[int] = set()
+    for module in model.modules():
+        for attr in ("weight", "bias", "packed", "quantized"):
+            value = getattr(module, attr, None)
+            if value is None or id(value) in seen:
+                continue
+            seen.add(id(value))
+            if isinstance(value, torch.Tensor):
+                total += value.numel() * value.element_size()
+            elif hasattr(value, "nbytes"):
+                total += int(value.nbytes)
+            elif hasattr(value, "data") and hasattr(value.data, "nbytes"):
+                total += int(value.data.nbytes)
+    return total

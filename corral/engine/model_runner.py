@@ -1,0 +1,145 @@
+"""Turns a SchedulerOutput into one forward pass and one sampled token per finishing chunk."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from corral.core.scheduler_output import ScheduledRequest, SchedulerOutput
+from corral.layers.attention import AttentionMetadata, get_backend
+from corral.layers.sampler import SamplingBatch, sample
+from corral.models.forward_batch import ForwardBatch
+
+
+@dataclass
+class SampledToken:
+    token_id: int
+    logprob: float | None = None
+    rank: int | None = None
+    top: list[tuple[int, float]] | None = None  # (token id, logprob), most likely first
+
+
+class ModelRunner:
+    """Owns the model, the KV tensors and the per-step input preparation."""
+
+    def __init__(self, model, kv_caches: list[torch.Tensor], block_size: int, device="cpu", backend: str = "torch"):
+        self.model = model
+        self.kv_caches = kv_caches
+        self.block_size = block_size
+        self.device = torch.device(device)
+        self.backend = get_backend(backend)
+        self.sliding_window = model.config.sliding_window
+
+    @torch.inference_mode()
+    def execute(self, sched: SchedulerOutput) -> dict[str, SampledToken]:
+        if sched.is_empty:
+            return {}
+        batch = self._prepare(sched.scheduled)
+        hidden = self.model(batch)  # (T, hidden)
+        ends = batch.attn.query_start_loc[1:]
+        rows = [i for i, r in enumerate(sched.scheduled) if r.sample]
+        if not rows:
+            return {}
+        picked = hidden[torch.tensor([ends[i] - 1 for i in rows], device=self.device)]  # (N, hidden)
+        logits = self.model.compute_logits(picked)  # (N, V)
+        requests = [sched.scheduled[i] for i in rows]
+        result = sample(logits, _sampling_batch(requests, logits.device))
+        return _to_tokens(requests, result)
+
+    def _prepare(self, scheduled: list[ScheduledRequest]) -> ForwardBatch:
+        bs = self.block_size
+        input_ids: list[int] = []
+        positions: list[int] = []
+        slots: list[int] = []
+        starts = [0]
+        context_lens, seq_lens = [], []
+        for r in scheduled:
+            n = len(r.token_ids)
+            input_ids.extend(r.token_ids)
+            pos = range(r.start_pos, r.start_pos + n)
+            positions.extend(pos)
+            slots.extend(r.block_ids[p // bs] * bs + p % bs for p in pos)
+            starts.append(starts[-1] + n)
+            context_lens.append(r.start_pos)
+            seq_lens.append(r.start_pos + n)
+        width = max(len(r.block_ids) for r in scheduled)
+        tables = torch.zeros(len(scheduled), width, dtype=torch.long)
+        for i, r in enumerate(scheduled):
+            tables[i, : len(r.block_ids)] = torch.tensor(r.block_ids, dtype=torch.long)
+        dev = self.device
+        attn = AttentionMetadata(
+            block_size=bs,
+            slot_mapping=torch.tensor(slots, dtype=torch.long, device=dev),
+            block_tables=tables.to(dev),
+            query_start_loc=starts,
+            context_lens=context_lens,
+            seq_lens=seq_lens,
+            seq_lens_tensor=torch.tensor(seq_lens, dtype=torch.long, device=dev),
+            all_decode=len(input_ids) == len(scheduled),
+            sliding_window=self.sliding_window,
+        )
+        return ForwardBatch(
+            input_ids=torch.tensor(input_ids, dtype=torch.long, device=dev),
+            positions=torch.tensor(positions, dtype=torch.long, device=dev),
+            attn=attn,
+            kv_caches=self.kv_caches,
+            backend=self.backend,
+        )
+
+
+def _step_generator(seed: int | None, step: int) -> torch.Generator:
+    # Randomness from (seed, step) alone: same draws whatever the batch or preemptions.
+    g = torch.Generator()
+    g.manual_seed(((seed or 0) * 1_000_003 + step) & 0x7FFF_FFFF_FFFF_FFFF)
+    return g
+
+
+def _sampling_batch(requests: list[ScheduledRequest], device) -> SamplingBatch:
+    params = [r.sampling_params for r in requests]
+
+    def col(values, dtype=torch.float32):
+        return torch.tensor(values, dtype=dtype, device=device)
+
+    def optional(name, neutral):
+        values = [getattr(p, name) for p in params]
+        return None if all(v == neutral for v in values) else col(values)
+
+    want = [p.logprobs for p in params if p.logprobs is not None]
+    suppress = [
+        sorted(r.eos_token_ids | set(r.sampling_params.stop_token_ids))
+        if len(r.generated_token_ids) < r.sampling_params.min_tokens
+        else []
+        for r in requests
+    ]
+    return SamplingBatch(
+        temperature=col([p.temperature for p in params]),
+        top_k=col([p.top_k for p in params], torch.long),
+        top_p=col([p.top_p for p in params]),
+        min_p=col([p.min_p for p in params]),
+        generators=[
+            _step_generator(r.seed if r.seed is not None else r.sampling_params.seed, len(r.generated_token_ids))
+            for r in requests
+        ],
+        repetition_penalty=optional("repetition_penalty", 1.0),
+        presence_penalty=optional("presence_penalty", 0.0),
+        frequency_penalty=optional("frequency_penalty", 0.0),
+        prompt_token_ids=[r.prompt_token_ids for r in requests],
+        output_token_ids=[r.generated_token_ids for r in requests],
+        suppress_token_ids=suppress if any(suppress) else None,
+        max_logprobs=max(want) if want else None,
+    )
+
+
+def _to_tokens(requests: list[ScheduledRequest], out) -> dict[str, SampledToken]:
+    ids = out.token_ids.tolist()
+    result = {}
+    for i, r in enumerate(requests):
+        tok = SampledToken(ids[i])
+        k = r.sampling_params.logprobs
+        if k is not None and out.logprobs is not None:
+            tok.logprob = float(out.logprobs[i])
+            tok.rank = int(out.ranks[i])
+            if k > 0:
+                tok.top = list(zip(out.top_ids[i, :k].tolist(), out.top_logprobs[i, :k].tolist()))
+        result[r.request_id] = tok
+    return result
