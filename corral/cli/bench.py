@@ -1,0 +1,48 @@
+"""`corral bench MODEL`: offline throughput and latency on random prompts."""
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="measure throughput and latency of a model on random prompts")
+    p.add_argument("model", nargs="?", default=None, help="model to measure (default: the bundled model)")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1], help="requests in flight (one or more values)")
+    p.add_argument("--input-len", type=int, default=128)
+    p.add_argument("--output-len", type=int, default=128)
+    p.add_argument("--num-requests", type=int, default=None, help="requests per run (default: the concurrency)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--max-num-batched-tokens", type=int, default=1024)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from corral.engine.benchmark import run_benchmark
+    from corral.engine.engine_args import EngineArgs
+    from corral.engine.llm_engine import LLMEngine
+
+    model = args.model or _default_model()
+    top = max(args.concurrency)
+    engine = LLMEngine(EngineArgs(
+        model=model, max_model_len=args.input_len + args.output_len + 16, max_num_seqs=top,
+        max_num_batched_tokens=max(args.max_num_batched_tokens, top), num_threads=args.threads,
+        enable_prefix_caching=False,
+    ))
+    print(f"model {model}  input {args.input_len}  output {args.output_len}")
+    header = f"{'conc':>5} {'reqs':>5} {'prefill tok/s':>14} {'output tok/s':>13} " \
+             f"{'TTFT ms mean/p50/p99':>24} {'TPOT ms mean/p50/p99':>24}"
+    print(header)
+    run_benchmark(engine, 1, min(args.input_len, 16), 4)  # warm-up
+    for c in args.concurrency:
+        r = run_benchmark(engine, c, args.input_len, args.output_len, args.num_requests)
+        print(f"{c:>5} {r.num_requests:>5} {r.prefill_tok_s:>14.1f} {r.output_tok_s:>13.1f} "
+              f"{_fmt(r.ttft_ms):>24} {_fmt(r.tpot_ms):>24}", flush=True)
+    return 0
+
+
+def _fmt(t) -> str:
+    return "/".join(f"{v:.1f}" for v in t)
+
+
+def _default_model() -> str:
+    from corral.store.default_model import default_model_path
+
+    return str(default_model_path())
