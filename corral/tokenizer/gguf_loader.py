@@ -1,0 +1,120 @@
+"""Build a Tokenizer from GGUF `tokenizer.ggml.*` metadata, following llama.cpp's reading of it.
+
+"gpt2": byte-level BPE (tokens, token_type, merges, `pre` naming the regex split).
+"llama": SentencePiece BPE (tokens, scores, token_type with `<0xNN>` byte tokens, add_space_prefix).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from corral.errors import TokenizerError
+from corral.tokenizer import pre_tokenizers
+from corral.tokenizer.token_types import CONTROL, END_OF_TURN_TEXTS, NORMAL
+from corral.tokenizer.tokenizer import Tokenizer
+
+logger = logging.getLogger(__name__)
+
+KEY = "tokenizer.ggml."
+SUPPORTED = "'gpt2' (byte-level BPE) and 'llama' (SentencePiece)"
+
+
+def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
+    """Raises TokenizerError for a missing vocabulary or an unknown `tokenizer.ggml.model`."""
+    model = metadata.get(KEY + "model")
+    if model is None:
+        raise TokenizerError(source, "the GGUF file has no tokenizer (tokenizer.ggml.model is missing); "
+                                     "use a GGUF converted with its vocabulary")
+    tokens = metadata.get(KEY + "tokens")
+    if not isinstance(tokens, list) or not tokens:
+        raise TokenizerError(source, "the GGUF file has no tokenizer.ggml.tokens list; re-convert the model")
+    tokens = [t if t else f"[EMPTY_{i}]" for i, t in enumerate(tokens)]  # llama.cpp's placeholder
+    types = metadata.get(KEY + "token_type") or [NORMAL] * len(tokens)
+    if len(types) != len(tokens):
+        raise TokenizerError(source, f"tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens")
+    types = [int(t) for t in types]
+    # llama.cpp marks end-of-turn tokens as control even when the converter did not.
+    for i, t in enumerate(tokens):
+        if t in END_OF_TURN_TEXTS and types[i] == NORMAL:
+            types[i] = CONTROL
+
+    if model == "gpt2":
+        engine, add_bos_default = _byte_level(metadata, tokens, types, source)
+        piece_kind = "byte_level"
+    elif model == "llama":
+        engine = _sentencepiece(metadata, tokens, types, source)
+        add_bos_default, piece_kind = True, "spm"
+    else:
+        raise TokenizerError(source, f"tokenizer model {model!r} is not supported; corral reads {SUPPORTED} tokenizers")
+
+    def special(name: str) -> int | None:
+        value = metadata.get(KEY + name + "_token_id")
+        return int(value) if isinstance(value, int) and 0 <= value < len(tokens) else None
+
+    eos_id = special("eos")
+    extra_eos = {i for i in (special("eot"), special("eom")) if i is not None}
+    extra_eos |= {i for i, t in enumerate(tokens) if t in END_OF_TURN_TEXTS}
+    templates = {}
+    if isinstance(metadata.get("tokenizer.chat_template"), str):
+        templates["default"] = metadata["tokenizer.chat_template"]
+    for name in metadata.get("tokenizer.chat_templates") or []:
+        value = metadata.get(f"tokenizer.chat_template.{name}")
+        if isinstance(value, str):
+            templates[name] = value
+    add_bos = metadata.get(KEY + "add_bos_token")
+    add_eos = metadata.get(KEY + "add_eos_token")
+    return Tokenizer(
+        engine,
+        source=source,
+        piece_kind=piece_kind,
+        bos_token_id=special("bos"),
+        eos_token_id=eos_id,
+        add_bos=add_bos if isinstance(add_bos, bool) else add_bos_default,
+        add_eos=add_eos if isinstance(add_eos, bool) else False,
+        extra_eos_ids=extra_eos,
+        chat_templates=templates,
+        unk_token_id=special("unknown"),
+        pad_token_id=special("padding"),
+    )
+
+
+def _byte_level(metadata: Mapping[str, Any], tokens: list[str], types: list[int], source: str):
+    from corral.tokenizer.bpe_engine import build_byte_level_engine
+
+    raw_merges = metadata.get(KEY + "merges")
+    if not isinstance(raw_merges, list):
+        raise TokenizerError(source, "a 'gpt2' tokenizer needs tokenizer.ggml.merges; re-convert the model")
+    merges = []
+    for m in raw_merges:
+        parts = m.split(" ")
+        if len(parts) != 2:
+            raise TokenizerError(source, f"malformed merge {m!r} in tokenizer.ggml.merges; re-convert the model")
+        merges.append((parts[0], parts[1]))
+    pre = metadata.get(KEY + "pre") or "default"
+    regexes = pre_tokenizers.split_regexes(pre)
+    if regexes is None:
+        logger.warning("%s: unknown pre-tokenizer %r, using 'default' (tokenization may differ from the "
+                       "original model); re-convert with a current converter", source, pre)
+        regexes = pre_tokenizers.split_regexes("default")
+    try:
+        engine = build_byte_level_engine(tokens, types, merges, regexes,
+                                         ignore_merges=pre in pre_tokenizers.IGNORE_MERGES)
+    except Exception as e:  # the Rust library reports bad vocabularies as plain Exceptions
+        raise TokenizerError(source, f"cannot build the BPE tokenizer from the GGUF vocabulary: {e}") from None
+    return engine, pre in pre_tokenizers.ADD_BOS_BY_DEFAULT
+
+
+def _sentencepiece(metadata: Mapping[str, Any], tokens: list[str], types: list[int], source: str):
+    from corral.tokenizer.spm_engine import build_spm_engine
+
+    scores = metadata.get(KEY + "scores")
+    if not isinstance(scores, list) or len(scores) != len(tokens):
+        raise TokenizerError(source, "a 'llama' tokenizer needs one tokenizer.ggml.scores entry per token; "
+                                     "re-convert the model")
+    add_space_prefix = metadata.get(KEY + "add_space_prefix")
+    try:
+        return build_spm_engine(tokens, [float(s) for s in scores], types,
+                                add_space_prefix if isinstance(add_space_prefix, bool) else True)
+    except Exception as e:
+        raise TokenizerError(source, f"cannot build the SentencePiece tokenizer from the GGUF vocabulary: {e}") from None
