@@ -1,0 +1,82 @@
+"""List, copy, remove and verify the models in the store."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from corral.errors import ModelNotFoundError, StoreError
+from corral.store.blobs import verify_blob
+from corral.store.gc import collect_garbage
+from corral.store.layout import StoreLayout
+from corral.store.manifest import Manifest, delete_manifest, iter_manifests, modified_at, read_manifest, write_manifest
+from corral.store.names import ModelName, parse_name
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One line of `corral list`: `digest` is the manifest's sha256 (the model ID), `size` in bytes."""
+
+    name: str
+    size: int
+    digest: str
+    modified_at: datetime
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def list_models(*, home: str | Path | None = None) -> list[ModelEntry]:
+    """Every model in the store, most recently modified first. Damaged manifests are skipped."""
+    layout = StoreLayout.at(home)
+    entries = []
+    for name, path in iter_manifests(layout):
+        try:
+            data = path.read_bytes()
+            manifest = Manifest.from_bytes(data, where=str(path))
+        except (OSError, StoreError):
+            continue
+        entries.append(entry_for(str(name), manifest, modified_at(path)))
+    return sorted(entries, key=lambda e: (-e.modified_at.timestamp(), e.name))
+
+
+def entry_for(name: str, manifest: Manifest, when: datetime) -> ModelEntry:
+    return ModelEntry(name, manifest.size, manifest.digest, when, dict(manifest.details))
+
+
+def copy(src: str, dst: str, *, home: str | Path | None = None) -> None:
+    """Make `dst` point at what `src` points at (replacing `dst`); blobs are shared, not copied."""
+    layout = StoreLayout.at(home)
+    src_name, dst_name = parse_name(src), parse_name(dst)
+    manifest = read_manifest(layout, src_name)
+    replaced = existing_manifest(layout, dst_name)
+    write_manifest(layout, dst_name, manifest)
+    if replaced is not None:
+        collect_garbage(layout, [replaced])
+
+
+def existing_manifest(layout: StoreLayout, name: ModelName) -> Manifest | None:
+    """What `name` points to now, or None if nothing (or a damaged manifest)."""
+    try:
+        return read_manifest(layout, name)
+    except (ModelNotFoundError, StoreError):
+        return None
+
+
+def remove(name: str, *, home: str | Path | None = None) -> None:
+    """Delete the name; its blobs that no other name uses go too. ModelNotFoundError if unknown."""
+    layout = StoreLayout.at(home)
+    model = parse_name(name)
+    try:
+        dropped = [read_manifest(layout, model)]  # unknown -> ModelNotFoundError, nothing changes
+    except StoreError:
+        dropped = []  # a damaged manifest: drop the name, keep blobs (which are its is unknown)
+    delete_manifest(layout, model)
+    collect_garbage(layout, dropped)
+
+
+def verify(name: str, *, home: str | Path | None = None) -> None:
+    """Re-hash every blob of the model; StoreError naming the first missing or corrupt one."""
+    layout = StoreLayout.at(home)
+    manifest = read_manifest(layout, parse_name(name))
+    for layer in manifest.layers:
+        verify_blob(layout, layer.digest, layer.size)

@@ -1,0 +1,84 @@
+"""What a Hugging Face Hub repo holds: its commit and files with sizes and hashes.
+
+Asked through `huggingface_hub` (`HfApi.model_info(..., files_metadata=True)`) at the endpoint
+and with the token corral.envs names. Every failure becomes a StoreError that says what to do.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from corral import envs
+from corral.errors import StoreError
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    path: str  # path inside the repo
+    size: int | None  # bytes, when the Hub says
+    sha256: str | None  # hex sha256 of an LFS file
+    git_oid: str | None  # git blob sha1 of a file kept in git itself
+
+
+@dataclass(frozen=True)
+class RepoListing:
+    repo: str  # "ORG/REPO"
+    commit: str  # commit sha the files were listed at; downloads use it so all files match
+    files: dict[str, RemoteFile]
+    endpoint: str
+
+    def resolve_url(self, path: str) -> str:
+        return f"{self.endpoint}/{self.repo}/resolve/{self.commit}/{quote(path)}"
+
+
+def fetch_listing(repo: str, revision: str = "main") -> RepoListing:
+    """List `repo` at `revision`; StoreError when the Hub is unreachable or the repo/revision is unknown."""
+    from huggingface_hub import HfApi
+    from huggingface_hub import errors as hf_errors
+
+    endpoint = envs.hf_endpoint()
+    api = HfApi(endpoint=endpoint, token=envs.hf_token())
+    try:
+        info = api.model_info(repo, revision=revision, files_metadata=True)
+    except hf_errors.GatedRepoError:
+        raise StoreError(
+            f"repository {repo} is gated: accept its terms on {endpoint}/{repo} and set HF_TOKEN to your access token"
+        ) from None
+    except hf_errors.RepositoryNotFoundError:
+        raise StoreError(
+            f"repository {repo} not found on {endpoint}; check the name (if it is private, set HF_TOKEN)"
+        ) from None
+    except hf_errors.RevisionNotFoundError:
+        raise StoreError(f"repository {repo} has no revision {revision!r}; use a branch, tag or commit that exists") from None
+    except hf_errors.HfHubHTTPError as e:
+        status = getattr(getattr(e, "response", None), "status_code", "an error")
+        raise StoreError(f"the Hugging Face Hub at {endpoint} answered {status} for {repo}; try again later") from None
+    except Exception as e:
+        if is_transport_error(e):
+            raise StoreError(unreachable_message(endpoint, e)) from None
+        raise
+    files = {
+        s.rfilename: RemoteFile(
+            path=s.rfilename,
+            size=(s.lfs.size if s.lfs else s.size),
+            sha256=(s.lfs.sha256.lower() if s.lfs and s.lfs.sha256 else None),
+            git_oid=(None if s.lfs else s.blob_id),
+        )
+        for s in info.siblings or []
+    }
+    return RepoListing(repo=repo, commit=info.sha or revision, files=files, endpoint=endpoint)
+
+
+def is_transport_error(e: BaseException) -> bool:
+    """True for network failures (refused, DNS, TLS, timeouts) from any HTTP client in use."""
+    if isinstance(e, OSError):
+        return True
+    root = type(e).__module__.split(".")[0]
+    return root in ("httpx", "httpx2", "httpcore", "requests", "urllib3") or type(e).__name__ == "OfflineModeIsEnabled"
+
+
+def unreachable_message(endpoint: str, e: BaseException) -> str:
+    return (
+        f"cannot reach the Hugging Face Hub at {endpoint} ({type(e).__name__}: {e}); "
+        "check your network connection, or set HF_ENDPOINT to a reachable mirror"
+    )
