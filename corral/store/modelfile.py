@@ -199,6 +199,6 @@ def render_modelfile(
 
 
 def _block(text: str) -> str:
-    if '"""' in text:  # cannot be triple-quoted; a single-quoted string escapes everything
+    if '"""' in text or text.endswith('"'):  # would end the block early; "..." escapes everything
         return format_value(text)
     return f'"""{text}"""'
