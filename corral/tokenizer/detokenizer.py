@@ -2,8 +2,8 @@
 
 Each step decodes only a short window of recent ids (vLLM's prefix/read offsets): the text of
 `ids[prefix:read]` was already emitted, so the new text is what `ids[prefix:]` adds to it. While the
-window ends in an incomplete UTF-8 sequence (decoders show it as U+FFFD), nothing is emitted and
-the bytes wait for the next token. Decoding the window rather than single tokens keeps SentencePiece
+window ends in an incomplete UTF-8 sequence (decoders show it as U+FFFD), only the text before it
+is emitted and the bytes wait for the next token. Decoding the window rather than single tokens keeps SentencePiece
 spaces right: "▁" is a space except at the very start, and byte-fallback tokens only form text
 together.
 """
@@ -32,10 +32,11 @@ class IncrementalDetokenizer:
         self._ids: list[int] = list(prompt_ids[-CONTEXT_TOKENS:]) if prompt_ids else []
         self._prefix = 0  # ids[prefix:read] decode to text already emitted (or context)
         self._read = len(self._ids)
+        self._held = 0  # characters of the text after ids[:read] already emitted ahead of a split character
 
     @property
     def token_ids(self) -> list[int]:
-        """The ids seen so far (after any prompt context)."""
+        """The prompt context ids (if any) followed by every id added so far."""
         return self._ids
 
     def add(self, token_ids: list[int]) -> str:
@@ -52,10 +53,16 @@ class IncrementalDetokenizer:
             return ""
         decode = self.tokenizer.decode
         seen = decode(self._ids[self._prefix:self._read], self.skip_special_tokens)
-        text = decode(self._ids[self._prefix:], self.skip_special_tokens)
-        if not final and (len(text) <= len(seen) or text.endswith(REPLACEMENT)):
-            return ""  # nothing new yet, or a character still waits for its remaining bytes
+        new = decode(self._ids[self._prefix:], self.skip_special_tokens)[len(seen):]
+        if not final and new.endswith(REPLACEMENT):
+            # A character still waits for its remaining bytes: emit only the text before it.
+            ready = new.rstrip(REPLACEMENT)
+            delta = ready[self._held:]
+            self._held = max(self._held, len(ready))
+            return delta
+        if not final and not new:
+            return ""
+        delta = new[self._held:]
         # The window's left edge moves to the ids emitted last time: they stay as context.
-        self._prefix = self._read
-        self._read = len(self._ids)
-        return text[len(seen):]
+        self._prefix, self._read, self._held = self._read, len(self._ids), 0
+        return delta
