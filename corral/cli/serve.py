@@ -1,0 +1,73 @@
+"""`corral serve [MODEL...]`: the OpenAI- and Ollama-compatible HTTP server."""
+from __future__ import annotations
+
+import argparse
+
+from corral import envs
+from corral.errors import ValidationError
+
+GIB = 1 << 30
+
+
+def split_host(value: str, default_port: int = 11435) -> tuple[str, int]:
+    """"host[:port]" (as CORRAL_HOST holds it, scheme allowed) -> (host, port)."""
+    value = value.split("://", 1)[-1].rstrip("/")
+    if value.startswith("["):  # [::1]:port
+        host, _, rest = value[1:].partition("]")
+        port = rest.lstrip(":")
+    else:
+        host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    try:
+        return host or "127.0.0.1", int(port) if port else default_port
+    except ValueError:
+        raise ValidationError("host", f"bad port in {value!r}; use HOST:PORT") from None
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="serve models over OpenAI- and Ollama-compatible HTTP APIs",
+                              description="Serve models. Models named here load at start; any other "
+                                          "model the store knows (or any model path) loads on first request.")
+    p.add_argument("models", nargs="*", metavar="MODEL", help="store names or .gguf/model-folder paths to load now")
+    p.add_argument("--host", default=None, help="address to bind (default from CORRAL_HOST, else 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default from CORRAL_HOST, else 11435)")
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (default CORRAL_API_KEY)")
+    p.add_argument("--keep-alive", default="5m", help="how long an idle model stays loaded (e.g. 30s, 5m, -1)")
+    p.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
+                   help="unload idle models when loaded models would exceed this many GiB")
+    p.add_argument("--max-model-len", type=int, default=None, help="context length per model (default: the model's)")
+    p.add_argument("--kv-cache-memory", type=float, default=None, metavar="GIB", help="KV cache size per model")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: the engine's choice)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run)
+
+
+def engine_kwargs(args: argparse.Namespace) -> dict:
+    kwargs = {}
+    if args.max_model_len:
+        kwargs["max_model_len"] = args.max_model_len
+    if args.kv_cache_memory:
+        kwargs["kv_cache_memory"] = int(args.kv_cache_memory * GIB)
+    if args.device:
+        kwargs["device"] = args.device
+    if envs.num_threads():
+        kwargs["num_threads"] = envs.num_threads()
+    return kwargs
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from corral.server.app import create_app
+    from corral.server.generate_request import parse_keep_alive
+
+    host, port = split_host(envs.host())
+    keep_alive = parse_keep_alive(args.keep_alive)
+    app = create_app(
+        args.models,
+        api_key=args.api_key or envs.api_key(),
+        memory_budget=int(args.memory_budget * GIB) if args.memory_budget else None,
+        default_keep_alive=keep_alive if keep_alive is not None else 300.0,
+        engine_kwargs=engine_kwargs(args),
+    )
+    uvicorn.run(app, host=args.host or host, port=args.port or port, log_level=args.log_level)
+    return 0

@@ -1,0 +1,80 @@
+"""Build the FastAPI app: routes, error handlers, auth, metrics, and the model manager's lifetime.
+
+`create_app` takes everything it uses as arguments (no globals), so two apps in one process are
+independent. `engine_loader` loads the engine for a resolved model; the default is AsyncEngine.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Callable
+
+from fastapi import FastAPI
+
+from corral.server.error_responses import install_error_handlers
+from corral.server.metrics import HttpMetricsMiddleware, ServerMetrics
+from corral.server.model_manager import DEFAULT_KEEP_ALIVE_S, EngineLoader, ModelManager
+from corral.server.model_source import ModelSource, ResolvedModel, default_source
+from corral.server.routes import ollama_model_routes, ollama_routes, openai_routes, store_routes, system_routes
+from corral.server.state import ServerState
+
+log = logging.getLogger("corral.server")
+
+
+def async_engine_loader(**engine_kwargs: Any) -> EngineLoader:
+    """Loads `AsyncEngine.from_model(path, **engine_kwargs)` (imported late: torch is heavy)."""
+
+    def load(resolved: ResolvedModel):
+        from corral.engine.async_engine import AsyncEngine
+
+        return AsyncEngine.from_model(resolved.path, **engine_kwargs)
+
+    return load
+
+
+def create_app(
+    models: list[str] | None = None,
+    *,
+    api_key: str | None = None,
+    source: ModelSource | None = None,
+    engine_loader: EngineLoader | None = None,
+    memory_budget: int | None = None,
+    default_keep_alive: float = DEFAULT_KEEP_ALIVE_S,
+    engine_kwargs: dict[str, Any] | None = None,
+    on_ready: Callable[[ServerState], None] | None = None,
+) -> FastAPI:
+    """The server app. `models` load at start-up (kept loaded until unloaded explicitly); any
+    other model loads on first request. `api_key` guards every route but /health."""
+    manager = ModelManager(
+        source or default_source(),
+        engine_loader or async_engine_loader(**(engine_kwargs or {})),
+        memory_budget=memory_budget,
+        default_keep_alive=default_keep_alive,
+    )
+    metrics = ServerMetrics(lambda: [(m.name, m.engine.stats()) for m in manager.loaded()])
+    state = ServerState(manager=manager, metrics=metrics, api_key=api_key)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        for name in models or []:
+            log.info("loading %s", name)
+            await manager.load(name, keep_alive=-1)
+        reaper = asyncio.create_task(manager.run_reaper())
+        if on_ready:
+            on_ready(state)
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            await asyncio.gather(reaper, return_exceptions=True)
+            manager.shutdown()
+
+    app = FastAPI(title="corral", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.corral = state
+    install_error_handlers(app)
+    app.include_router(system_routes.health_router)
+    for module in (system_routes, openai_routes, ollama_routes, ollama_model_routes, store_routes):
+        app.include_router(module.router)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    return app

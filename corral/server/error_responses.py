@@ -1,0 +1,87 @@
+"""Map exceptions to 4xx/5xx responses: OpenAI-style bodies under /v1, Ollama-style elsewhere.
+
+CorralError carries its status; FastAPI's request validation (malformed JSON, wrong types,
+missing fields) becomes 400; anything else is a 500 that names the bug without stopping the server.
+"""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from corral.errors import ContextLengthError, CorralError
+from corral.server import ollama_protocol as ol
+from corral.server import openai_protocol as oa
+
+log = logging.getLogger("corral.server")
+
+
+class AuthenticationError(CorralError):
+    status = 401
+    code = "invalid_api_key"
+
+
+class NotImplementedByServer(CorralError):
+    status = 501
+    code = "not_implemented"
+
+
+def is_openai_path(path: str) -> bool:
+    return path.startswith("/v1/") or path == "/v1"
+
+
+def openai_error(message: str, status: int, param: str | None = None, code: str | None = None) -> oa.ErrorResponse:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    if status == 401:
+        kind = "authentication_error"
+    return oa.ErrorResponse(error=oa.ErrorInfo(message=message, type=kind, param=param, code=code))
+
+
+def error_response(path: str, message: str, status: int, param: str | None = None,
+                   code: str | None = None) -> JSONResponse:
+    body = openai_error(message, status, param, code) if is_openai_path(path) else ol.ErrorResponse(error=message)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def stream_error_body(path: str, e: Exception) -> bytes:
+    """The JSON error body for an error after a stream began (headers already sent)."""
+    if isinstance(e, CorralError):
+        code = "context_length_exceeded" if isinstance(e, ContextLengthError) else e.code
+        response = error_response(path, e.message, e.status, getattr(e, "param", None), code)
+    else:
+        log.error("generation failed mid-stream on %s", path, exc_info=e)
+        response = error_response(path, f"generation failed: {type(e).__name__}: {e}", 500)
+    return bytes(response.body)
+
+
+def _validation_message(e: RequestValidationError) -> tuple[str, str | None]:
+    errors = e.errors()
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return "the request body is not valid JSON", None
+    parts, first = [], None
+    for err in errors[:5]:
+        loc = [str(x) for x in err.get("loc", ()) if x != "body"]
+        name = ".".join(loc) or "body"
+        first = first or name
+        parts.append(f"{name}: {err.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts), first
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CorralError)
+    async def _corral(request: Request, e: CorralError):
+        code = "context_length_exceeded" if isinstance(e, ContextLengthError) else e.code
+        return error_response(request.url.path, e.message, e.status, getattr(e, "param", None), code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError):
+        message, param = _validation_message(e)
+        return error_response(request.url.path, message, 400, param, "invalid_request_error")
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, e: Exception):
+        log.exception("internal error on %s", request.url.path)
+        return error_response(request.url.path, f"internal server error: {type(e).__name__}: {e}", 500)

@@ -1,0 +1,75 @@
+"""The one internal request type every API is translated into, and what a model may add to it.
+
+The OpenAI and Ollama layers are pure functions from their request types to `GenerateRequest`
+and from engine deltas (`corral.core.outputs.RequestOutput`) back to their chunk types; only
+`corral.server.generation` talks to the engine.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.core.sampling_params import SamplingParams
+from corral.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    """What a model's Modelfile sets: default options (Ollama names, e.g. `temperature`,
+    `num_predict`, `stop`) that a request's own values override, and a default system prompt."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    system: str | None = None
+
+
+@dataclass
+class GenerateRequest:
+    """One generation request, whatever API it came through.
+
+    Exactly one of `prompt` and `messages` is set. `prompt` is used as is when `raw` (OpenAI
+    completions, Ollama `raw`); otherwise it becomes a user message rendered with the chat template.
+    `messages` are OpenAI/Ollama-shaped dicts (`role`, `content`, ...) passed to the template.
+    `keep_alive` is in seconds: None means the server default, 0 unloads the model once idle,
+    a negative value keeps it loaded forever.
+    """
+
+    model: str
+    params: SamplingParams
+    prompt: str | list[int] | None = None
+    messages: list[dict[str, Any]] | None = None
+    system: str | None = None
+    raw: bool = False
+    context: list[int] | None = None  # Ollama: token ids of an earlier exchange to continue
+    tools: list[dict[str, Any]] | None = None
+    keep_alive: float | None = None
+
+    @property
+    def is_chat(self) -> bool:
+        return self.messages is not None
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_keep_alive(value: float | int | str | None) -> float | None:
+    """Seconds from an Ollama `keep_alive`: a number of seconds or a Go duration ("5m", "1h30m",
+    "-1s"); None stays None (server default). Raises ValidationError on anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValidationError("keep_alive", f"must be a duration like '5m' or a number of seconds, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    parts = _DURATION_PART.findall(body)
+    if not body or "".join(n + u for n, u in parts) != body:
+        raise ValidationError("keep_alive", f"must be a duration like '5m', '1h30m' or '-1', got {value!r}")
+    return sign * sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)

@@ -1,0 +1,163 @@
+"""Loaded models: load on first use, reference counts, keep-alive timers, a memory budget.
+
+Rules the manager keeps:
+- a model with requests in flight (`refs > 0`) is never unloaded;
+- an idle model is unloaded when its keep-alive runs out (`reap`, called every second by `run_reaper`),
+  at once when a request ends with keep_alive 0, never when keep_alive is negative;
+- before loading a model that does not fit the memory budget, idle models are unloaded least
+  recently used first; if busy models still leave no room, the load waits for one to go idle.
+  A model alone over the budget still loads (the engine then fails if memory really runs out).
+All methods run on the event loop; engine loading runs in a worker thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from corral.server.model_source import ModelSource, ResolvedModel
+
+DEFAULT_KEEP_ALIVE_S = 300.0
+EngineLoader = Callable[[ResolvedModel], Any]
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    resolved: ResolvedModel
+    engine: Any  # corral.engine.async_engine.AsyncEngine
+    size_bytes: int
+    refs: int = 0
+    expires_at: float = math.inf  # unix seconds; inf = never
+    last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def name(self) -> str:
+        return self.resolved.name
+
+
+class ModelManager:
+    def __init__(
+        self,
+        source: ModelSource,
+        load_engine: EngineLoader,
+        memory_budget: int | None = None,
+        default_keep_alive: float = DEFAULT_KEEP_ALIVE_S,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.source = source
+        self.load_engine = load_engine
+        self.memory_budget = memory_budget
+        self.default_keep_alive = default_keep_alive
+        self.clock = clock
+        self._models: dict[str, LoadedModel] = {}
+        self._loading: dict[str, asyncio.Task] = {}
+        self._idle = asyncio.Condition()
+
+    def loaded(self) -> list[LoadedModel]:
+        """Loaded models, most recently used first."""
+        return sorted(self._models.values(), key=lambda m: m.last_used, reverse=True)
+
+    def find_loaded(self, name: str) -> LoadedModel | None:
+        for model in self._models.values():
+            if model.name == name or model.resolved.key == name:
+                return model
+        return None
+
+    def resolve(self, name: str) -> ResolvedModel:
+        """The loaded model's description, else the source's (raises ModelNotFoundError)."""
+        model = self.find_loaded(name)
+        return model.resolved if model else self.source.resolve(name)
+
+    async def acquire(self, name: str) -> LoadedModel:
+        """The model called `name`, loaded if needed, with one more reference; pair with `release`.
+
+        A load runs as its own task: a caller cancelled while waiting does not cancel it."""
+        while True:
+            model = self.find_loaded(name)
+            if model is None:
+                resolved = self.source.resolve(name)
+                model = self._models.get(resolved.key)  # the same files under another name
+            if model is not None:
+                model.refs += 1
+                model.last_used = time.monotonic()
+                return model
+            task = self._loading.get(resolved.key)
+            if task is None:
+                task = self._loading[resolved.key] = asyncio.create_task(self._load(resolved))
+                task.add_done_callback(lambda _t, key=resolved.key: self._loading.pop(key, None))
+            await asyncio.shield(task)
+
+    def release(self, model: LoadedModel, keep_alive: float | None = None) -> None:
+        """Drop one reference and restart the keep-alive timer (`None`: the default)."""
+        keep = self.default_keep_alive if keep_alive is None else keep_alive
+        model.refs = max(0, model.refs - 1)
+        model.last_used = time.monotonic()
+        model.expires_at = math.inf if keep < 0 else self.clock() + keep
+        if model.refs == 0 and keep == 0:
+            self._unload(model)
+        asyncio.get_running_loop().create_task(self._notify_idle())
+
+    async def load(self, name: str, keep_alive: float | None = None) -> LoadedModel:
+        """Load `name` (if needed) without using it; its keep-alive starts now."""
+        model = await self.acquire(name)
+        self.release(model, keep_alive)
+        return model
+
+    def unload(self, name: str) -> bool:
+        """Unload `name` now if it is loaded and idle, else mark it to go when idle; False if not loaded."""
+        model = self.find_loaded(name)
+        if model is None:
+            return False
+        model.expires_at = self.clock()
+        if model.refs == 0:
+            self._unload(model)
+        return True
+
+    def reap(self) -> None:
+        """Unload every idle model whose keep-alive has run out."""
+        now = self.clock()
+        for model in list(self._models.values()):
+            if model.refs == 0 and model.expires_at <= now:
+                self._unload(model)
+
+    async def run_reaper(self, interval_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self.reap()
+
+    def shutdown(self) -> None:
+        for model in list(self._models.values()):
+            self._unload(model)
+
+    def used_bytes(self) -> int:
+        return sum(m.size_bytes for m in self._models.values())
+
+    async def _load(self, resolved: ResolvedModel) -> LoadedModel:
+        await self._make_room(resolved.size_bytes)
+        engine = await asyncio.to_thread(self.load_engine, resolved)
+        size = int(getattr(engine, "memory_bytes", 0) or resolved.size_bytes)
+        expires = self.clock() + self.default_keep_alive
+        model = self._models[resolved.key] = LoadedModel(resolved, engine, size, expires_at=expires)
+        return model
+
+    async def _make_room(self, needed: int) -> None:
+        if self.memory_budget is None:
+            return
+        while self._models and self.used_bytes() + needed > self.memory_budget:
+            idle = [m for m in self._models.values() if m.refs == 0]
+            if idle:
+                self._unload(min(idle, key=lambda m: m.last_used))
+                continue
+            async with self._idle:
+                await self._idle.wait()
+
+    async def _notify_idle(self) -> None:
+        async with self._idle:
+            self._idle.notify_all()
+
+    def _unload(self, model: LoadedModel) -> None:
+        if self._models.get(model.resolved.key) is model:
+            del self._models[model.resolved.key]
+            model.engine.shutdown()

@@ -1,0 +1,124 @@
+"""Pure translations between the Ollama API and corral's internal types.
+
+Requests: `generate_to_internal`, `chat_to_internal`, with Modelfile defaults under the request's
+own `options`. Responses: one chunk per engine delta, and a final chunk with `done_reason` and
+counts and durations (nanoseconds).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from corral.core.sampling_params import SamplingParams
+from corral.errors import ValidationError
+from corral.server import ollama_protocol as ol
+from corral.server.generate_request import GenerateRequest, ModelDefaults, parse_keep_alive
+
+# Ollama option -> SamplingParams field
+_OPTION_FIELDS = {
+    "temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p", "seed": "seed",
+    "stop": "stop", "repeat_penalty": "repetition_penalty", "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+}
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def options_to_sampling(options: ol.Options | None, defaults: ModelDefaults) -> SamplingParams:
+    """SamplingParams from Modelfile defaults overridden by the request's options.
+
+    num_predict -1 (no limit) or -2 (fill the context) mean no max_tokens; Ollama's defaults
+    otherwise apply: generation runs until end of sequence or a full context."""
+    merged: dict[str, Any] = dict(defaults.options)
+    if options is not None:
+        merged.update(options.model_dump(exclude_none=True))
+    num_predict = merged.get("num_predict")
+    if num_predict is None or num_predict in (-1, -2):
+        max_tokens = None
+    elif isinstance(num_predict, int) and num_predict > 0:
+        max_tokens = num_predict
+    else:
+        raise ValidationError("num_predict", f"must be a positive integer, -1 or -2, got {num_predict!r}")
+    values = {field: merged[opt] for opt, field in _OPTION_FIELDS.items() if merged.get(opt) is not None}
+    return SamplingParams(max_tokens=max_tokens, **values)
+
+
+def _reject_images(images: list[str] | None) -> None:
+    if images:
+        raise ValidationError("images", "this server runs text-only models; images are not supported")
+
+
+def generate_to_internal(req: ol.GenerateRequest, defaults: ModelDefaults = ModelDefaults()) -> GenerateRequest:
+    _reject_images(req.images)
+    return GenerateRequest(
+        model=req.model,
+        params=options_to_sampling(req.options, defaults),
+        prompt=req.prompt or "",
+        system=req.system if req.system is not None else defaults.system,
+        raw=req.raw,
+        context=req.context,
+        keep_alive=parse_keep_alive(req.keep_alive),
+    )
+
+
+def chat_to_internal(req: ol.ChatRequest, defaults: ModelDefaults = ModelDefaults()) -> GenerateRequest:
+    messages = []
+    for m in req.messages or []:
+        _reject_images(m.images)
+        messages.append(m.model_dump(exclude_none=True, exclude={"images"}))
+    return GenerateRequest(
+        model=req.model,
+        params=options_to_sampling(req.options, defaults),
+        messages=messages,
+        system=defaults.system,
+        tools=req.tools,
+        keep_alive=parse_keep_alive(req.keep_alive),
+    )
+
+
+@dataclass(frozen=True)
+class FinalStats:
+    """Counts and durations (seconds) for the last chunk."""
+
+    done_reason: str
+    total_s: float = 0.0
+    load_s: float = 0.0
+    prompt_eval_count: int = 0
+    prompt_eval_s: float = 0.0
+    eval_count: int = 0
+    eval_s: float = 0.0
+
+    def fields(self) -> dict[str, Any]:
+        ns = 1_000_000_000
+        return dict(
+            done=True, done_reason=self.done_reason, total_duration=int(self.total_s * ns),
+            load_duration=int(self.load_s * ns), prompt_eval_count=self.prompt_eval_count,
+            prompt_eval_duration=int(self.prompt_eval_s * ns), eval_count=self.eval_count,
+            eval_duration=int(self.eval_s * ns),
+        )
+
+
+def done_reason(finish_reason: str | None) -> str:
+    """Ollama's done_reason for an engine finish_reason ("stop", "length", "abort")."""
+    return finish_reason or "stop"
+
+
+def generate_chunk(model: str, text: str) -> ol.GenerateResponse:
+    return ol.GenerateResponse(model=model, created_at=now_rfc3339(), response=text)
+
+
+def generate_final(model: str, text: str, stats: FinalStats, context: list[int] | None) -> ol.GenerateResponse:
+    """The last /api/generate chunk; `text` is what is still unsent (all of it when not streaming)."""
+    return ol.GenerateResponse(model=model, created_at=now_rfc3339(), response=text, context=context, **stats.fields())
+
+
+def chat_chunk(model: str, text: str) -> ol.ChatResponse:
+    return ol.ChatResponse(model=model, created_at=now_rfc3339(), message=ol.ResponseMessage(content=text))
+
+
+def chat_final(model: str, text: str, stats: FinalStats) -> ol.ChatResponse:
+    return ol.ChatResponse(model=model, created_at=now_rfc3339(), message=ol.ResponseMessage(content=text),
+                           **stats.fields())

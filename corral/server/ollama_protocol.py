@@ -1,0 +1,156 @@
+"""Ollama API request and response types, following https://github.com/ollama/ollama/blob/main/docs/api.md.
+
+Durations in responses are nanoseconds; timestamps are RFC 3339 strings. Requests ignore unknown
+fields; `stream` defaults to true as in Ollama. Optional response fields Ollama omits when
+empty are dropped from the JSON with `exclude_if`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _none(value: Any) -> bool:
+    return value is None
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Options(_Request):
+    """Runtime options (`options` in a request, PARAMETER lines in a Modelfile)."""
+
+    num_predict: int | None = None  # -1: no limit, -2: until the context is full
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+    seed: int | None = None
+    stop: list[str] | str | None = None
+    repeat_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    num_ctx: int | None = None  # accepted; the context is fixed when the model loads
+
+
+class Message(_Request):
+    role: str
+    content: str = ""
+    images: list[str] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_name: str | None = None
+
+
+class GenerateRequest(_Request):
+    model: str
+    prompt: str | None = None
+    system: str | None = None
+    raw: bool = False
+    context: list[int] | None = None
+    stream: bool = True
+    options: Options | None = None
+    keep_alive: float | str | None = None
+    images: list[str] | None = None
+
+
+class ChatRequest(_Request):
+    model: str
+    messages: list[Message] | None = None
+    tools: list[dict[str, Any]] | None = None
+    stream: bool = True
+    options: Options | None = None
+    keep_alive: float | str | None = None
+
+
+class _Final(BaseModel):
+    """Fields of the last chunk (`done: true`); absent from the others."""
+
+    model: str
+    created_at: str
+    done: bool = False
+    done_reason: str | None = Field(default=None, exclude_if=_none)
+    total_duration: int | None = Field(default=None, exclude_if=_none)
+    load_duration: int | None = Field(default=None, exclude_if=_none)
+    prompt_eval_count: int | None = Field(default=None, exclude_if=_none)
+    prompt_eval_duration: int | None = Field(default=None, exclude_if=_none)
+    eval_count: int | None = Field(default=None, exclude_if=_none)
+    eval_duration: int | None = Field(default=None, exclude_if=_none)
+
+
+class GenerateResponse(_Final):
+    response: str = ""
+    context: list[int] | None = Field(default=None, exclude_if=_none)
+
+
+class ResponseMessage(BaseModel):
+    role: str = "assistant"
+    content: str = ""
+
+
+class ChatResponse(_Final):
+    message: ResponseMessage
+
+
+class ModelDetails(BaseModel):
+    parent_model: str = ""
+    format: str
+    family: str
+    families: list[str]
+    parameter_size: str
+    quantization_level: str
+
+
+class ListedModel(BaseModel):
+    name: str
+    model: str
+    modified_at: str
+    size: int
+    digest: str
+    details: ModelDetails
+
+
+class ListResponse(BaseModel):
+    models: list[ListedModel]
+
+
+class RunningModel(BaseModel):
+    name: str
+    model: str
+    size: int
+    digest: str
+    details: ModelDetails
+    expires_at: str
+    size_vram: int
+    context_length: int
+
+
+class ProcessResponse(BaseModel):
+    models: list[RunningModel]
+
+
+class ShowRequest(_Request):
+    model: str | None = None
+    name: str | None = None  # older clients send `name`
+    verbose: bool = False
+
+
+class ShowResponse(BaseModel):
+    license: str = ""
+    modelfile: str = ""
+    parameters: str = ""
+    template: str = ""
+    system: str | None = Field(default=None, exclude_if=_none)
+    details: ModelDetails
+    model_info: dict[str, Any]
+    capabilities: list[str]
+    modified_at: str
+
+
+class VersionResponse(BaseModel):
+    version: str
+
+
+class ErrorResponse(BaseModel):
+    error: str

@@ -1,0 +1,157 @@
+"""Pure translations between the OpenAI API and corral's internal types.
+
+Requests: `chat_to_generate`, `completion_to_generate` (one GenerateRequest per prompt).
+Responses: whole objects from accumulated completions, and stream chunks from engine deltas.
+Modelfile defaults (Ollama option names) apply where the request leaves a field unset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from corral.core.outputs import CompletionOutput, RequestOutput
+from corral.core.sampling_params import SamplingParams
+from corral.errors import ValidationError
+from corral.server import openai_protocol as oa
+from corral.server.generate_request import GenerateRequest, ModelDefaults
+from corral.server.logprob_convert import chat_logprobs, completion_logprobs
+
+# Modelfile option name -> SamplingParams field, for the fields OpenAI requests can leave unset.
+_DEFAULT_FIELDS = {
+    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p", "seed": "seed",
+    "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty",
+    "repeat_penalty": "repetition_penalty", "stop": "stop",
+}
+
+
+@dataclass(frozen=True)
+class ResponseMeta:
+    """What every object of one response shares: the same id throughout a stream."""
+
+    id: str
+    created: int
+    model: str
+
+
+def _sampling(req: oa.SamplingFields, defaults: ModelDefaults, max_tokens: int | None,
+              logprobs: int | None) -> SamplingParams:
+    values: dict[str, Any] = {}
+    for option, name in _DEFAULT_FIELDS.items():
+        if defaults.options.get(option) is not None:
+            values[name] = defaults.options[option]
+    given = {
+        "temperature": req.temperature, "top_p": req.top_p, "top_k": req.top_k, "min_p": req.min_p,
+        "seed": req.seed, "presence_penalty": req.presence_penalty, "frequency_penalty": req.frequency_penalty,
+        "repetition_penalty": req.repetition_penalty, "stop": req.stop,
+    }
+    values.update({k: v for k, v in given.items() if v is not None})
+    return SamplingParams(
+        n=req.n, max_tokens=max_tokens, min_tokens=req.min_tokens, ignore_eos=req.ignore_eos,
+        stop_token_ids=req.stop_token_ids or [], logprobs=logprobs, skip_special_tokens=req.skip_special_tokens,
+        include_stop_str_in_output=req.include_stop_str_in_output, **values,
+    )
+
+
+def _message_dict(message: oa.ChatMessage) -> dict[str, Any]:
+    """An OpenAI message as the chat template expects it (content parts joined into text)."""
+    data = message.model_dump(exclude_none=True)
+    if isinstance(message.content, list):
+        texts = []
+        for part in message.content:
+            if part.get("type") != "text":
+                raise ValidationError("messages", f"content parts of type {part.get('type')!r} are not supported")
+            texts.append(str(part.get("text", "")))
+        data["content"] = "".join(texts)
+    elif message.content is None:
+        data["content"] = ""
+    return data
+
+
+def chat_to_generate(req: oa.ChatCompletionRequest, defaults: ModelDefaults = ModelDefaults()) -> GenerateRequest:
+    if not req.messages:
+        raise ValidationError("messages", "at least one message is required")
+    if req.top_logprobs is not None and not req.logprobs:
+        raise ValidationError("top_logprobs", "needs logprobs set to true")
+    max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    logprobs = (req.top_logprobs or 0) if req.logprobs else None
+    return GenerateRequest(
+        model=req.model,
+        params=_sampling(req, defaults, max_tokens, logprobs),
+        messages=[_message_dict(m) for m in req.messages],
+        system=defaults.system,
+        tools=req.tools,
+    )
+
+
+def completion_prompts(prompt: str | list[str] | list[int] | list[list[int]]) -> list[str | list[int]]:
+    """The prompts of a completions request: a string, strings, token ids, or lists of token ids."""
+    if isinstance(prompt, str):
+        return [prompt]
+    if not prompt:
+        raise ValidationError("prompt", "must not be empty")
+    if all(isinstance(p, int) for p in prompt):
+        return [list(prompt)]
+    return [p if isinstance(p, str) else list(p) for p in prompt]
+
+
+def completion_to_generate(req: oa.CompletionRequest, defaults: ModelDefaults = ModelDefaults()) -> list[GenerateRequest]:
+    if req.suffix:
+        raise ValidationError("suffix", "is not supported")
+    if req.echo:
+        raise ValidationError("echo", "is not supported")
+    params = _sampling(req, defaults, req.max_tokens, req.logprobs)
+    return [GenerateRequest(model=req.model, params=params, prompt=p, raw=True) for p in completion_prompts(req.prompt)]
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> oa.Usage:
+    return oa.Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                    total_tokens=prompt_tokens + completion_tokens)
+
+
+def chat_completion(meta: ResponseMeta, completions: list[CompletionOutput], top: int | None,
+                    use: oa.Usage) -> oa.ChatCompletion:
+    """The whole chat.completion object; `top` is the request's top_logprobs (None: no logprobs)."""
+    choices = [
+        oa.ChatChoice(index=c.index, message=oa.ResponseMessage(content=c.text), finish_reason=c.finish_reason,
+                      logprobs=chat_logprobs(c.logprobs, c.token_ids, top) if top is not None else None)
+        for c in completions
+    ]
+    return oa.ChatCompletion(id=meta.id, created=meta.created, model=meta.model, choices=choices, usage=use)
+
+
+def chat_role_chunks(meta: ResponseMeta, n: int) -> list[oa.ChatCompletionChunk]:
+    """The first chunks of a stream: the assistant role (and empty content), one per choice."""
+    return [
+        oa.ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model,
+                               choices=[oa.ChatChunkChoice(index=i, delta=oa.DeltaMessage(role="assistant", content=""))])
+        for i in range(n)
+    ]
+
+
+def chat_chunks(meta: ResponseMeta, delta: RequestOutput, top: int | None) -> list[oa.ChatCompletionChunk]:
+    """Chunks for one engine delta: new content per changed choice, then an empty-delta chunk
+    carrying finish_reason for each choice that ended (as OpenAI sends them)."""
+    chunks = []
+    for out in delta.outputs:
+        if out.text or (top is not None and out.token_ids):
+            lp = chat_logprobs(out.logprobs, out.token_ids, top) if top is not None else None
+            choice = oa.ChatChunkChoice(index=out.index, delta=oa.DeltaMessage(content=out.text), logprobs=lp)
+            chunks.append(oa.ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model, choices=[choice]))
+        if out.finish_reason is not None:
+            choice = oa.ChatChunkChoice(index=out.index, delta=oa.DeltaMessage(), finish_reason=out.finish_reason)
+            chunks.append(oa.ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model, choices=[choice]))
+    return chunks
+
+
+def chat_usage_chunk(meta: ResponseMeta, use: oa.Usage) -> oa.ChatCompletionChunk:
+    return oa.ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model, choices=[], usage=use)
+
+
+def completion_choice(index: int, out: CompletionOutput, top: int | None, text_offset: int) -> oa.CompletionChoice:
+    lp = completion_logprobs(out.logprobs, out.token_ids, top, text_offset) if top is not None else None
+    return oa.CompletionChoice(index=index, text=out.text, logprobs=lp, finish_reason=out.finish_reason)
+
+
+def completion(meta: ResponseMeta, choices: list[oa.CompletionChoice], use: oa.Usage | None) -> oa.Completion:
+    """A text_completion object: the whole response, or one stream chunk when `use` is None."""
+    return oa.Completion(id=meta.id, created=meta.created, model=meta.model, choices=choices, usage=use)

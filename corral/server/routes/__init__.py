@@ -1,0 +1,1 @@
+"""Thin HTTP routes: parse with the protocol types, translate, run, encode."""
