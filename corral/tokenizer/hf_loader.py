@@ -64,6 +64,9 @@ def _engine(folder: Path, config: dict) -> tuple[Any, str]:
             engine = Engine.from_file(str(path))
         except Exception as e:  # the Rust library reports every parse problem as a plain Exception
             raise TokenizerError(path, f"cannot parse tokenizer.json ({e}); re-download it") from None
+        # Some repositories ship tokenizer.json with truncation or padding switched on.
+        engine.no_truncation()
+        engine.no_padding()
         return engine, _piece_kind(json.loads(engine.to_str()))
     path = folder / "tokenizer.model"
     if path.is_file():

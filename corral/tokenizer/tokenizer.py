@@ -74,6 +74,12 @@ class Tokenizer:
         return load_hf_tokenizer(Path(path))
 
     @classmethod
+    def from_path(cls, path: str | Path) -> "Tokenizer":
+        """A model folder (Hugging Face files) or a .gguf file."""
+        path = Path(path)
+        return cls.from_gguf(path) if path.is_file() else cls.from_hf_dir(path)
+
+    @classmethod
     def from_gguf(cls, gguf: Any) -> "Tokenizer":
         """Load from a `corral.loader.gguf_file.GGUFFile` (or a path to a .gguf file)."""
         from corral.tokenizer.gguf_loader import load_gguf_tokenizer
@@ -154,7 +160,7 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         """Text of `ids`; special tokens are dropped when `skip_special_tokens`."""
-        return self.engine.decode(list(ids), skip_special_tokens=skip_special_tokens)
+        return self.engine.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
 
     # -- chat -------------------------------------------------------------------------------
 

@@ -84,3 +84,12 @@ def test_export_needs_a_tokenizer(tmp_path):
     (tmp_path / "tokenizer.json").write_text(json.dumps({"model": {"type": "WordPiece"}, "decoder": None}))
     with pytest.raises(TokenizerError, match="cannot convert"):
         add_tokenizer_to_gguf(writer, tmp_path)
+
+
+def test_truncation_in_tokenizer_json_is_ignored(llama3_dir, tmp_path):
+    folder = tmp_path / "truncating"
+    shutil.copytree(llama3_dir, folder)
+    spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    spec["truncation"] = {"direction": "Right", "max_length": 4, "strategy": "LongestFirst", "stride": 0}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+    assert len(Tokenizer.from_path(folder).encode("one two three four five six")) > 4
