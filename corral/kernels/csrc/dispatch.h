@@ -1,0 +1,19 @@
+/* Entry point of the kernels: out(T, N) = x(T, K) @ W(N, K)^T with W in GGUF blocks. */
+#ifndef CORRAL_DISPATCH_H
+#define CORRAL_DISPATCH_H
+
+#include "qtypes.h"
+
+enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVXVNNI = 2, ISA_AVX512 = 3 };
+enum { QM_OK = 0, QM_ENOMEM = -1, QM_ETYPE = -2, QM_ESHAPE = -3 };
+
+/* The highest level this CPU (and OS) runs. */
+int kernels_best_level(void);
+const kernel_set *kernels_for_level(int level);
+
+/* W: N rows of K values of `type_id` blocks, rows `row_stride` bytes apart; x, out contiguous.
+ * `level` must not exceed kernels_best_level(). Returns QM_OK or a negative QM_E* code. */
+int qmatmul_run(int level, int type_id, const uint8_t *w, size_t row_stride, int N, int K, const float *x,
+                int T, float *out, int nthreads);
+
+#endif

@@ -1,0 +1,141 @@
+/* Shared declarations of the quantized matmul kernels.
+ *
+ * Weights stay in their GGUF blocks. Two paths compute out(T, N) = x(T, K) @ W(N, K)^T:
+ *  - row dots (few tokens): the activation row is quantized to int8 blocks and each weight row is
+ *    dotted against it block by block with integer SIMD (one kernel per weight type);
+ *  - tiles (many tokens): TILE_ROWS weight rows are unpacked once into a common form
+ *    (value = a[group] * q + b[group], q an unsigned byte, groups of 16 or 32 values, stored
+ *    interleaved so one SIMD load holds 4 consecutive k of TILE_ROWS rows) and multiplied against
+ *    every token, so each weight byte is read once per call, not once per token.
+ */
+#ifndef CORRAL_QTYPES_H
+#define CORRAL_QTYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* GGML type ids (the numbers stored in GGUF files). */
+enum {
+    QT_Q4_0 = 2, QT_Q4_1 = 3, QT_Q5_0 = 6, QT_Q5_1 = 7, QT_Q8_0 = 8,
+    QT_Q2_K = 10, QT_Q3_K = 11, QT_Q4_K = 12, QT_Q5_K = 13, QT_Q6_K = 14,
+    QT_MAX = 15
+};
+
+typedef struct {
+    int block;      /* values per block: 32 or 256 */
+    int bytes;      /* bytes per block */
+    int group;      /* values sharing one (a, b) pair in the unpacked tile: 16 or 32 */
+} qtype_info;
+
+/* NULL-block entries (block == 0) are unsupported ids. */
+const qtype_info *qtype_get(int type_id);
+
+#define TILE_ROWS 16
+#define ACT_BLOCK 32      /* activation values per float scale for the tile path */
+
+/* One activation row quantized to int8: x[k] ~= d[k / blk] * q[k].
+ * s16[i] = sum of q over values 16i .. 16i+15 (exact), s32 likewise over 32 (|s32| <= 4064). */
+typedef struct {
+    const int8_t *q;      /* (K,) */
+    const float *d;       /* (K / blk,) */
+    const int16_t *s16;   /* (K / 16,) */
+    const int16_t *s32;   /* (K / 32,) */
+} act_row;
+
+/* Storage for T quantized activation rows of K values with scale blocks of blk. */
+typedef struct {
+    int T, K, blk;
+    int8_t *q;        /* (T, K) */
+    float *d;         /* (T, K / blk) */
+    int16_t *s16;     /* (T, K / 16) */
+    int16_t *s32;     /* (T, K / 32) */
+} act_set;
+
+int act_set_alloc(act_set *a, int T, int K, int blk);
+void act_set_free(act_set *a);
+act_row act_set_row(const act_set *a, int t);
+
+/* An unpacked tile of TILE_ROWS weight rows: q[((g * group/4) + j) * 64 + r * 4 + i] holds value
+ * k = g * group + 4 j + i of row r; a and b are (K / group, TILE_ROWS). Rows past the end of the
+ * matrix are zero. */
+typedef struct {
+    int K, group;
+    int wide;           /* q may exceed 127 (Q8_0): emulated u8 x s8 products must split it */
+    uint8_t *q;
+    float *a, *b;
+} wtile;
+
+int wtile_alloc(wtile *w, int K, int group);
+void wtile_free(wtile *w);
+/* Fill `w` from rows [r0, r0 + nrows) of a weight with `row_stride` bytes between rows. */
+void wtile_unpack(wtile *w, int type_id, const uint8_t *rows, size_t row_stride, int nrows);
+
+/* Kernel sets, one per instruction-set level. */
+typedef float (*row_dot_fn)(const uint8_t *wrow, const act_row *x, int K);
+typedef struct {
+    const char *name;
+    /* x (K,) float -> one quantized row with scale blocks of blk (32 or 256). */
+    void (*quantize_row)(const float *x, int K, int blk, int8_t *q, float *d, int16_t *s16,
+                         int16_t *s32);
+    row_dot_fn row_dot[QT_MAX];   /* NULL: no row-dot kernel for the type, use tiles */
+    int row_dot_blk[QT_MAX];      /* activation scale block the row dot expects */
+    /* out[t * ldo + r] = sum_k W[r, k] x[t, k] for t in [t0, t0+nt), r < nrows (<= TILE_ROWS). */
+    void (*tile_gemm)(const wtile *w, const act_set *x, int t0, int nt, float *out, size_t ldo,
+                      int nrows);
+} kernel_set;
+
+extern const kernel_set kernels_scalar;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const kernel_set kernels_avx2;
+extern const kernel_set kernels_avxvnni;
+extern const kernel_set kernels_avx512;
+#endif
+
+/* IEEE half to float, portable. */
+static inline float fp16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalize */
+            exp = 127 - 15 + 1;
+            while (!(mant & 0x400)) { mant <<= 1; exp--; }
+            mant &= 0x3ff;
+            bits = sign | (exp << 23) | (mant << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    union { uint32_t u; float f; } v = { bits };
+    return v.f;
+}
+
+static inline uint16_t read_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline float read_f16(const uint8_t *p) { return fp16_to_f32(read_u16(p)); }
+static inline uint32_t read_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* The 6-bit scales and mins of Q4_K / Q5_K: 12 bytes -> sc[8], mn[8]. */
+static inline void kquant_scales_mins(const uint8_t *s12, uint8_t sc[8], uint8_t mn[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = s12[j] & 63;
+        mn[j] = s12[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((s12[j + 8] & 15) | ((s12[j] >> 6) << 4));
+        mn[j + 4] = (uint8_t)((s12[j + 8] >> 4) | ((s12[j + 4] >> 6) << 4));
+    }
+}
+
+/* The 6-bit signed scales of Q3_K: 12 bytes -> sc[16] in [-32, 31]. */
+static inline void q3k_scales(const uint8_t *s12, int8_t sc[16]) {
+    for (int i = 0; i < 16; i++) {
+        int lo = (i < 8) ? (s12[i] & 15) : (s12[i - 8] >> 4);
+        int hi = (s12[8 + (i & 3)] >> (2 * (i >> 2))) & 3;
+        sc[i] = (int8_t)((lo | (hi << 4)) - 32);
+    }
+}
+
+#endif

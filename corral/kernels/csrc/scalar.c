@@ -1,0 +1,219 @@
+#define _POSIX_C_SOURCE 200112L /* posix_memalign */
+/* Portable parts: the type table, buffers, unpacking GGUF blocks into tiles, and the scalar
+ * kernel set (the fallback on CPUs without AVX2, and the reference the SIMD sets must match). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qtypes.h"
+
+static const qtype_info TYPES[QT_MAX] = {
+    [QT_Q4_0] = {32, 18, 32},   [QT_Q4_1] = {32, 20, 32},   [QT_Q5_0] = {32, 22, 32},
+    [QT_Q5_1] = {32, 24, 32},   [QT_Q8_0] = {32, 34, 32},   [QT_Q2_K] = {256, 84, 16},
+    [QT_Q3_K] = {256, 110, 16}, [QT_Q4_K] = {256, 144, 32}, [QT_Q5_K] = {256, 176, 32},
+    [QT_Q6_K] = {256, 210, 16},
+};
+
+const qtype_info *qtype_get(int type_id) {
+    if (type_id < 0 || type_id >= QT_MAX || TYPES[type_id].block == 0) return NULL;
+    return &TYPES[type_id];
+}
+
+static void *alloc64(size_t n) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? (n + 63) / 64 * 64 : 64) != 0) return NULL;
+    return p;
+}
+
+int act_set_alloc(act_set *a, int T, int K, int blk) {
+    a->T = T; a->K = K; a->blk = blk;
+    a->q = alloc64((size_t)T * K);
+    a->d = alloc64((size_t)T * (K / blk) * sizeof(float));
+    a->s16 = alloc64((size_t)T * (K / 16) * sizeof(int16_t));
+    a->s32 = alloc64((size_t)T * (K / 32) * sizeof(int16_t));
+    if (!a->q || !a->d || !a->s16 || !a->s32) { act_set_free(a); return -1; }
+    return 0;
+}
+
+void act_set_free(act_set *a) {
+    free(a->q); free(a->d); free(a->s16); free(a->s32);
+    a->q = NULL; a->d = NULL; a->s16 = NULL; a->s32 = NULL;
+}
+
+act_row act_set_row(const act_set *a, int t) {
+    act_row r = {
+        a->q + (size_t)t * a->K, a->d + (size_t)t * (a->K / a->blk),
+        a->s16 + (size_t)t * (a->K / 16), a->s32 + (size_t)t * (a->K / 32),
+    };
+    return r;
+}
+
+int wtile_alloc(wtile *w, int K, int group) {
+    w->K = K; w->group = group;
+    w->q = alloc64((size_t)K * TILE_ROWS);
+    w->a = alloc64((size_t)(K / group) * TILE_ROWS * sizeof(float));
+    w->b = alloc64((size_t)(K / group) * TILE_ROWS * sizeof(float));
+    if (!w->q || !w->a || !w->b) { wtile_free(w); return -1; }
+    return 0;
+}
+
+void wtile_free(wtile *w) {
+    free(w->q); free(w->a); free(w->b);
+    w->q = NULL; w->a = NULL; w->b = NULL;
+}
+
+/* One block -> q[block] (unsigned values) and a, b per group: value = a * q + b. */
+static void unpack_block(int type_id, const uint8_t *p, uint8_t *q, float *a, float *b) {
+    switch (type_id) {
+    case QT_Q4_0: case QT_Q4_1: {
+        float d = read_f16(p);
+        const uint8_t *qs = p + (type_id == QT_Q4_0 ? 2 : 4);
+        for (int j = 0; j < 16; j++) { q[j] = qs[j] & 15; q[j + 16] = qs[j] >> 4; }
+        a[0] = d;
+        b[0] = type_id == QT_Q4_0 ? -8.0f * d : read_f16(p + 2);
+        break;
+    }
+    case QT_Q5_0: case QT_Q5_1: {
+        float d = read_f16(p);
+        int off = type_id == QT_Q5_0 ? 2 : 4;
+        uint32_t qh = read_u32(p + off);
+        const uint8_t *qs = p + off + 4;
+        for (int j = 0; j < 16; j++) {
+            q[j] = (uint8_t)((qs[j] & 15) | (((qh >> j) & 1) << 4));
+            q[j + 16] = (uint8_t)((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
+        }
+        a[0] = d;
+        b[0] = type_id == QT_Q5_0 ? -16.0f * d : read_f16(p + 2);
+        break;
+    }
+    case QT_Q8_0: {
+        float d = read_f16(p);
+        for (int j = 0; j < 32; j++) q[j] = (uint8_t)((int)(int8_t)p[2 + j] + 128);
+        a[0] = d;
+        b[0] = -128.0f * d;
+        break;
+    }
+    case QT_Q2_K: {
+        const uint8_t *sc = p, *qs = p + 16;
+        float d = read_f16(p + 80), dmin = read_f16(p + 82);
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 4; j++)
+                for (int l = 0; l < 32; l++) q[128 * h + 32 * j + l] = (qs[32 * h + l] >> (2 * j)) & 3;
+        for (int g = 0; g < 16; g++) { a[g] = d * (sc[g] & 15); b[g] = -dmin * (sc[g] >> 4); }
+        break;
+    }
+    case QT_Q3_K: {
+        const uint8_t *hm = p, *qs = p + 32;
+        int8_t sc[16];
+        q3k_scales(p + 96, sc);
+        float d = read_f16(p + 108);
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 4; j++)
+                for (int l = 0; l < 32; l++) {
+                    int lo = (qs[32 * h + l] >> (2 * j)) & 3, hi = (hm[l] >> (4 * h + j)) & 1;
+                    q[128 * h + 32 * j + l] = (uint8_t)(lo | (hi << 2));
+                }
+        for (int g = 0; g < 16; g++) { a[g] = d * sc[g]; b[g] = -4.0f * a[g]; }
+        break;
+    }
+    case QT_Q4_K: case QT_Q5_K: {
+        float d = read_f16(p), dmin = read_f16(p + 2);
+        uint8_t sc[8], mn[8];
+        kquant_scales_mins(p + 4, sc, mn);
+        const uint8_t *qh = p + 16, *qs = p + (type_id == QT_Q4_K ? 16 : 48);
+        for (int c = 0; c < 4; c++)
+            for (int l = 0; l < 32; l++) {
+                q[64 * c + l] = qs[32 * c + l] & 15;
+                q[64 * c + 32 + l] = qs[32 * c + l] >> 4;
+            }
+        if (type_id == QT_Q5_K)
+            for (int j = 0; j < 8; j++)
+                for (int l = 0; l < 32; l++) q[32 * j + l] |= (uint8_t)(((qh[l] >> j) & 1) << 4);
+        for (int g = 0; g < 8; g++) { a[g] = d * sc[g]; b[g] = -dmin * mn[g]; }
+        break;
+    }
+    case QT_Q6_K: {
+        const uint8_t *ql = p, *qh = p + 128;
+        const int8_t *sc = (const int8_t *)(p + 192);
+        float d = read_f16(p + 208);
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 4; j++)
+                for (int l = 0; l < 32; l++) {
+                    int lo = (ql[64 * h + 32 * (j & 1) + l] >> (4 * (j >> 1))) & 15;
+                    int hi = (qh[32 * h + l] >> (2 * j)) & 3;
+                    q[128 * h + 32 * j + l] = (uint8_t)(lo | (hi << 4));
+                }
+        for (int g = 0; g < 16; g++) { a[g] = d * sc[g]; b[g] = -32.0f * a[g]; }
+        break;
+    }
+    }
+}
+
+void wtile_unpack(wtile *w, int type_id, const uint8_t *rows, size_t row_stride, int nrows) {
+    const qtype_info *ti = qtype_get(type_id);
+    const int K = w->K, G = w->group, nb = K / ti->block, gpb = ti->block / G;
+    uint8_t q[256];
+    float a[16], b[16];
+    w->wide = type_id == QT_Q8_0;
+    for (int r = 0; r < TILE_ROWS; r++) {
+        if (r >= nrows) {
+            for (int g = 0; g < K / G; g++) { w->a[g * TILE_ROWS + r] = 0; w->b[g * TILE_ROWS + r] = 0; }
+            for (int k = 0; k < K; k++) w->q[(size_t)(k >> 2) * 64 + r * 4 + (k & 3)] = 0;
+            continue;
+        }
+        const uint8_t *row = rows + (size_t)r * row_stride;
+        for (int bi = 0; bi < nb; bi++) {
+            unpack_block(type_id, row + (size_t)bi * ti->bytes, q, a, b);
+            for (int g = 0; g < gpb; g++) {
+                w->a[(bi * gpb + g) * TILE_ROWS + r] = a[g];
+                w->b[(bi * gpb + g) * TILE_ROWS + r] = b[g];
+            }
+            uint8_t *dst = w->q + (size_t)bi * ti->block * TILE_ROWS + r * 4;
+            for (int k = 0; k < ti->block; k += 4) memcpy(dst + (size_t)k * TILE_ROWS, q + k, 4);
+        }
+    }
+}
+
+static void quantize_row_scalar(const float *x, int K, int blk, int8_t *q, float *d, int16_t *s16,
+                                int16_t *s32) {
+    for (int b = 0; b < K / blk; b++) {
+        const float *xb = x + (size_t)b * blk;
+        float amax = 0.0f;
+        for (int i = 0; i < blk; i++) amax = fmaxf(amax, fabsf(xb[i]));
+        float db = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        d[b] = db;
+        for (int i = 0; i < blk; i++) q[b * blk + i] = (int8_t)lrintf(xb[i] * id);
+    }
+    for (int g = 0; g < K / 16; g++) {
+        int s = 0;
+        for (int i = 0; i < 16; i++) s += q[16 * g + i];
+        s16[g] = (int16_t)s;
+    }
+    for (int g = 0; g < K / 32; g++) s32[g] = (int16_t)(s16[2 * g] + s16[2 * g + 1]);
+}
+
+static void tile_gemm_scalar(const wtile *w, const act_set *x, int t0, int nt, float *out, size_t ldo,
+                             int nrows) {
+    const int K = w->K, G = w->group, ng = K / G;
+    for (int t = t0; t < t0 + nt; t++) {
+        act_row xr = act_set_row(x, t);
+        for (int r = 0; r < nrows; r++) {
+            float acc = 0.0f;
+            for (int g = 0; g < ng; g++) {
+                int dot = 0;
+                for (int k = g * G; k < (g + 1) * G; k++)
+                    dot += (int)w->q[(size_t)(k >> 2) * 64 + r * 4 + (k & 3)] * xr.q[k];
+                float dx = xr.d[g * G / ACT_BLOCK];
+                int sum = G == 16 ? xr.s16[g] : xr.s32[g];
+                acc += w->a[g * TILE_ROWS + r] * dx * (float)dot + w->b[g * TILE_ROWS + r] * dx * (float)sum;
+            }
+            out[(size_t)t * ldo + r] = acc;
+        }
+    }
+}
+
+const kernel_set kernels_scalar = {
+    .name = "scalar",
+    .quantize_row = quantize_row_scalar,
+    .tile_gemm = tile_gemm_scalar,
+};

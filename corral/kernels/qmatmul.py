@@ -1,0 +1,144 @@
+"""Quantized matmul over GGUF blocks: out(T, N) = x(T, K) @ W(N, K)^T, W never dequantized.
+
+The C extension `_qmatmul` (built by setup.py from csrc/) does the work; this module checks
+arguments and hands it raw addresses. `reference_qmatmul` is the float64 ground truth tests use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from corral.loader.quantized import QuantizedWeight
+
+try:
+    from corral.kernels import _qmatmul as _ext
+except ImportError:  # not built (no C compiler at install time): callers use dense weights
+    _ext = None
+
+# GGML type name -> (type id in GGUF files, values per block, bytes per block)
+_TYPES: dict[str, tuple[int, int, int]] = {
+    "Q4_0": (2, 32, 18),
+    "Q4_1": (3, 32, 20),
+    "Q5_0": (6, 32, 22),
+    "Q5_1": (7, 32, 24),
+    "Q8_0": (8, 32, 34),
+    "Q2_K": (10, 256, 84),
+    "Q3_K": (11, 256, 110),
+    "Q4_K": (12, 256, 144),
+    "Q5_K": (13, 256, 176),
+    "Q6_K": (14, 256, 210),
+}
+
+SUPPORTED_TYPES: frozenset[str] = frozenset(_TYPES)
+
+_LEVELS = ("scalar", "avx2", "avxvnni", "avx512vnni")
+
+
+def is_available() -> bool:
+    """True when the compiled kernels can be used in this process."""
+    return _ext is not None
+
+
+def isa_levels() -> tuple[str, ...]:
+    """Kernel sets this CPU can run, slowest first; the last one is the default."""
+    if _ext is None:
+        return ()
+    return _LEVELS[: _ext.best_level() + 1]
+
+
+@dataclass(frozen=True)
+class PackedWeight:
+    """A quantized weight ready for `qmatmul`: the GGUF bytes themselves (no copy, no repacking).
+
+    `data` is uint8 (N, row_stride-or-more) whose rows hold K / block_size blocks each; keeping it
+    here keeps the memory map (and so the address handed to C) alive.
+    """
+
+    type_name: str
+    shape: tuple[int, int]  # (N, K) = (out_features, in_features)
+    data: np.ndarray
+    type_id: int
+    row_stride: int  # bytes between the starts of consecutive rows
+
+    @property
+    def nbytes(self) -> int:
+        n, k = self.shape
+        _, block, size = _TYPES[self.type_name]
+        return n * (k // block) * size
+
+
+def pack(qw: QuantizedWeight) -> PackedWeight:
+    """Wrap a QuantizedWeight for the kernels. Raises ValueError for an unsupported type or bytes
+    that do not match the shape. Rows must be contiguous within themselves (they are in GGUF)."""
+    if qw.type_name not in _TYPES:
+        raise ValueError(f"no quantized kernel for {qw.type_name}; supported: {sorted(SUPPORTED_TYPES)}")
+    type_id, block, size = _TYPES[qw.type_name]
+    n, k = (int(d) for d in qw.shape)
+    if k % block != 0:
+        raise ValueError(f"{qw.type_name} rows need a multiple of {block} values, got {k}")
+    data = qw.data
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[0] != n or data.shape[1] != k // block * size:
+        raise ValueError(
+            f"{qw.type_name} weight {qw.shape} needs uint8 data of shape {(n, k // block * size)}, "
+            f"got {data.dtype} {data.shape}"
+        )
+    if data.strides[1] != 1 or data.strides[0] < data.shape[1]:
+        data = np.ascontiguousarray(data)
+    return PackedWeight(qw.type_name, (n, k), data, type_id, int(data.strides[0]))
+
+
+def qmatmul(
+    x: torch.Tensor,
+    w: PackedWeight,
+    out: torch.Tensor | None = None,
+    *,
+    num_threads: int | None = None,
+    isa: str | None = None,
+) -> torch.Tensor:
+    """out(T, N) float32 = x(T, K) float32 @ W^T, computed from W's quantized blocks.
+
+    x must be a CPU float32 tensor (made contiguous if it is not). The activation is quantized to
+    int8 per block of 32 (or 256 for K-quants with few tokens) like llama.cpp does, so results
+    differ from a float matmul by about 1/254 of |x| * |w| per dot product. `num_threads` defaults
+    to torch.get_num_threads(); `isa` picks a kernel set from `isa_levels()` (default: the best).
+    """
+    if _ext is None:
+        raise RuntimeError("corral's quantized kernels are not built; use a dense weight instead")
+    n, k = w.shape
+    if x.dim() != 2 or x.shape[1] != k:
+        raise ValueError(f"x must be (T, {k}), got {tuple(x.shape)}")
+    if x.dtype != torch.float32 or x.device.type != "cpu":
+        raise ValueError(f"x must be a CPU float32 tensor, got {x.dtype} on {x.device}")
+    x = x.contiguous()
+    t = x.shape[0]
+    if out is None:
+        out = torch.empty((t, n), dtype=torch.float32)
+    elif out.shape != (t, n) or out.dtype != torch.float32 or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous float32 ({t}, {n}) tensor")
+    if t == 0:
+        return out
+    level = _ext.best_level() if isa is None else _level(isa)
+    threads = num_threads if num_threads is not None else torch.get_num_threads()
+    _ext.qmatmul(level, w.type_id, w.data.ctypes.data, w.row_stride, n, k, x.data_ptr(), t, out.data_ptr(), threads)
+    return out
+
+
+def _level(isa: str) -> int:
+    levels = isa_levels()
+    if isa not in levels:
+        raise ValueError(f"kernel set {isa!r} does not run on this CPU; available: {list(levels)}")
+    return levels.index(isa)
+
+
+def reference_qmatmul(x: torch.Tensor, qw: QuantizedWeight) -> torch.Tensor:
+    """float64 (T, N): x in float64 times W dequantized by gguf-py, also in float64."""
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    dense = dequantize(np.ascontiguousarray(qw.data), GGMLQuantizationType[qw.type_name])
+    w = torch.from_numpy(np.asarray(dense, dtype=np.float64).reshape(qw.shape))
+    return x.to(torch.float64) @ w.T

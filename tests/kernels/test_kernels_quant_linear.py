@@ -1,0 +1,73 @@
+"""QuantLinear with the kernels, and its dense fallback when they are missing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from corral import kernels
+from corral.kernels.random_blocks import random_blocks
+from corral.layers import quant_linear
+from corral.layers.quant_linear import QuantLinear
+from corral.loader.quantized import QuantizedWeight
+from tests.kernels.kernel_bounds import dense_weight, int8_activation_bound
+
+
+def _weight(type_name: str, n: int, k: int) -> QuantizedWeight:
+    return QuantizedWeight(type_name, (n, k), random_blocks(type_name, n, k, np.random.default_rng(3)))
+
+
+@pytest.mark.skipif(not kernels.is_available(), reason="quantized kernels not built")
+@pytest.mark.parametrize("type_name", ["Q4_0", "Q4_K", "Q6_K"])
+def test_forward_uses_kernels(type_name: str) -> None:
+    qw = _weight(type_name, 24, 256)
+    layer = QuantLinear(256, 24, bias=True)
+    layer.bias.data.copy_(torch.randn(24))
+    layer.load_quantized(qw)
+    assert layer.packed is not None and layer.dense_weight is None
+    x = torch.randn(2, 5, 256)  # (B, T, K)
+    y = layer(x)
+    assert y.shape == (2, 5, 24)
+    w = dense_weight(qw)
+    x2 = x.reshape(-1, 256)
+    ref = (x2.double() @ w.T + layer.bias.double()).reshape(2, 5, 24)
+    bound = int8_activation_bound(x2, w).reshape(2, 5, 24)
+    assert ((y.double() - ref).abs() <= bound).all()
+
+
+@pytest.mark.parametrize("type_name", ["Q4_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K"])
+def test_fallback_without_extension_warns_and_is_exact(monkeypatch, type_name: str) -> None:
+    monkeypatch.setattr(quant_linear.kernels, "is_available", lambda: False)
+    qw = _weight(type_name, 12, 256)
+    layer = QuantLinear(256, 12)
+    with pytest.warns(RuntimeWarning, match="dequantizing"):
+        layer.load_quantized(qw)
+    assert layer.packed is None
+    x = torch.randn(3, 256)
+    ref = x.double() @ dense_weight(qw).T
+    torch.testing.assert_close(layer(x).double(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_input_keeps_its_dtype() -> None:
+    layer = QuantLinear(64, 8)
+    with pytest.warns(RuntimeWarning) if not kernels.is_available() else _no_warning():
+        layer.load_quantized(_weight("Q8_0", 8, 64))
+    y = layer(torch.randn(4, 64, dtype=torch.bfloat16))
+    assert y.dtype == torch.bfloat16 and y.shape == (4, 8)
+
+
+def test_wrong_shape_is_rejected() -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        QuantLinear(128, 8).load_quantized(_weight("Q4_0", 8, 64))
+
+
+class _no_warning:
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("error")
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
