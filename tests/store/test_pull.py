@@ -164,3 +164,46 @@ def test_disk_filling_up_mid_download_removes_the_partial_file(home, hub, monkey
         pull(f"hf.co/{GGUF_REPO}")
     assert not any((home / "partial").iterdir())
     assert list_models() == []
+
+
+def test_split_gguf_is_pulled_as_one_model_of_parts(home, hub, gguf_files):
+    parts = {
+        "Q8_0/big-Q8_0-00002-of-00002.gguf": b"second part",
+        "Q8_0/big-Q8_0-00001-of-00002.gguf": gguf_files["Q8_0"],
+        "big-Q4_K_M-00001-of-00002.gguf": gguf_files["Q4_K_M"],  # incomplete: never chosen
+    }
+    hub.add_repo("acme/big-GGUF", parts)
+    entry = pull("hf.co/acme/big-GGUF")
+    assert entry.size == len(gguf_files["Q8_0"]) + len(b"second part")
+    model = resolve("hf.co/acme/big-GGUF")
+    assert model.kind == "gguf" and model.path.name == "big-Q8_0-00001-of-00002.gguf"
+    assert model.path.read_bytes() == gguf_files["Q8_0"]
+    assert (model.path.parent / "big-Q8_0-00002-of-00002.gguf").read_bytes() == b"second part"
+
+
+def test_hub_token_is_sent(home, hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    seen = []
+    original = hub._server.RequestHandlerClass.do_GET
+
+    def spy(handler):
+        seen.append(handler.headers.get("Authorization"))
+        original(handler)
+
+    monkeypatch.setattr(hub._server.RequestHandlerClass, "do_GET", spy)
+    pull(f"hf.co/{GGUF_REPO}")
+    assert seen and all(h == "Bearer hf_secret" for h in seen)
+
+
+def test_failed_pull_parks_finished_files_for_the_next_pull(home, hub, gguf_files):
+    hub.add_repo("acme/big-GGUF", {
+        "big-Q8_0-00001-of-00002.gguf": gguf_files["Q8_0"],
+        "big-Q8_0-00002-of-00002.gguf": gguf_files["F16"],
+    })
+    hub.cut_once.add("acme/big-GGUF/big-Q8_0-00002-of-00002.gguf")
+    with pytest.raises(StoreError):
+        pull("hf.co/acme/big-GGUF", retries=0)
+    assert not (home / "blobs").exists() or not any((home / "blobs").iterdir())
+    pull("hf.co/acme/big-GGUF")
+    assert len(hub.downloads("big-Q8_0-00001-of-00002.gguf")) == 1  # not fetched again
+    assert resolve("hf.co/acme/big-GGUF").path.read_bytes() == gguf_files["Q8_0"]
