@@ -40,13 +40,13 @@ def resolve_path(model: str) -> Path:
 def load_model(args: EngineArgs) -> LoadedModel:
     from corral.loader import load_model_source
     from corral.models.registry import model_class
-    from corral.tokenizer import IncrementalDetokenizer, load_tokenizer
+    from corral.tokenizer import IncrementalDetokenizer, Tokenizer
 
     start = time.monotonic()
     path = resolve_path(args.model)
     source = load_model_source(path)
     cfg = source.config
-    tokenizer = load_tokenizer(source)
+    tokenizer = Tokenizer.from_gguf(source.gguf) if source.format == "gguf" else Tokenizer.from_hf_dir(source.path)
     max_len = args.max_model_len or min(cfg.max_position_embeddings, EngineArgs.DEFAULT_MAX_LEN_CAP)
     if max_len > cfg.max_position_embeddings:
         raise ValidationError(

@@ -1,0 +1,162 @@
+"""`corral run [MODEL] [PROMPT]`: answer one prompt, or chat interactively.
+
+Interactive commands follow Ollama: /bye, /clear, /set parameter NAME VALUE, /set system TEXT,
+/show parameters, /? ; a line starting with \"\"\" opens a multi-line message closed by \"\"\".
+Ctrl-C stops the reply being written, not the program; Ctrl-D or /bye leaves.
+"""
+from __future__ import annotations
+
+import sys
+
+from corral.errors import CorralError
+from corral.cli.chat_backends import OPTION_FIELDS, LocalBackend, ServerBackend, server_is_running
+
+HELP = """Available commands:
+  /set parameter NAME VALUE   set a sampling option (temperature, top_k, top_p, min_p, seed, num_predict, stop, ...)
+  /set system TEXT            set the system message
+  /show parameters            show the options in use
+  /clear                      forget the conversation so far
+  /bye                        leave
+Use \"\"\" to begin and end a multi-line message."""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="chat with a model (default: the bundled model)")
+    p.add_argument("model", nargs="?", default=None, help="a store name, a .gguf file or a Hugging Face folder")
+    p.add_argument("prompt", nargs="*", help="answer this prompt and exit")
+    p.add_argument("--local", action="store_true", help="run in this process even if a server is running")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from corral.store.default_model import default_model_path
+
+    model = args.model or str(default_model_path())
+    system, options, history = _model_defaults(model)
+    backend = ServerBackend(model) if not args.local and server_is_running() else LocalBackend(model)
+    prompt = " ".join(args.prompt)
+    if not prompt and not sys.stdin.isatty():
+        prompt = sys.stdin.read()
+    if prompt:
+        messages = _with_system(system, history + [{"role": "user", "content": prompt}])
+        _stream(backend, messages, options)
+        return 0
+    return _interactive(backend, system, options, history)
+
+
+def _model_defaults(model: str) -> tuple[str | None, dict, list[dict]]:
+    """System message, options and preset messages a Modelfile gave the model, if any."""
+    try:
+        from corral.store import resolve
+
+        resolved = resolve(model)
+    except Exception:
+        return None, {}, []
+    return (getattr(resolved, "system", None), dict(getattr(resolved, "params", None) or {}),
+            list(getattr(resolved, "messages", None) or []))
+
+
+def _with_system(system: str | None, messages: list[dict]) -> list[dict]:
+    return ([{"role": "system", "content": system}] if system else []) + messages
+
+
+def _stream(backend, messages: list[dict], options: dict) -> str:
+    pieces = []
+    replies = backend.chat(messages, options)
+    try:
+        for piece in replies:
+            pieces.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        replies.close()
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    return "".join(pieces)
+
+
+def _read_message() -> str | None:
+    """One user message (None at end of input); handles \"\"\" multi-line blocks."""
+    line = input(">>> ")
+    if not line.lstrip().startswith('"""'):
+        return line
+    text = line.lstrip()[3:]
+    if text.rstrip().endswith('"""') and text.strip() != "":
+        return text.rstrip()[:-3]
+    lines = [text] if text else []
+    while True:
+        more = input("... ")
+        if more.rstrip().endswith('"""'):
+            lines.append(more.rstrip()[:-3])
+            return "\n".join(lines)
+        lines.append(more)
+
+
+def _interactive(backend, system: str | None, options: dict, preset: list[dict]) -> int:
+    history: list[dict] = list(preset)
+    while True:
+        try:
+            message = _read_message()
+        except EOFError:
+            print()
+            return 0
+        except KeyboardInterrupt:
+            print("\nUse Ctrl + d or /bye to exit.")
+            continue
+        stripped = message.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("/"):
+            outcome = _command(stripped, options, history)
+            if outcome == "bye":
+                return 0
+            if isinstance(outcome, tuple):
+                system = outcome[1]
+            continue
+        history.append({"role": "user", "content": message})
+        try:
+            reply = _stream(backend, _with_system(system, history), options)
+        except CorralError as e:
+            history.pop()
+            print(f"Error: {e.message}")
+            continue
+        history.append({"role": "assistant", "content": reply})
+
+
+def _command(line: str, options: dict, history: list[dict]):
+    parts = line.split(maxsplit=3)
+    name = parts[0]
+    if name in ("/bye", "/exit"):
+        return "bye"
+    if name == "/clear":
+        history.clear()
+        print("Cleared session context")
+    elif name in ("/?", "/help"):
+        print(HELP)
+    elif name == "/set" and len(parts) >= 3 and parts[1] == "system":
+        text = line.split(maxsplit=2)[2].strip().strip('"')
+        print("Set system message.")
+        return ("system", text)
+    elif name == "/set" and len(parts) == 4 and parts[1] == "parameter":
+        key, raw = parts[2], parts[3]
+        if key not in OPTION_FIELDS:
+            print(f"Unknown parameter '{key}'. Known: {', '.join(OPTION_FIELDS)}")
+            return None
+        try:
+            value = OPTION_FIELDS[key][1](raw)
+        except ValueError:
+            print(f"Couldn't set parameter: {raw!r} is not a valid {OPTION_FIELDS[key][1].__name__}")
+            return None
+        if key == "stop":
+            options.setdefault("stop", []).append(value)
+        else:
+            options[key] = value
+        print(f"Set parameter '{key}' to '{raw}'")
+    elif name == "/show" and len(parts) >= 2 and parts[1] == "parameters":
+        for key, value in options.items():
+            print(f"{key:<20} {value}")
+        if not options:
+            print("No parameters set.")
+    else:
+        print(f"Unknown command '{line}'. Type /? for help")
+    return None
