@@ -22,6 +22,14 @@ def _bytes(text: str) -> list[int]:
     return list(text.encode("utf-8"))
 
 
+def _top_dict(tops: list[Logprob]) -> dict[str, float]:
+    """{text: logprob}; tokens that decode to the same text (e.g. partial UTF-8) keep the best."""
+    result: dict[str, float] = {}
+    for lp in tops:
+        result.setdefault(lp.decoded_token, lp.logprob)
+    return result
+
+
 def chat_logprobs(entries: list[dict[int, Logprob]] | None, token_ids: list[int], top: int) -> oa.ChatLogprobs:
     """`{"content": [{token, logprob, bytes, top_logprobs: [...]}]}` for the tokens of one delta."""
     content = []
@@ -44,7 +52,7 @@ def completion_logprobs(entries: list[dict[int, Logprob]] | None, token_ids: lis
         chosen = _chosen(entry, token_id)
         result.tokens.append(chosen.decoded_token)
         result.token_logprobs.append(chosen.logprob)
-        result.top_logprobs.append({lp.decoded_token: lp.logprob for lp in _top(entry, top)} if top else None)
+        result.top_logprobs.append(_top_dict(_top(entry, top)) if top else None)
         result.text_offset.append(offset)
         offset += len(chosen.decoded_token)
     return result
