@@ -35,7 +35,8 @@ class GGUFFile:
         import gguf
 
         try:
-            reader = gguf.GGUFReader(self.path, "r")
+            # Copy-on-write: tensors handed out are writable, and writes never reach the file.
+            reader = gguf.GGUFReader(self.path, "c")
         except (ValueError, IndexError, KeyError, OSError, OverflowError, MemoryError) as e:
             raise ModelFileError(self.path, f"not a readable GGUF file (truncated or corrupt): {e}") from None
         self.metadata: dict[str, Any] = {}

@@ -1,0 +1,68 @@
+"""Weights of a GGUF file in HF names: dequantized tensors or raw quantized blocks."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from corral.errors import ModelFileError, UnsupportedModelError
+from corral.loader.architectures import GGUF_ARCHS
+from corral.loader.config import ModelConfig
+from corral.loader.dequant import dequantize
+from corral.loader.expected_weights import expected_hf_names
+from corral.loader.ggml_types import BLOCK_GEOMETRY, DENSE_TYPES, SUPPORTED_TYPES
+from corral.loader.gguf_file import GGUFFile, GGUFTensor
+from corral.loader.gguf_names import NON_WEIGHT_TENSORS, gguf_to_hf, hf_to_gguf, permuted_heads, rotary_row_order
+from corral.loader.quantized import QuantizedWeight
+
+
+def check_gguf_tensors(gf: GGUFFile, cfg: ModelConfig) -> None:
+    """Raise before loading when a needed tensor is missing, unknown, or of an unreadable type."""
+    for hf in expected_hf_names(cfg):
+        name = hf_to_gguf(hf)
+        if name not in gf.tensors:
+            raise ModelFileError(gf.path, f"tensor {name!r} ({hf}) is missing; the file is incomplete or not a {cfg.model_type} model")
+    for t in gf.tensors.values():
+        if t.name not in NON_WEIGHT_TENSORS and gguf_to_hf(t.name) is None:
+            raise UnsupportedModelError(gf.path, f"tensor {t.name!r} is not part of any architecture corral runs")
+        if t.type_name not in BLOCK_GEOMETRY:
+            raise UnsupportedModelError(
+                gf.path,
+                f"tensor {t.name!r} has type {t.type_name}, which corral cannot read; "
+                f"supported: {', '.join(SUPPORTED_TYPES)}. Use a file quantized to one of them (e.g. Q4_K_M or Q8_0).",
+            )
+
+
+def iter_gguf_weights(
+    gf: GGUFFile, cfg: ModelConfig, keep_quantized: bool = False
+) -> Iterator[tuple[str, torch.Tensor | QuantizedWeight]]:
+    """Yield (HF name, weight) in file order, Q/K rows back in HF order for llama-arch files.
+
+    Dense tensors are float32 (F32 ones are copy-on-write views of the file). With
+    keep_quantized, quantized 2-D tensors come as QuantizedWeight of (n_out, bytes_per_row) blocks.
+    """
+    permuted = GGUF_ARCHS[gf.architecture].permuted_qk
+    for t in gf.tensors.values():
+        hf = gguf_to_hf(t.name)
+        if hf is None:
+            continue
+        heads = permuted_heads(t.name, cfg.num_attention_heads, cfg.num_key_value_heads) if permuted else None
+        order = rotary_row_order(t.shape[0], heads, to_hf=True) if heads else None
+        if keep_quantized and t.type_name not in DENSE_TYPES and len(t.shape) == 2:
+            yield hf, _quantized(gf, t, order)
+            continue
+        w = dequantize(t.type_name, t.data, t.shape, name=t.name, path=str(gf.path))
+        yield hf, w if order is None else w[torch.from_numpy(order)]
+
+
+def _quantized(gf: GGUFFile, t: GGUFTensor, order: np.ndarray | None) -> QuantizedWeight:
+    n_out, n_in = t.shape
+    blocks = np.asarray(t.data).view(np.uint8)
+    block_size, type_size = BLOCK_GEOMETRY[t.type_name]
+    if n_in % block_size or blocks.size != n_out * (n_in // block_size) * type_size:
+        raise ModelFileError(gf.path, f"tensor {t.name!r}: data size does not match {t.type_name} {t.shape}")
+    blocks = blocks.reshape(n_out, n_in // block_size * type_size)
+    if order is not None:
+        blocks = blocks[order]  # rows are whole runs of blocks, so a row gather reorders them
+    return QuantizedWeight(t.type_name, (n_out, n_in), blocks)

@@ -1,0 +1,61 @@
+"""Weights of a Hugging Face folder: single or sharded safetensors, memory-mapped."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from corral.errors import ModelFileError
+
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+
+
+def safetensors_files(folder: Path) -> list[Path]:
+    """The weight files of `folder`, in load order; raises ModelFileError when any is missing."""
+    index = folder / INDEX_FILE
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModelFileError(index, f"not a valid safetensors index ({e}); re-download the model") from None
+        files = [folder / name for name in dict.fromkeys(weight_map.values())]
+    elif (folder / SINGLE_FILE).is_file():
+        files = [folder / SINGLE_FILE]
+    else:
+        files = sorted(folder.glob("*.safetensors"))
+        if not files:
+            raise ModelFileError(folder, f"no {SINGLE_FILE} or {INDEX_FILE}; the folder has no weights")
+    for f in files:
+        if not f.is_file():
+            raise ModelFileError(f, "weight shard listed in the index is missing; finish the download")
+    return files
+
+
+def safetensors_names(files: list[Path]) -> set[str]:
+    from safetensors import safe_open
+
+    names: set[str] = set()
+    for f in files:
+        with _open(f, safe_open) as st:
+            names.update(st.keys())
+    return names
+
+
+def iter_safetensors_weights(files: list[Path]) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield (name, tensor) as stored (dtype unchanged), file after file."""
+    from safetensors import safe_open
+
+    for f in files:
+        with _open(f, safe_open) as st:
+            for name in st.keys():
+                yield name, st.get_tensor(name)
+
+
+def _open(f: Path, safe_open):
+    try:
+        return safe_open(str(f), framework="pt")
+    except Exception as e:  # safetensors raises its own SafetensorError for every header problem
+        raise ModelFileError(f, f"not a readable safetensors file ({e}); re-download it") from None

@@ -1,0 +1,25 @@
+"""Session-wide fixtures shared by every test folder (tiny models of the real architectures)."""
+from __future__ import annotations
+
+import pytest
+
+from fixtures.tiny_models import TinyModels, reference_logits as _reference_logits
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> TinyModels:
+    """`tiny_models(arch, fmt) -> Path`: arch in fixtures.tiny_models.TINY_ARCHS, fmt "hf" or a
+    GGUF type in GGUF_TYPES. Built on first use, shared by the whole session."""
+    return TinyModels(tmp_path_factory.mktemp("tiny_models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_models):
+    """Same as `tiny_models`: call `tiny_model("qwen2", "Q4_K")` for a path."""
+    return tiny_models
+
+
+@pytest.fixture(scope="session")
+def reference_logits():
+    """`reference_logits(hf_dir, token_ids) -> (T, vocab) float64` from transformers."""
+    return _reference_logits
