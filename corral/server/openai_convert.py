@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.core.outputs import CompletionOutput, RequestOutput
-from corral.core.sampling_params import SamplingParams
+from corral.core.sampling_params import MAX_TOP_LOGPROBS, SamplingParams
 from corral.errors import ValidationError
 from corral.server import openai_protocol as oa
 from corral.server.generate_request import GenerateRequest, ModelDefaults
@@ -72,6 +72,8 @@ def chat_to_generate(req: oa.ChatCompletionRequest, defaults: ModelDefaults = Mo
         raise ValidationError("messages", "at least one message is required")
     if req.top_logprobs is not None and not req.logprobs:
         raise ValidationError("top_logprobs", "needs logprobs set to true")
+    if req.top_logprobs is not None and not 0 <= req.top_logprobs <= MAX_TOP_LOGPROBS:
+        raise ValidationError("top_logprobs", f"must be in [0, {MAX_TOP_LOGPROBS}], got {req.top_logprobs}")
     max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     logprobs = (req.top_logprobs or 0) if req.logprobs else None
     return GenerateRequest(
