@@ -1,7 +1,7 @@
-"""Real servers for the server tests: uvicorn on a free loopback port, the real engine, a tiny model.
+"""Real servers for the server tests: uvicorn on a free loopback port, the real engine, tiny models.
 
-`server` preloads the tiny model and is shared by the module's tests; `keyed_server` has an API
-key and loads models on first request. The store is an empty one under a temporary folder.
+`server` preloads a tiny Llama 3.1 (HF folder) and is shared by the session; `keyed_server` has an
+API key and loads a tiny Qwen2 (Q8_0 GGUF) on first request. The store is empty, in a temporary folder.
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.tiny_model import write_tiny_llama
 
 ENGINE_KWARGS = {"max_model_len": 256, "kv_cache_memory": 8 << 20, "max_num_seqs": 64}
 API_KEY = "test-key"
@@ -62,8 +61,13 @@ def serve_in_thread(app, timeout_s: float = 120.0):
 
 
 @pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory) -> str:
-    return str(write_tiny_llama(tmp_path_factory.mktemp("tiny-llama")))
+def tiny_model_path(tiny_models) -> str:
+    return str(tiny_models("llama31", "hf"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_path(tiny_models) -> str:
+    return str(tiny_models("qwen2", "Q8_0"))
 
 
 @pytest.fixture(scope="session")
@@ -71,14 +75,14 @@ def empty_store(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("corral-home")
 
 
-def _start(tiny_model_path: str, empty_store: Path, preload: bool, api_key: str | None):
+def _start(model: str, empty_store: Path, preload: bool, api_key: str | None):
     from corral.server.app import create_app
     from corral.server.store_source import StoreModelSource
 
-    app = create_app([tiny_model_path] if preload else [], api_key=api_key, source=StoreModelSource(empty_store),
+    app = create_app([model] if preload else [], api_key=api_key, source=StoreModelSource(empty_store),
                      engine_kwargs=ENGINE_KWARGS)
     url, stop = serve_in_thread(app)
-    return RunningServer(url, app, tiny_model_path), stop
+    return RunningServer(url, app, model), stop
 
 
 @pytest.fixture(scope="session")
@@ -89,8 +93,8 @@ def server(tiny_model_path, empty_store):
 
 
 @pytest.fixture()
-def keyed_server(tiny_model_path, empty_store):
-    running, stop = _start(tiny_model_path, empty_store, preload=False, api_key=API_KEY)
+def keyed_server(tiny_gguf_path, empty_store):
+    running, stop = _start(tiny_gguf_path, empty_store, preload=False, api_key=API_KEY)
     yield running
     stop()
 
