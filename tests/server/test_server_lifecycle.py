@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import httpx
+import pytest
 import ollama
 import openai
 from prometheus_client.parser import text_string_to_metric_families
@@ -44,6 +45,20 @@ def test_ollama_disconnect_mid_stream_frees_the_request(server):
             first = json.loads(next(response.iter_lines()))
             assert first["done"] is False
     assert wait_until(lambda: idle(engine)), engine.stats()
+
+
+def test_client_giving_up_on_a_whole_response_aborts_it(server):
+    engine = server.engine()
+    body = {"model": server.model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 240,
+            "ignore_eos": True}
+    try:
+        httpx.post(server.url + "/v1/chat/completions", json=body, timeout=0.3)
+    except httpx.TimeoutException:
+        pass
+    else:
+        pytest.skip("finished within the timeout: nothing to abort on this machine")
+    assert wait_until(lambda: idle(engine)), engine.stats()
+    assert server.state.manager.find_loaded(server.model).refs == 0
 
 
 def test_32_concurrent_streams_complete_independently(server, reference_llm):
