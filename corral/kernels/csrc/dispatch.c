@@ -9,7 +9,10 @@
 
 /* At most this many tokens go through row dots (one weight pass per call, T dots per row);
  * more go through tiles (unpack once, then integer tiles over all tokens). */
-#define ROWDOT_MAX_T 4
+#define ROWDOT_MAX_T 3
+
+/* Weight rows unpacked at a time on the tile path: 64 x K bytes stay in L2. */
+#define ROW_BLOCK 64
 
 int kernels_best_level(void) {
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
@@ -79,8 +82,10 @@ static int run_row_dots(const kernel_set *ks, int type_id, const uint8_t *w, siz
 
 static int run_tiles(const kernel_set *ks, const qtype_info *ti, int type_id, const uint8_t *w,
                      size_t row_stride, int N, int K, const float *x, int T, float *out, int nthreads) {
-    act_set a;
-    if (act_set_alloc(&a, T, K, ACT_BLOCK) != 0) return QM_ENOMEM;
+    act_set rows;
+    act_tiles at;
+    if (act_set_alloc(&rows, T, K, ACT_BLOCK) != 0) return QM_ENOMEM;
+    if (act_tiles_alloc(&at, T, K, ks->tok, ti->group) != 0) { act_set_free(&rows); return QM_ENOMEM; }
     int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads)
@@ -93,31 +98,37 @@ static int run_tiles(const kernel_set *ks, const qtype_info *ti, int type_id, co
         int lo, hi;
         split(T, parts, part, 1, &lo, &hi);
         for (int t = lo; t < hi; t++) {
-            act_row r = act_set_row(&a, t);
+            act_row r = act_set_row(&rows, t);
             ks->quantize_row(x + (size_t)t * K, K, ACT_BLOCK, (int8_t *)r.q, (float *)r.d, (int16_t *)r.s16,
                              (int16_t *)r.s32);
         }
+        act_tiles_fill(&at, &rows, ti, lo, hi);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
-        wtile wt;
-        if (wtile_alloc(&wt, K, ti->group) != 0) {
+        wrows wr;
+        if (wrows_alloc(&wr, K, ti->group, ROW_BLOCK) != 0) {
 #ifdef _OPENMP
 #pragma omp atomic write
 #endif
             failed = 1;
         } else {
-            split(N, parts, part, TILE_ROWS, &lo, &hi);
-            for (int r0 = lo; r0 < hi; r0 += TILE_ROWS) {
-                int nrows = hi - r0 < TILE_ROWS ? hi - r0 : TILE_ROWS;
-                wtile_unpack(&wt, type_id, w + (size_t)r0 * row_stride, row_stride, nrows);
-                ks->tile_gemm(&wt, &a, 0, T, out + r0, (size_t)N, nrows);
+            split(N, parts, part, ROW_BLOCK, &lo, &hi);
+            for (int n0 = lo; n0 < hi; n0 += ROW_BLOCK) {
+                const int nrows = hi - n0 < ROW_BLOCK ? hi - n0 : ROW_BLOCK;
+                ks->unpack(&wr, type_id, w + (size_t)n0 * row_stride, row_stride, nrows);
+                for (int tile = 0; tile < at.ntiles; tile++)
+                    for (int r0 = 0; r0 < nrows; r0 += ks->rows) {
+                        const int nr = nrows - r0 < ks->rows ? nrows - r0 : ks->rows;
+                        ks->tile_gemm(&wr, r0, nr, &at, tile, out + n0, (size_t)N, ti->offset != 0);
+                    }
             }
-            wtile_free(&wt);
+            wrows_free(&wr);
         }
     }
     (void)nthreads;
-    act_set_free(&a);
+    act_tiles_free(&at);
+    act_set_free(&rows);
     return failed ? QM_ENOMEM : QM_OK;
 }
 

@@ -3,10 +3,11 @@
  * Weights stay in their GGUF blocks. Two paths compute out(T, N) = x(T, K) @ W(N, K)^T:
  *  - row dots (few tokens): the activation row is quantized to int8 blocks and each weight row is
  *    dotted against it block by block with integer SIMD (one kernel per weight type);
- *  - tiles (many tokens): TILE_ROWS weight rows are unpacked once into a common form
- *    (value = a[group] * q + b[group], q an unsigned byte, groups of 16 or 32 values, stored
- *    interleaved so one SIMD load holds 4 consecutive k of TILE_ROWS rows) and multiplied against
- *    every token, so each weight byte is read once per call, not once per token.
+ *  - tiles (many tokens): a block of weight rows is unpacked once into a common form
+ *    (value = a[group] * q + b[group], q an unsigned byte, groups of 16 or 32 values) and
+ *    multiplied against tiles of tokens whose int8 activations are interleaved so that a broadcast
+ *    of 4 weight bytes meets 4 values of every token of the tile in one VNNI instruction. Each
+ *    weight byte is read from memory once per call, not once per token.
  */
 #ifndef CORRAL_QTYPES_H
 #define CORRAL_QTYPES_H
@@ -24,14 +25,14 @@ enum {
 typedef struct {
     int block;      /* values per block: 32 or 256 */
     int bytes;      /* bytes per block */
-    int group;      /* values sharing one (a, b) pair in the unpacked tile: 16 or 32 */
+    int group;      /* values sharing one scale when unpacked: 16 or 32 */
+    int offset;     /* value = a * (q - offset) per group; 0: value = a * q + b (a min b) */
 } qtype_info;
 
-/* NULL-block entries (block == 0) are unsupported ids. */
+/* NULL for ids without a kernel. */
 const qtype_info *qtype_get(int type_id);
 
-#define TILE_ROWS 16
-#define ACT_BLOCK 32      /* activation values per float scale for the tile path */
+#define ACT_BLOCK 32      /* activation values per float scale on the tile path */
 
 /* One activation row quantized to int8: x[k] ~= d[k / blk] * q[k].
  * s16[i] = sum of q over values 16i .. 16i+15 (exact), s32 likewise over 32 (|s32| <= 4064). */
@@ -55,20 +56,38 @@ int act_set_alloc(act_set *a, int T, int K, int blk);
 void act_set_free(act_set *a);
 act_row act_set_row(const act_set *a, int t);
 
-/* An unpacked tile of TILE_ROWS weight rows: q[((g * group/4) + j) * 64 + r * 4 + i] holds value
- * k = g * group + 4 j + i of row r; a and b are (K / group, TILE_ROWS). Rows past the end of the
- * matrix are zero. */
+/* Activations for the tile path, tok tokens interleaved so one SIMD register holds 4 consecutive
+ * values of every token of a tile (tokens past T are zero). With G the weight type's group:
+ *   q   (ntiles, K / 4, tok, 4) int8
+ *   d   (ntiles, K / 32, tok)   float scales
+ *   off (ntiles, K / G, tok)    int32 -offset * (sum of q over the group), offset types
+ *   ds  (ntiles, K / G, tok)    float d * (sum of q over the group), min types */
 typedef struct {
-    int K, group;
+    int T, K, tok, ntiles, group;
+    int8_t *q;
+    float *d;
+    int32_t *off;
+    float *ds;
+} act_tiles;
+
+int act_tiles_alloc(act_tiles *a, int T, int K, int tok, int group);
+void act_tiles_free(act_tiles *a);
+/* Interleave rows [t0, t1) of `rows` (blk == ACT_BLOCK) into `a` for a weight of `ti`. */
+void act_tiles_fill(act_tiles *a, const act_set *rows, const qtype_info *ti, int t0, int t1);
+
+/* Up to `cap` weight rows unpacked row by row: value k of row r = a[r, g] * q[r, k] + b[r, g]
+ * (g = k / group), with b = -offset * a for offset types. q (cap, K) u8, a and b (cap, K / group). */
+typedef struct {
+    int K, group, cap;
     int wide;           /* q may exceed 127 (Q8_0): emulated u8 x s8 products must split it */
     uint8_t *q;
     float *a, *b;
-} wtile;
+} wrows;
 
-int wtile_alloc(wtile *w, int K, int group);
-void wtile_free(wtile *w);
-/* Fill `w` from rows [r0, r0 + nrows) of a weight with `row_stride` bytes between rows. */
-void wtile_unpack(wtile *w, int type_id, const uint8_t *rows, size_t row_stride, int nrows);
+int wrows_alloc(wrows *w, int K, int group, int cap);
+void wrows_free(wrows *w);
+/* Scalar unpacking of rows [0, nrows) of a weight whose rows are row_stride bytes apart. */
+void wrows_unpack_scalar(wrows *w, int type_id, const uint8_t *rows, size_t row_stride, int nrows);
 
 /* Kernel sets, one per instruction-set level. */
 typedef float (*row_dot_fn)(const uint8_t *wrow, const act_row *x, int K);
@@ -79,9 +98,13 @@ typedef struct {
                          int16_t *s32);
     row_dot_fn row_dot[QT_MAX];   /* NULL: no row-dot kernel for the type, use tiles */
     int row_dot_blk[QT_MAX];      /* activation scale block the row dot expects */
-    /* out[t * ldo + r] = sum_k W[r, k] x[t, k] for t in [t0, t0+nt), r < nrows (<= TILE_ROWS). */
-    void (*tile_gemm)(const wtile *w, const act_set *x, int t0, int nt, float *out, size_t ldo,
-                      int nrows);
+    int tok;                      /* tokens per activation tile */
+    int rows;                     /* weight rows per tile_gemm call, at most */
+    void (*unpack)(wrows *w, int type_id, const uint8_t *rows, size_t row_stride, int nrows);
+    /* out[t * ldo + r] = sum_k W[r0 + r, k] x[t, k] for r < nr (<= rows) and every token t of
+     * tile `tile` below T. */
+    void (*tile_gemm)(const wrows *w, int r0, int nr, const act_tiles *x, int tile, float *out,
+                      size_t ldo, int offset_type);
 } kernel_set;
 
 extern const kernel_set kernels_scalar;

@@ -8,10 +8,10 @@
 #include "qtypes.h"
 
 static const qtype_info TYPES[QT_MAX] = {
-    [QT_Q4_0] = {32, 18, 32},   [QT_Q4_1] = {32, 20, 32},   [QT_Q5_0] = {32, 22, 32},
-    [QT_Q5_1] = {32, 24, 32},   [QT_Q8_0] = {32, 34, 32},   [QT_Q2_K] = {256, 84, 16},
-    [QT_Q3_K] = {256, 110, 16}, [QT_Q4_K] = {256, 144, 32}, [QT_Q5_K] = {256, 176, 32},
-    [QT_Q6_K] = {256, 210, 16},
+    [QT_Q4_0] = {32, 18, 32, 8},    [QT_Q4_1] = {32, 20, 32, 0},    [QT_Q5_0] = {32, 22, 32, 16},
+    [QT_Q5_1] = {32, 24, 32, 0},    [QT_Q8_0] = {32, 34, 32, 128},  [QT_Q2_K] = {256, 84, 16, 0},
+    [QT_Q3_K] = {256, 110, 16, 4},  [QT_Q4_K] = {256, 144, 32, 0},  [QT_Q5_K] = {256, 176, 32, 0},
+    [QT_Q6_K] = {256, 210, 16, 32},
 };
 
 const qtype_info *qtype_get(int type_id) {
@@ -48,16 +48,59 @@ act_row act_set_row(const act_set *a, int t) {
     return r;
 }
 
-int wtile_alloc(wtile *w, int K, int group) {
-    w->K = K; w->group = group;
-    w->q = alloc64((size_t)K * TILE_ROWS);
-    w->a = alloc64((size_t)(K / group) * TILE_ROWS * sizeof(float));
-    w->b = alloc64((size_t)(K / group) * TILE_ROWS * sizeof(float));
-    if (!w->q || !w->a || !w->b) { wtile_free(w); return -1; }
+int act_tiles_alloc(act_tiles *a, int T, int K, int tok, int group) {
+    a->T = T; a->K = K; a->tok = tok; a->group = group;
+    a->ntiles = (T + tok - 1) / tok;
+    size_t lanes = (size_t)a->ntiles * tok;
+    a->q = alloc64(lanes * K);
+    a->d = alloc64(lanes * (K / 32) * sizeof(float));
+    a->off = alloc64(lanes * (K / group) * sizeof(int32_t));
+    a->ds = alloc64(lanes * (K / group) * sizeof(float));
+    if (!a->q || !a->d || !a->off || !a->ds) { act_tiles_free(a); return -1; }
+    if (T % tok) { /* padding lanes of the last tile read as zero */
+        size_t last = (size_t)(a->ntiles - 1);
+        memset(a->q + last * tok * K, 0, (size_t)tok * K);
+        memset(a->d + last * tok * (K / 32), 0, (size_t)tok * (K / 32) * sizeof(float));
+        memset(a->off + last * tok * (K / group), 0, (size_t)tok * (K / group) * sizeof(int32_t));
+        memset(a->ds + last * tok * (K / group), 0, (size_t)tok * (K / group) * sizeof(float));
+    }
     return 0;
 }
 
-void wtile_free(wtile *w) {
+void act_tiles_free(act_tiles *a) {
+    free(a->q); free(a->d); free(a->off); free(a->ds);
+    a->q = NULL; a->d = NULL; a->off = NULL; a->ds = NULL;
+}
+
+void act_tiles_fill(act_tiles *a, const act_set *rows, const qtype_info *ti, int t0, int t1) {
+    const int K = a->K, tok = a->tok, G = a->group, ng = K / G;
+    for (int t = t0; t < t1; t++) {
+        const int tile = t / tok, lane = t % tok;
+        act_row r = act_set_row(rows, t);
+        int8_t *q = a->q + (size_t)tile * tok * K + lane * 4;
+        for (int k4 = 0; k4 < K / 4; k4++) memcpy(q + (size_t)k4 * tok * 4, r.q + 4 * k4, 4);
+        float *d = a->d + (size_t)tile * tok * (K / 32) + lane;
+        for (int b = 0; b < K / 32; b++) d[(size_t)b * tok] = r.d[b];
+        int32_t *off = a->off + (size_t)tile * tok * ng + lane;
+        float *ds = a->ds + (size_t)tile * tok * ng + lane;
+        for (int g = 0; g < ng; g++) {
+            int sum = G == 16 ? r.s16[g] : r.s32[g];
+            off[(size_t)g * tok] = -ti->offset * sum;
+            ds[(size_t)g * tok] = r.d[g * G / 32] * (float)sum;
+        }
+    }
+}
+
+int wrows_alloc(wrows *w, int K, int group, int cap) {
+    w->K = K; w->group = group; w->cap = cap; w->wide = 0;
+    w->q = alloc64((size_t)K * cap);
+    w->a = alloc64((size_t)(K / group) * cap * sizeof(float));
+    w->b = alloc64((size_t)(K / group) * cap * sizeof(float));
+    if (!w->q || !w->a || !w->b) { wrows_free(w); return -1; }
+    return 0;
+}
+
+void wrows_free(wrows *w) {
     free(w->q); free(w->a); free(w->b);
     w->q = NULL; w->a = NULL; w->b = NULL;
 }
@@ -149,28 +192,15 @@ static void unpack_block(int type_id, const uint8_t *p, uint8_t *q, float *a, fl
     }
 }
 
-void wtile_unpack(wtile *w, int type_id, const uint8_t *rows, size_t row_stride, int nrows) {
+void wrows_unpack_scalar(wrows *w, int type_id, const uint8_t *rows, size_t row_stride, int nrows) {
     const qtype_info *ti = qtype_get(type_id);
-    const int K = w->K, G = w->group, nb = K / ti->block, gpb = ti->block / G;
-    uint8_t q[256];
-    float a[16], b[16];
+    const int K = w->K, ng = K / w->group, nb = K / ti->block, gpb = ti->block / w->group;
     w->wide = type_id == QT_Q8_0;
-    for (int r = 0; r < TILE_ROWS; r++) {
-        if (r >= nrows) {
-            for (int g = 0; g < K / G; g++) { w->a[g * TILE_ROWS + r] = 0; w->b[g * TILE_ROWS + r] = 0; }
-            for (int k = 0; k < K; k++) w->q[(size_t)(k >> 2) * 64 + r * 4 + (k & 3)] = 0;
-            continue;
-        }
+    for (int r = 0; r < nrows; r++) {
         const uint8_t *row = rows + (size_t)r * row_stride;
-        for (int bi = 0; bi < nb; bi++) {
-            unpack_block(type_id, row + (size_t)bi * ti->bytes, q, a, b);
-            for (int g = 0; g < gpb; g++) {
-                w->a[(bi * gpb + g) * TILE_ROWS + r] = a[g];
-                w->b[(bi * gpb + g) * TILE_ROWS + r] = b[g];
-            }
-            uint8_t *dst = w->q + (size_t)bi * ti->block * TILE_ROWS + r * 4;
-            for (int k = 0; k < ti->block; k += 4) memcpy(dst + (size_t)k * TILE_ROWS, q + k, 4);
-        }
+        for (int bi = 0; bi < nb; bi++)
+            unpack_block(type_id, row + (size_t)bi * ti->bytes, w->q + (size_t)r * K + (size_t)bi * ti->block,
+                         w->a + (size_t)r * ng + bi * gpb, w->b + (size_t)r * ng + bi * gpb);
     }
 }
 
@@ -192,20 +222,27 @@ static void quantize_row_scalar(const float *x, int K, int blk, int8_t *q, float
     for (int g = 0; g < K / 32; g++) s32[g] = (int16_t)(s16[2 * g] + s16[2 * g + 1]);
 }
 
-static void tile_gemm_scalar(const wtile *w, const act_set *x, int t0, int nt, float *out, size_t ldo,
-                             int nrows) {
-    const int K = w->K, G = w->group, ng = K / G;
-    for (int t = t0; t < t0 + nt; t++) {
-        act_row xr = act_set_row(x, t);
-        for (int r = 0; r < nrows; r++) {
+static void tile_gemm_scalar(const wrows *w, int r0, int nr, const act_tiles *x, int tile, float *out,
+                             size_t ldo, int offset_type) {
+    const int K = w->K, G = w->group, ng = K / G, tok = x->tok;
+    const int8_t *xq = x->q + (size_t)tile * tok * K;
+    const float *xd = x->d + (size_t)tile * tok * (K / 32);
+    const int32_t *xo = x->off + (size_t)tile * tok * ng;
+    const float *xs = x->ds + (size_t)tile * tok * ng;
+    for (int lane = 0; lane < tok && tile * tok + lane < x->T; lane++) {
+        const int t = tile * tok + lane;
+        for (int r = r0; r < r0 + nr; r++) {
+            const uint8_t *wq = w->q + (size_t)r * K;
             float acc = 0.0f;
             for (int g = 0; g < ng; g++) {
                 int dot = 0;
                 for (int k = g * G; k < (g + 1) * G; k++)
-                    dot += (int)w->q[(size_t)(k >> 2) * 64 + r * 4 + (k & 3)] * xr.q[k];
-                float dx = xr.d[g * G / ACT_BLOCK];
-                int sum = G == 16 ? xr.s16[g] : xr.s32[g];
-                acc += w->a[g * TILE_ROWS + r] * dx * (float)dot + w->b[g * TILE_ROWS + r] * dx * (float)sum;
+                    dot += (int)wq[k] * xq[((size_t)(k >> 2) * tok + lane) * 4 + (k & 3)];
+                float dx = xd[(size_t)(g * G / 32) * tok + lane], a = w->a[(size_t)r * ng + g];
+                if (offset_type)
+                    acc += a * dx * (float)(dot + xo[(size_t)g * tok + lane]);
+                else
+                    acc += a * dx * (float)dot + w->b[(size_t)r * ng + g] * xs[(size_t)g * tok + lane];
             }
             out[(size_t)t * ldo + r] = acc;
         }
@@ -215,5 +252,8 @@ static void tile_gemm_scalar(const wtile *w, const act_set *x, int t0, int nt, f
 const kernel_set kernels_scalar = {
     .name = "scalar",
     .quantize_row = quantize_row_scalar,
+    .tok = 1,
+    .rows = 4,
+    .unpack = wrows_unpack_scalar,
     .tile_gemm = tile_gemm_scalar,
 };

@@ -1,4 +1,4 @@
-/* AVX-512 (F, BW, VL, VNNI) kernels: 512-bit tiles of 16 rows x 8 tokens for many tokens; the
+/* AVX-512 (F, BW, VL, VNNI) kernels: 512-bit tiles of 8 rows x 16 tokens for many tokens; the
  * 256-bit row dots with EVEX VNNI for few tokens (they are memory-bound, wider buys nothing). */
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -8,60 +8,70 @@
 
 #define Z_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 
-/* out rows [0, nrows) for tokens [t0, t0 + NT): one zmm of 16 rows per token. */
+/* Rows r0 .. r0+NR of w against the 16 tokens of one tile; lanes are tokens. */
 static inline __attribute__((target(Z_TARGET), always_inline)) void
-tile16(const wtile *w, const act_set *x, int t0, const int NT, float *out, size_t ldo, int nrows) {
-    const int K = w->K, G = w->group, steps = G / 4, ng = K / G;
-    const int nd = K / ACT_BLOCK;
+tile_rows16(const wrows *w, int r0, const int NR, const act_tiles *x, int tile, float *out, size_t ldo,
+            const int OFFSET) {
+    const int K = w->K, G = w->group, ng = K / G, steps = G / 4;
+    const int8_t *xq = x->q + (size_t)tile * 16 * K;
+    const float *xd = x->d + (size_t)tile * 16 * (K / 32);
+    const int32_t *xo = x->off + (size_t)tile * 16 * ng;
+    const float *xs = x->ds + (size_t)tile * 16 * ng;
+    const uint8_t *wq[8];
+    const float *wa[8], *wb[8];
     __m512 acc[8];
-    const int8_t *xq[8];
-    const float *xd[8];
-    const int16_t *xs[8];
-    for (int t = 0; t < NT; t++) {
-        acc[t] = _mm512_setzero_ps();
-        xq[t] = x->q + (size_t)(t0 + t) * K;
-        xd[t] = x->d + (size_t)(t0 + t) * nd;
-        xs[t] = G == 16 ? x->s16 + (size_t)(t0 + t) * (K / 16) : x->s32 + (size_t)(t0 + t) * (K / 32);
+    for (int r = 0; r < NR; r++) {
+        wq[r] = w->q + (size_t)(r0 + r) * K;
+        wa[r] = w->a + (size_t)(r0 + r) * ng;
+        wb[r] = w->b + (size_t)(r0 + r) * ng;
+        acc[r] = _mm512_setzero_ps();
     }
     for (int g = 0; g < ng; g++) {
         __m512i ia[8];
-        for (int t = 0; t < NT; t++) ia[t] = _mm512_setzero_si512();
-        const uint8_t *wq = w->q + (size_t)g * steps * 64;
+        for (int r = 0; r < NR; r++) ia[r] = OFFSET ? _mm512_loadu_si512(xo + 16 * g) : _mm512_setzero_si512();
         for (int j = 0; j < steps; j++) {
-            __m512i wv = _mm512_loadu_si512(wq + 64 * j);
-            for (int t = 0; t < NT; t++) {
-                int32_t xv;
-                memcpy(&xv, xq[t] + g * G + 4 * j, 4);
-                ia[t] = _mm512_dpbusd_epi32(ia[t], wv, _mm512_set1_epi32(xv));
+            const int k = g * G + 4 * j;
+            __m512i xv = _mm512_loadu_si512(xq + (size_t)k * 16);
+            for (int r = 0; r < NR; r++) {
+                int32_t wv;
+                memcpy(&wv, wq[r] + k, 4);
+                ia[r] = _mm512_dpbusd_epi32(ia[r], _mm512_set1_epi32(wv), xv);
             }
         }
-        __m512 av = _mm512_loadu_ps(w->a + g * TILE_ROWS), bv = _mm512_loadu_ps(w->b + g * TILE_ROWS);
-        const int gd = g * G / ACT_BLOCK;
-        for (int t = 0; t < NT; t++) {
-            float dx = xd[t][gd];
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[t]), _mm512_mul_ps(av, _mm512_set1_ps(dx)), acc[t]);
-            acc[t] = _mm512_fmadd_ps(bv, _mm512_set1_ps(dx * (float)xs[t][g]), acc[t]);
+        const __m512 dx = _mm512_loadu_ps(xd + 16 * (g * G / 32));
+        if (OFFSET) {
+            for (int r = 0; r < NR; r++)
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r]), _mm512_mul_ps(_mm512_set1_ps(wa[r][g]), dx), acc[r]);
+        } else {
+            const __m512 ds = _mm512_loadu_ps(xs + 16 * g);
+            for (int r = 0; r < NR; r++) {
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r]), _mm512_mul_ps(_mm512_set1_ps(wa[r][g]), dx), acc[r]);
+                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(wb[r][g]), ds, acc[r]);
+            }
         }
     }
-    const __mmask16 m = (__mmask16)((1u << nrows) - 1);
-    for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(out + (size_t)(t0 + t) * ldo, m, acc[t]);
+    const int nt = x->T - tile * 16 < 16 ? x->T - tile * 16 : 16;
+    for (int r = 0; r < NR; r++) {
+        float v[16];
+        _mm512_storeu_ps(v, acc[r]);
+        for (int t = 0; t < nt; t++) out[(size_t)(tile * 16 + t) * ldo + r0 + r] = v[t];
+    }
 }
 
+#define TILE_CASE(nr) \
+    case nr: \
+        if (offset_type) tile_rows16(w, r0, nr, x, tile, out, ldo, 1); \
+        else tile_rows16(w, r0, nr, x, tile, out, ldo, 0); \
+        break;
+
 static __attribute__((target(Z_TARGET))) void
-tile_gemm512(const wtile *w, const act_set *x, int t0, int nt, float *out, size_t ldo, int nrows) {
-    int t = t0;
-    for (; t + 8 <= t0 + nt; t += 8) tile16(w, x, t, 8, out, ldo, nrows);
-    switch (t0 + nt - t) {
-    case 7: tile16(w, x, t, 7, out, ldo, nrows); break;
-    case 6: tile16(w, x, t, 6, out, ldo, nrows); break;
-    case 5: tile16(w, x, t, 5, out, ldo, nrows); break;
-    case 4: tile16(w, x, t, 4, out, ldo, nrows); break;
-    case 3: tile16(w, x, t, 3, out, ldo, nrows); break;
-    case 2: tile16(w, x, t, 2, out, ldo, nrows); break;
-    case 1: tile16(w, x, t, 1, out, ldo, nrows); break;
+tile_gemm512(const wrows *w, int r0, int nr, const act_tiles *x, int tile, float *out, size_t ldo, int offset_type) {
+    switch (nr) {
+    TILE_CASE(8) TILE_CASE(7) TILE_CASE(6) TILE_CASE(5) TILE_CASE(4) TILE_CASE(3) TILE_CASE(2) TILE_CASE(1)
     default: break;
     }
 }
+#undef TILE_CASE
 
 #define KTARGET Z_TARGET
 #define KSET kernels_avx512
@@ -69,5 +79,7 @@ tile_gemm512(const wtile *w, const act_set *x, int t0, int nt, float *out, size_
 #define KDOT_AVX512VNNI
 #define KNO_TILE
 #define KTILE_GEMM tile_gemm512
+#define KTILE_TOK 16
+#define KTILE_ROWS 8
 #include "x86_ymm_impl.h"
 #endif

@@ -2,7 +2,8 @@
  *   KTARGET      the target attribute string (e.g. "avx2,fma,f16c")
  *   KSET, KNAME  the name of the kernel_set to define and its printable name
  *   KDOT_AVXVNNI or KDOT_AVX512VNNI  to use the VNNI dot instructions; neither: AVX2 emulation
- *   KNO_TILE     when the including file brings its own tile_gemm (then define KTILE_GEMM)
+ *   KNO_TILE     when the including file brings its own tile_gemm (then it defines KTILE_GEMM,
+ *                KTILE_TOK and KTILE_ROWS)
  *
  * Row dots quantize the activation like the weight's own blocks: 32-value scales for the 32-value
  * types, one scale per 256 values for the K-quants, so that a whole super-block accumulates in
@@ -323,65 +324,160 @@ KFN_OUT float dot_q6_k(const uint8_t *w, const act_row *x, int K) {
     return hsum_ps(acc);
 }
 
-/* ---- tile path: 8 rows (one half of a tile) x NT tokens ---- */
+/* ---- tile path: unpacking rows, and 4 rows x 8 tokens ---- */
+
+KFN void store32(uint8_t *p, __m256i v) { _mm256_storeu_si256((__m256i *)p, v); }
+
+/* Rows of the common types unpacked with SIMD; the rest through the scalar unpacker. */
+KFN_OUT void unpack_rows(wrows *w, int type_id, const uint8_t *rows, size_t row_stride, int nrows) {
+    const int K = w->K, ng = K / w->group;
+    const __m256i m4 = _mm256_set1_epi8(15), m10 = _mm256_set1_epi8(0x10), m30 = _mm256_set1_epi8(0x30);
+    switch (type_id) {
+    case QT_Q4_0: case QT_Q5_0: case QT_Q8_0: case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: break;
+    default: wrows_unpack_scalar(w, type_id, rows, row_stride, nrows); return;
+    }
+    w->wide = type_id == QT_Q8_0;
+    for (int r = 0; r < nrows; r++) {
+        const uint8_t *row = rows + (size_t)r * row_stride;
+        uint8_t *q = w->q + (size_t)r * K;
+        float *a = w->a + (size_t)r * ng, *b = w->b + (size_t)r * ng;
+        switch (type_id) {
+        case QT_Q4_0:
+            for (int i = 0; i < K / 32; i++) {
+                const uint8_t *p = row + 18 * i;
+                store32(q + 32 * i, nibbles16(p + 2));
+                a[i] = f16(p);
+                b[i] = -8.0f * a[i];
+            }
+            break;
+        case QT_Q5_0:
+            for (int i = 0; i < K / 32; i++) {
+                const uint8_t *p = row + 22 * i;
+                uint32_t qh;
+                memcpy(&qh, p + 2, 4);
+                store32(q + 32 * i, _mm256_or_si256(nibbles16(p + 6), bits_to_0x10(qh)));
+                a[i] = f16(p);
+                b[i] = -16.0f * a[i];
+            }
+            break;
+        case QT_Q8_0:
+            for (int i = 0; i < K / 32; i++) {
+                const uint8_t *p = row + 34 * i;
+                store32(q + 32 * i, _mm256_xor_si256(load256(p + 2), _mm256_set1_epi8((char)0x80)));
+                a[i] = f16(p);
+                b[i] = -128.0f * a[i];
+            }
+            break;
+        case QT_Q4_K: case QT_Q5_K: {
+            const int q5 = type_id == QT_Q5_K, bytes = q5 ? 176 : 144;
+            for (int i = 0; i < K / 256; i++) {
+                const uint8_t *p = row + (size_t)bytes * i, *qs = p + (q5 ? 48 : 16);
+                const __m256i qh = q5 ? load256(p + 16) : _mm256_setzero_si256();
+                for (int c = 0; c < 4; c++) {
+                    __m256i raw = load256(qs + 32 * c);
+                    __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                    if (q5) {
+                        __m256i h0 = 2 * c <= 4 ? _mm256_slli_epi16(qh, 4 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 4);
+                        __m256i h1 = 2 * c + 1 <= 4 ? _mm256_slli_epi16(qh, 3 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 3);
+                        lo = _mm256_or_si256(lo, _mm256_and_si256(h0, m10));
+                        hi = _mm256_or_si256(hi, _mm256_and_si256(h1, m10));
+                    }
+                    store32(q + 256 * i + 64 * c, lo);
+                    store32(q + 256 * i + 64 * c + 32, hi);
+                }
+                uint8_t sm[16];
+                _mm_storeu_si128((__m128i *)sm, kq_scales_mins(p + 4));
+                const float d = f16(p), dmin = f16(p + 2);
+                for (int j = 0; j < 8; j++) { a[8 * i + j] = d * sm[j]; b[8 * i + j] = -dmin * sm[8 + j]; }
+            }
+            break;
+        }
+        case QT_Q6_K:
+            for (int i = 0; i < K / 256; i++) {
+                const uint8_t *p = row + 210 * i, *ql = p, *qhp = p + 128;
+                const int8_t *sc = (const int8_t *)(p + 192);
+                for (int h = 0; h < 2; h++) {
+                    __m256i a0 = load256(ql + 64 * h), a1 = load256(ql + 64 * h + 32), hh = load256(qhp + 32 * h);
+                    uint8_t *o = q + 256 * i + 128 * h;
+                    store32(o, _mm256_or_si256(_mm256_and_si256(a0, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 4), m30)));
+                    store32(o + 32, _mm256_or_si256(_mm256_and_si256(a1, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 2), m30)));
+                    store32(o + 64, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a0, 4), m4), _mm256_and_si256(hh, m30)));
+                    store32(o + 96, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a1, 4), m4),
+                                                    _mm256_and_si256(_mm256_srli_epi16(hh, 2), m30)));
+                }
+                const float d = f16(p + 208);
+                for (int g = 0; g < 16; g++) { a[16 * i + g] = d * sc[g]; b[16 * i + g] = -32.0f * a[16 * i + g]; }
+            }
+            break;
+        }
+    }
+}
 
 #ifndef KNO_TILE
-KFN void tile_half(const wtile *w, const act_set *x, int half, int t0, const int NT, float *out,
-                   size_t ldo, int nrows, int wide) {
-    const int K = w->K, G = w->group, steps = G / 4, ng = K / G;
+/* Rows r0 .. r0+NR of w against the 8 tokens of one tile; lanes are tokens. */
+KFN void tile_rows8(const wrows *w, int r0, const int NR, const act_tiles *x, int tile, float *out, size_t ldo,
+                    const int OFFSET, const int WIDE) {
+    const int K = w->K, G = w->group, ng = K / G, steps = G / 4;
+    const int8_t *xq = x->q + (size_t)tile * 8 * K;
+    const float *xd = x->d + (size_t)tile * 8 * (K / 32);
+    const int32_t *xo = x->off + (size_t)tile * 8 * ng;
+    const float *xs = x->ds + (size_t)tile * 8 * ng;
+    const uint8_t *wq[4];
+    const float *wa[4], *wb[4];
     __m256 acc[4];
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    const int8_t *xq[4];
-    for (int t = 0; t < NT; t++) xq[t] = x->q + (size_t)(t0 + t) * K;
+    for (int r = 0; r < NR; r++) {
+        wq[r] = w->q + (size_t)(r0 + r) * K;
+        wa[r] = w->a + (size_t)(r0 + r) * ng;
+        wb[r] = w->b + (size_t)(r0 + r) * ng;
+        acc[r] = _mm256_setzero_ps();
+    }
     for (int g = 0; g < ng; g++) {
         __m256i ia[4];
-        for (int t = 0; t < NT; t++) ia[t] = _mm256_setzero_si256();
-        const uint8_t *wq = w->q + (size_t)g * steps * 64 + 32 * half;
+        for (int r = 0; r < NR; r++) ia[r] = OFFSET ? load256(xo + 8 * g) : _mm256_setzero_si256();
         for (int j = 0; j < steps; j++) {
-            __m256i wv = load256(wq + 64 * j);
-            for (int t = 0; t < NT; t++) {
-                int32_t xv;
-                memcpy(&xv, xq[t] + g * G + 4 * j, 4);
-                ia[t] = wide ? dpbusd_wide(ia[t], wv, _mm256_set1_epi32(xv)) : dpbusd(ia[t], wv, _mm256_set1_epi32(xv));
+            const int k = g * G + 4 * j;
+            __m256i xv = load256(xq + (size_t)k * 8);
+            for (int r = 0; r < NR; r++) {
+                int32_t wv;
+                memcpy(&wv, wq[r] + k, 4);
+                ia[r] = WIDE ? dpbusd_wide(ia[r], _mm256_set1_epi32(wv), xv) : dpbusd(ia[r], _mm256_set1_epi32(wv), xv);
             }
         }
-        __m256 av = _mm256_loadu_ps(w->a + g * TILE_ROWS + 8 * half);
-        __m256 bv = _mm256_loadu_ps(w->b + g * TILE_ROWS + 8 * half);
-        for (int t = 0; t < NT; t++) {
-            act_row r = act_set_row(x, t0 + t);
-            float dx = r.d[g * G / ACT_BLOCK];
-            float sx = dx * (float)(G == 16 ? r.s16[g] : r.s32[g]);
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[t]), _mm256_mul_ps(av, _mm256_set1_ps(dx)), acc[t]);
-            acc[t] = _mm256_fmadd_ps(bv, _mm256_set1_ps(sx), acc[t]);
+        const __m256 dx = _mm256_loadu_ps(xd + 8 * (g * G / 32));
+        if (OFFSET) {
+            for (int r = 0; r < NR; r++)
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r]), _mm256_mul_ps(_mm256_set1_ps(wa[r][g]), dx), acc[r]);
+        } else {
+            const __m256 ds = _mm256_loadu_ps(xs + 8 * g);
+            for (int r = 0; r < NR; r++) {
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r]), _mm256_mul_ps(_mm256_set1_ps(wa[r][g]), dx), acc[r]);
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(wb[r][g]), ds, acc[r]);
+            }
         }
     }
-    const int nr = nrows - 8 * half;
-    for (int t = 0; t < NT; t++) {
-        float *o = out + (size_t)(t0 + t) * ldo + 8 * half;
-        if (nr >= 8) {
-            _mm256_storeu_ps(o, acc[t]);
-        } else {
-            float tmp[8];
-            _mm256_storeu_ps(tmp, acc[t]);
-            memcpy(o, tmp, sizeof(float) * nr);
-        }
+    const int nt = x->T - tile * 8 < 8 ? x->T - tile * 8 : 8;
+    for (int r = 0; r < NR; r++) {
+        float v[8];
+        _mm256_storeu_ps(v, acc[r]);
+        for (int t = 0; t < nt; t++) out[(size_t)(tile * 8 + t) * ldo + r0 + r] = v[t];
     }
 }
 
-KFN_OUT void tile_gemm(const wtile *w, const act_set *x, int t0, int nt, float *out, size_t ldo,
-                       int nrows) {
-    for (int half = 0; half < 2 && 8 * half < nrows; half++) {
-        int t = t0;
-        for (; t + 4 <= t0 + nt; t += 4) tile_half(w, x, half, t, 4, out, ldo, nrows, w->wide);
-        switch (t0 + nt - t) {
-        case 3: tile_half(w, x, half, t, 3, out, ldo, nrows, w->wide); break;
-        case 2: tile_half(w, x, half, t, 2, out, ldo, nrows, w->wide); break;
-        case 1: tile_half(w, x, half, t, 1, out, ldo, nrows, w->wide); break;
-        default: break;
-        }
-    }
+#define TILE_CASE(nr) \
+    case nr: \
+        if (offset_type) { if (w->wide) tile_rows8(w, r0, nr, x, tile, out, ldo, 1, 1); \
+                           else tile_rows8(w, r0, nr, x, tile, out, ldo, 1, 0); } \
+        else tile_rows8(w, r0, nr, x, tile, out, ldo, 0, 0); \
+        break;
+
+KFN_OUT void tile_gemm(const wrows *w, int r0, int nr, const act_tiles *x, int tile, float *out, size_t ldo,
+                       int offset_type) {
+    switch (nr) { TILE_CASE(4) TILE_CASE(3) TILE_CASE(2) TILE_CASE(1) default: break; }
 }
+#undef TILE_CASE
 #define KTILE_GEMM tile_gemm
+#define KTILE_TOK 8
+#define KTILE_ROWS 4
 #endif
 
 const kernel_set KSET = {
@@ -391,5 +487,8 @@ const kernel_set KSET = {
                 [QT_Q8_0] = dot_q8_0, [QT_Q4_K] = dot_q4_k, [QT_Q5_K] = dot_q5_k, [QT_Q6_K] = dot_q6_k},
     .row_dot_blk = {[QT_Q4_0] = 32, [QT_Q4_1] = 32, [QT_Q5_0] = 32, [QT_Q5_1] = 32, [QT_Q8_0] = 32,
                     [QT_Q4_K] = 256, [QT_Q5_K] = 256, [QT_Q6_K] = 256},
+    .tok = KTILE_TOK,
+    .rows = KTILE_ROWS,
+    .unpack = unpack_rows,
     .tile_gemm = KTILE_GEMM,
 };
