@@ -5,59 +5,10 @@ API key and loads a tiny Qwen2 (Q8_0 GGUF) on first request. The store is empty,
 """
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-
-ENGINE_KWARGS = {"max_model_len": 256, "kv_cache_memory": 8 << 20, "max_num_seqs": 64}
-API_KEY = "test-key"
-
-
-@dataclass
-class RunningServer:
-    url: str
-    app: object
-    model: str
-
-    @property
-    def state(self):
-        return self.app.state.corral
-
-    def engine(self):
-        loaded = self.state.manager.find_loaded(self.model)
-        return loaded.engine if loaded else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve_in_thread(app, timeout_s: float = 120.0):
-    """Start uvicorn for `app` on a free port; returns (base url, stop function)."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-
-    def stop():
-        server.should_exit = True
-        thread.join(timeout=60)
-
-    return f"http://127.0.0.1:{port}", stop
+from server_harness import API_KEY, ENGINE_KWARGS, RunningServer, serve_in_thread
 
 
 @pytest.fixture(scope="session")
@@ -105,12 +56,3 @@ def reference_llm(tiny_model_path):
     from corral import LLM
 
     return LLM(tiny_model_path, **ENGINE_KWARGS)
-
-
-def wait_until(predicate, timeout_s: float = 20.0, interval_s: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()

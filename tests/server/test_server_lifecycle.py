@@ -12,7 +12,7 @@ import openai
 from prometheus_client.parser import text_string_to_metric_families
 
 from corral.core.sampling_params import SamplingParams
-from tests.server.conftest import API_KEY, wait_until
+from server_harness import API_KEY, wait_until
 
 
 def idle(engine) -> bool:
