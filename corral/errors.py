@@ -66,6 +66,20 @@ class StoreError(CorralError):
     """A model-store operation failed (bad name, corrupt blob, failed download); the store is unchanged."""
 
 
+class RemoteModelNotFoundError(StoreError):
+    """The Hub has no such repository, revision or quantization."""
+
+    status = 404
+    code = "model_not_found"
+
+
+class HubUnavailableError(StoreError):
+    """The Hub (or the mirror at HF_ENDPOINT) cannot be reached or answered with an error."""
+
+    status = 502
+    code = "bad_gateway"
+
+
 class OutOfMemoryError(CorralError):
     """The model or its KV cache does not fit the memory budget."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any, Callable
 
 from fastapi import FastAPI
@@ -43,9 +44,12 @@ def create_app(
     default_keep_alive: float = DEFAULT_KEEP_ALIVE_S,
     engine_kwargs: dict[str, Any] | None = None,
     on_ready: Callable[[ServerState], None] | None = None,
+    store_home: str | Path | None = None,
 ) -> FastAPI:
     """The server app. `models` load at start-up (kept loaded until unloaded explicitly); any
-    other model loads on first request. `api_key` guards every route but /health."""
+    other model loads on first request. `api_key` guards every route but /health.
+    `store_home` is the store the store routes change; by default the source's (a
+    StoreModelSource's `home`), else CORRAL_HOME."""
     manager = ModelManager(
         source or default_source(),
         engine_loader or async_engine_loader(**(engine_kwargs or {})),
@@ -53,7 +57,9 @@ def create_app(
         default_keep_alive=default_keep_alive,
     )
     metrics = ServerMetrics(lambda: [(m.name, m.engine.stats()) for m in manager.loaded()])
-    state = ServerState(manager=manager, metrics=metrics, api_key=api_key)
+    home = store_home if store_home is not None else getattr(manager.source, "home", None)
+    state = ServerState(manager=manager, metrics=metrics, api_key=api_key,
+                        store_home=Path(home) if home is not None else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

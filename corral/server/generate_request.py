@@ -17,10 +17,12 @@ from corral.errors import ValidationError
 @dataclass(frozen=True)
 class ModelDefaults:
     """What a model's Modelfile sets: default options (Ollama names, e.g. `temperature`,
-    `num_predict`, `stop`) that a request's own values override, and a default system prompt."""
+    `num_predict`, `stop`) that a request's own values override, a default system prompt, and
+    MESSAGE turns put before every conversation (as Ollama does)."""
 
     options: dict[str, Any] = field(default_factory=dict)
     system: str | None = None
+    messages: tuple[dict[str, str], ...] = ()
 
 
 @dataclass
@@ -39,6 +41,7 @@ class GenerateRequest:
     prompt: str | list[int] | None = None
     messages: list[dict[str, Any]] | None = None
     system: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # turns before a non-raw `prompt`
     raw: bool = False
     context: list[int] | None = None  # Ollama: token ids of an earlier exchange to continue
     tools: list[dict[str, Any]] | None = None

@@ -58,6 +58,7 @@ def generate_to_internal(req: ol.GenerateRequest, defaults: ModelDefaults = Mode
         params=options_to_sampling(req.options, defaults),
         prompt=req.prompt or "",
         system=req.system if req.system is not None else defaults.system,
+        history=[] if req.raw or req.context else [dict(m) for m in defaults.messages],
         raw=req.raw,
         context=req.context,
         keep_alive=parse_keep_alive(req.keep_alive),
@@ -65,7 +66,7 @@ def generate_to_internal(req: ol.GenerateRequest, defaults: ModelDefaults = Mode
 
 
 def chat_to_internal(req: ol.ChatRequest, defaults: ModelDefaults = ModelDefaults()) -> GenerateRequest:
-    messages = []
+    messages = [dict(m) for m in defaults.messages]  # Modelfile MESSAGE turns come first
     for m in req.messages or []:
         _reject_images(m.images)
         messages.append(m.model_dump(exclude_none=True, exclude={"images"}))

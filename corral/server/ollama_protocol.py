@@ -148,6 +148,62 @@ class ShowResponse(BaseModel):
     modified_at: str
 
 
+class PullRequest(_Request):
+    """`model` (or the older `name`): hf.co/ORG/REPO[:QUANT] or ORG/REPO. `insecure` is accepted
+    and ignored (the Hub is always reached over the scheme HF_ENDPOINT names)."""
+
+    model: str | None = None
+    name: str | None = None
+    insecure: bool = False
+    stream: bool = True
+
+
+class DeleteRequest(_Request):
+    model: str | None = None
+    name: str | None = None  # older clients send `name`
+
+
+class CopyRequest(_Request):
+    source: str
+    destination: str
+
+
+class CreateRequest(_Request):
+    """Either Ollama's JSON form (`from` plus settings) or the older `modelfile` text.
+
+    `from` names a store model, or an absolute path on the server's machine to a .gguf file or an
+    HF folder. `parameters` use Modelfile names and types (`stop` may be a list). `files`,
+    `adapters` and `quantize` (uploaded blobs, LoRA, re-quantizing) are refused.
+    """
+
+    model: str | None = None
+    name: str | None = None  # older clients send `name`
+    from_: str | None = Field(default=None, alias="from")
+    modelfile: str | None = None
+    system: str | None = None
+    template: str | None = None
+    parameters: dict[str, Any] | None = None
+    messages: list[Message] | None = None
+    license: str | list[str] | None = None
+    files: dict[str, str] | None = None
+    adapters: dict[str, str] | None = None
+    quantize: str | None = None
+    stream: bool = True
+
+
+class ProgressResponse(BaseModel):
+    """One line of a /api/pull or /api/create stream; byte counts only while a file downloads."""
+
+    status: str
+    digest: str | None = Field(default=None, exclude_if=_none)
+    total: int | None = Field(default=None, exclude_if=_none)
+    completed: int | None = Field(default=None, exclude_if=_none)
+
+
+class StatusResponse(BaseModel):
+    status: str
+
+
 class VersionResponse(BaseModel):
     version: str
 

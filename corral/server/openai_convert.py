@@ -79,7 +79,7 @@ def chat_to_generate(req: oa.ChatCompletionRequest, defaults: ModelDefaults = Mo
     return GenerateRequest(
         model=req.model,
         params=_sampling(req, defaults, max_tokens, logprobs),
-        messages=[_message_dict(m) for m in req.messages],
+        messages=[*(dict(m) for m in defaults.messages), *(_message_dict(m) for m in req.messages)],
         system=defaults.system,
         tools=req.tools,
     )

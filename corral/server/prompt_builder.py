@@ -3,8 +3,8 @@
 - chat messages are rendered with the model's chat template and tokenized without adding
   special tokens (the template writes BOS itself when the model wants one);
 - a raw prompt string goes to the engine as is (the engine adds BOS like `LLM.generate` does);
-- a non-raw prompt (Ollama /api/generate) becomes a user message, with `system` before it, when
-  the model has a chat template;
+- a non-raw prompt (Ollama /api/generate) becomes a user message, after `history` (a Modelfile's
+  MESSAGE turns) and with `system` first, when the model has a chat template;
 - Ollama `context` (token ids of an earlier exchange) is put in front of the new tokens.
 """
 from __future__ import annotations
@@ -36,7 +36,8 @@ def build_prompt(req: GenerateRequest, tokenizer: Any) -> str | list[int]:
     if isinstance(prompt, list):
         return list(req.context or []) + prompt
     if not req.raw and tokenizer.chat_template:
-        ids = render_chat(tokenizer, with_system([{"role": "user", "content": prompt}], req.system), None)
+        turns = [*req.history, {"role": "user", "content": prompt}]
+        ids = render_chat(tokenizer, with_system(turns, req.system), None)
         return list(req.context or []) + ids
     if req.context:
         return list(req.context) + list(tokenizer.encode(prompt, add_special_tokens=False))

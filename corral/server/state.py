@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Awaitable, TypeVar
 
 from fastapi import Request
@@ -29,6 +30,7 @@ class ServerState:
     manager: ModelManager
     metrics: ServerMetrics
     api_key: str | None = None
+    store_home: Path | None = None  # the store /api/pull, /api/create, ... change; None: CORRAL_HOME
 
 
 def get_state(request: Request) -> ServerState:

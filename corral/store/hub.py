@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from corral import envs
-from corral.errors import StoreError
+from corral.errors import HubUnavailableError, RemoteModelNotFoundError, StoreError
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,17 @@ def fetch_listing(repo: str, revision: str = "main") -> RepoListing:
             f"repository {repo} is gated: accept its terms on {endpoint}/{repo} and set HF_TOKEN to your access token"
         ) from None
     except hf_errors.RepositoryNotFoundError:
-        raise StoreError(
+        raise RemoteModelNotFoundError(
             f"repository {repo} not found on {endpoint}; check the name (if it is private, set HF_TOKEN)"
         ) from None
     except hf_errors.RevisionNotFoundError:
-        raise StoreError(f"repository {repo} has no revision {revision!r}; use a branch, tag or commit that exists") from None
+        raise RemoteModelNotFoundError(f"repository {repo} has no revision {revision!r}; use a branch, tag or commit that exists") from None
     except hf_errors.HfHubHTTPError as e:
         status = getattr(getattr(e, "response", None), "status_code", "an error")
-        raise StoreError(f"the Hugging Face Hub at {endpoint} answered {status} for {repo}; try again later") from None
+        raise HubUnavailableError(f"the Hugging Face Hub at {endpoint} answered {status} for {repo}; try again later") from None
     except Exception as e:
         if is_transport_error(e):
-            raise StoreError(unreachable_message(endpoint, e)) from None
+            raise HubUnavailableError(unreachable_message(endpoint, e)) from None
         raise
     files = {
         s.rfilename: RemoteFile(

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from corral.errors import StoreError
+from corral.errors import RemoteModelNotFoundError, StoreError
 
 # Best first: small and fast K-quants, then bigger or older formats, then unquantized.
 QUANT_PREFERENCE = (
@@ -63,7 +63,7 @@ def select_gguf(repo: str, repo_files: list[str], tag: str) -> GGUFChoice:
     """The choice `tag` names (`latest` = most preferred); StoreError listing the available ones."""
     choices = gguf_choices(repo_files)
     if not choices:
-        raise StoreError(f"repository {repo} has no GGUF files; pull {repo} (without hf.co/) for a safetensors folder")
+        raise RemoteModelNotFoundError(f"repository {repo} has no GGUF files; pull {repo} (without hf.co/) for a safetensors folder")
     if tag.lower() == "latest":
         return choices[0]
     wanted = tag.upper()
@@ -73,7 +73,7 @@ def select_gguf(repo: str, repo_files: list[str], tag: str) -> GGUFChoice:
     loose = [c for c in choices if tag.lower() in PurePosixPath(c.files[0]).name.lower()]
     if loose:
         return loose[0]
-    raise StoreError(
+    raise RemoteModelNotFoundError(
         f"repository {repo} has no {tag} quantization; available: {', '.join(available_quants(choices))}"
     )
 

@@ -73,10 +73,11 @@ def test_ollama_bad_requests_are_400_with_a_message(server, path, body):
     assert r.status_code == 400 and isinstance(r.json()["error"], str) and r.json()["error"]
 
 
-def test_store_routes_answer_501(server):
-    for method, path in [("POST", "/api/pull"), ("DELETE", "/api/delete"), ("POST", "/api/copy"), ("POST", "/api/create")]:
+def test_store_routes_refuse_bad_requests_and_push(server):
+    for method, path, status in [("POST", "/api/pull", 400), ("DELETE", "/api/delete", 404),
+                                 ("POST", "/api/copy", 400), ("POST", "/api/create", 400), ("POST", "/api/push", 501)]:
         r = httpx.request(method, server.url + path, json={"model": "x"})
-        assert r.status_code == 501 and "not supported" in r.json()["error"]
+        assert r.status_code == status and isinstance(r.json()["error"], str) and r.json()["error"]
 
 
 def test_server_keeps_serving_after_bad_requests(server):
