@@ -14,6 +14,19 @@
 /* Weight rows unpacked at a time on the tile path: 64 x K bytes stay in L2. */
 #define ROW_BLOCK 64
 
+/* Rows per unit of work on the row-dot path. Threads claim units one at a time, so a thread the
+ * OS delays (the CPU is shared) leaves its work to the others instead of holding up the call. */
+#define ROWDOT_CHUNK 32
+
+static int claim(int *next) {
+    int c;
+#ifdef _OPENMP
+#pragma omp atomic capture
+#endif
+    c = (*next)++;
+    return c;
+}
+
 int kernels_best_level(void) {
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
     __builtin_cpu_init();
@@ -60,17 +73,16 @@ static int run_row_dots(const kernel_set *ks, int type_id, const uint8_t *w, siz
     act_row rows[ROWDOT_MAX_T];
     for (int t = 0; t < T; t++) rows[t] = act_set_row(&a, t);
     row_dot_fn dot = ks->row_dot[type_id];
+    const int nchunks = (N + ROWDOT_CHUNK - 1) / ROWDOT_CHUNK;
+    int next = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads)
 #endif
-    {
-        int part = 0, parts = 1;
-#ifdef _OPENMP
-        part = omp_get_thread_num(); parts = omp_get_num_threads();
-#endif
-        int lo, hi;
-        split(N, parts, part, 8, &lo, &hi);
-        for (int n = lo; n < hi; n++) {
+    for (;;) {
+        int c = claim(&next);
+        if (c >= nchunks) break;
+        const int hi = (c + 1) * ROWDOT_CHUNK < N ? (c + 1) * ROWDOT_CHUNK : N;
+        for (int n = c * ROWDOT_CHUNK; n < hi; n++) {
             const uint8_t *wr = w + (size_t)n * row_stride;
             for (int t = 0; t < T; t++) out[(size_t)t * N + n] = dot(wr, &rows[t], K);
         }
@@ -86,7 +98,7 @@ static int run_tiles(const kernel_set *ks, const qtype_info *ti, int type_id, co
     act_tiles at;
     if (act_set_alloc(&rows, T, K, ACT_BLOCK) != 0) return QM_ENOMEM;
     if (act_tiles_alloc(&at, T, K, ks->tok, ti->group) != 0) { act_set_free(&rows); return QM_ENOMEM; }
-    int failed = 0;
+    int failed = 0, next = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads)
 #endif
@@ -113,9 +125,11 @@ static int run_tiles(const kernel_set *ks, const qtype_info *ti, int type_id, co
 #endif
             failed = 1;
         } else {
-            split(N, parts, part, ROW_BLOCK, &lo, &hi);
-            for (int n0 = lo; n0 < hi; n0 += ROW_BLOCK) {
-                const int nrows = hi - n0 < ROW_BLOCK ? hi - n0 : ROW_BLOCK;
+            const int nblocks = (N + ROW_BLOCK - 1) / ROW_BLOCK;
+            for (;;) {
+                const int c = claim(&next);
+                if (c >= nblocks) break;
+                const int n0 = c * ROW_BLOCK, nrows = N - n0 < ROW_BLOCK ? N - n0 : ROW_BLOCK;
                 ks->unpack(&wr, type_id, w + (size_t)n0 * row_stride, row_stride, nrows);
                 for (int tile = 0; tile < at.ntiles; tile++)
                     for (int r0 = 0; r0 < nrows; r0 += ks->rows) {

@@ -1,0 +1,216 @@
+"""corral against llama.cpp (through llama-cpp-python) on the same GGUF file, same thread count.
+
+Three measurements, each as tokens per second for both engines and their ratio (corral / llama.cpp,
+above 1 means corral is faster):
+  - prompt processing: one prompt of --prompt-tokens tokens (default 512);
+  - generation at batch 1: --gen-tokens tokens (default 128) after a short prompt;
+  - batched generation: --parallel sequences (default 16) decoding --gen-tokens tokens together.
+Generation is also shown as a share of the memory read bandwidth (a decode step reads about the
+whole file once: bytes per step / read GB/s is the physical limit).
+
+    pip install -e .[llamacpp]      # optional; builds llama.cpp from source
+    python benchmarks/compare_llamacpp.py /tmp/corral-bench/qwen2.5-0.5b-q4_0.gguf --threads 2
+
+Prompts are random token ids (no two runs share a prefix, so no cache helps either engine);
+sampling is greedy and ignores end-of-sequence tokens. Each measurement keeps its best of --repeats.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Rates:
+    prompt_tok_s: float
+    gen_tok_s: float
+    batch_gen_tok_s: float
+
+
+def random_prompt(rng: random.Random, n: int, vocab: int) -> list[int]:
+    return [rng.randrange(1000, vocab - 1000) for _ in range(n)]
+
+
+def read_bandwidth(n_bytes: int = 1 << 30) -> float:
+    a = torch.ones(n_bytes // 4)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a.sum()
+        best = min(best, time.perf_counter() - t0)
+    return n_bytes / best / 1e9
+
+
+# ---- corral ----
+
+def bench_corral(path: str, args, vocab_hint: int | None = None) -> Rates:
+    from corral import LLM, SamplingParams
+
+    llm = LLM(path, num_threads=args.threads, max_model_len=args.prompt_tokens + args.gen_tokens + 64,
+              max_num_seqs=max(16, args.parallel), max_num_batched_tokens=max(args.prompt_tokens, 512))
+    vocab = vocab_hint or llm.engine.model_config.vocab_size
+    rng = random.Random(0)
+
+    def run(prompts: list[list[int]], max_tokens: int) -> float:
+        params = SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
+        t0 = time.perf_counter()
+        llm.generate([{"prompt_token_ids": p} for p in prompts], params)
+        return time.perf_counter() - t0
+
+    run([random_prompt(rng, 16, vocab)], 4)  # warm-up
+    pp = min(run([random_prompt(rng, args.prompt_tokens, vocab)], 1) for _ in range(args.repeats))
+    short = args.short_prompt
+    one = min(run([random_prompt(rng, short, vocab)], 1) for _ in range(args.repeats))
+    gen = min(run([random_prompt(rng, short, vocab)], args.gen_tokens) for _ in range(args.repeats))
+    p = args.parallel
+    one_b = min(run([random_prompt(rng, short, vocab) for _ in range(p)], 1) for _ in range(args.repeats))
+    gen_b = min(run([random_prompt(rng, short, vocab) for _ in range(p)], args.gen_tokens) for _ in range(args.repeats))
+    return Rates(
+        prompt_tok_s=args.prompt_tokens / pp,
+        gen_tok_s=(args.gen_tokens - 1) / (gen - one),
+        batch_gen_tok_s=p * (args.gen_tokens - 1) / (gen_b - one_b),
+    )
+
+
+# ---- llama.cpp, through llama-cpp-python's C API ----
+
+class LlamaCpp:
+    """One llama.cpp context with room for `n_seq` sequences of `seq_len` tokens each."""
+
+    def __init__(self, path: str, threads: int, n_seq: int, seq_len: int, n_batch: int):
+        import llama_cpp as lc
+
+        self.lc = lc
+        lc.llama_backend_init()
+        mp = lc.llama_model_default_params()
+        self.model = lc.llama_model_load_from_file(path.encode(), mp)
+        if not self.model:
+            raise SystemExit(f"llama.cpp cannot load {path}")
+        cp = lc.llama_context_default_params()
+        cp.n_ctx = n_seq * seq_len
+        cp.n_batch = n_batch
+        cp.n_ubatch = n_batch
+        cp.n_seq_max = n_seq
+        cp.n_threads = threads
+        cp.n_threads_batch = threads
+        self.ctx = lc.llama_init_from_model(self.model, cp)
+        self.vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(self.model))
+        self.batch = lc.llama_batch_init(max(n_batch, n_seq), 0, n_seq)
+
+    def clear(self) -> None:
+        lc = self.lc
+        if hasattr(lc, "llama_memory_clear"):
+            lc.llama_memory_clear(lc.llama_get_memory(self.ctx), True)
+        else:
+            lc.llama_kv_self_clear(self.ctx)
+
+    def decode(self, items: list[tuple[int, int, int, bool]]) -> None:
+        """items: (token, position, sequence, wants logits)."""
+        b = self.batch
+        b.n_tokens = len(items)
+        for i, (tok, pos, seq, logits) in enumerate(items):
+            b.token[i] = tok
+            b.pos[i] = pos
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = seq
+            b.logits[i] = logits
+        if self.lc.llama_decode(self.ctx, b) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    def argmax(self, i: int) -> int:
+        ptr = self.lc.llama_get_logits_ith(self.ctx, i)
+        return int(np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), (self.vocab,)).argmax())
+
+    def prefill(self, prompts: list[list[int]], n_batch: int) -> list[int]:
+        """Evaluate every prompt (sequence s = prompts[s]); return each one's greedy next token."""
+        items = [(tok, pos, s, pos == len(p) - 1) for s, p in enumerate(prompts) for pos, tok in enumerate(p)]
+        nxt = [0] * len(prompts)
+        for start in range(0, len(items), n_batch):
+            chunk = items[start:start + n_batch]
+            self.decode(chunk)
+            for i, (_, _, s, want) in enumerate(chunk):
+                if want:
+                    nxt[s] = self.argmax(i)
+        return nxt
+
+    def generate(self, prompts: list[list[int]], n_tokens: int, n_batch: int) -> None:
+        nxt = self.prefill(prompts, n_batch)
+        pos = [len(p) for p in prompts]
+        for _ in range(n_tokens - 1):
+            self.decode([(nxt[s], pos[s], s, True) for s in range(len(prompts))])
+            nxt = [self.argmax(i) for i in range(len(prompts))]
+            pos = [q + 1 for q in pos]
+
+
+def bench_llamacpp(path: str, args) -> Rates:
+    seq_len = args.prompt_tokens + args.gen_tokens + 64
+    ll = LlamaCpp(path, args.threads, max(1, args.parallel), seq_len, n_batch=max(args.prompt_tokens, 512))
+    vocab, nb, rng = ll.vocab, max(args.prompt_tokens, 512), random.Random(0)
+
+    def run(prompts: list[list[int]], n_tokens: int) -> float:
+        ll.clear()
+        t0 = time.perf_counter()
+        if n_tokens <= 1:
+            ll.prefill(prompts, nb)
+        else:
+            ll.generate(prompts, n_tokens, nb)
+        return time.perf_counter() - t0
+
+    run([random_prompt(rng, 16, vocab)], 4)
+    pp = min(run([random_prompt(rng, args.prompt_tokens, vocab)], 1) for _ in range(args.repeats))
+    short = args.short_prompt
+    one = min(run([random_prompt(rng, short, vocab)], 1) for _ in range(args.repeats))
+    gen = min(run([random_prompt(rng, short, vocab)], args.gen_tokens) for _ in range(args.repeats))
+    p = args.parallel
+    one_b = min(run([random_prompt(rng, short, vocab) for _ in range(p)], 1) for _ in range(args.repeats))
+    gen_b = min(run([random_prompt(rng, short, vocab) for _ in range(p)], args.gen_tokens) for _ in range(args.repeats))
+    return Rates(args.prompt_tokens / pp, (args.gen_tokens - 1) / (gen - one), p * (args.gen_tokens - 1) / (gen_b - one_b))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="a .gguf file both engines load")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--prompt-tokens", type=int, default=512)
+    parser.add_argument("--gen-tokens", type=int, default=128)
+    parser.add_argument("--parallel", type=int, default=16, help="sequences decoding together")
+    parser.add_argument("--short-prompt", type=int, default=16, help="prompt length for the generation runs")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--skip", choices=["corral", "llamacpp"], help="measure only the other engine")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    file_bytes = os.path.getsize(args.model)
+    bw = read_bandwidth()
+    print(f"model: {args.model} ({file_bytes / 2**20:.0f} MiB), threads: {args.threads}, read bandwidth {bw:.1f} GB/s")
+    print(f"decode limit at batch 1: {bw * 1e9 / file_bytes:.1f} tok/s (one read of the file per step)")
+    results: dict[str, Rates] = {}
+    if args.skip != "llamacpp":
+        results["llama.cpp"] = bench_llamacpp(args.model, args)
+    if args.skip != "corral":
+        results["corral"] = bench_corral(args.model, args)
+    rows = [
+        (f"prompt processing ({args.prompt_tokens} tokens)", "prompt_tok_s", False),
+        (f"generation, batch 1 ({args.gen_tokens} tokens)", "gen_tok_s", True),
+        (f"generation, {args.parallel} sequences", "batch_gen_tok_s", False),
+    ]
+    print(f"{'':42} {'llama.cpp':>12} {'corral':>12} {'ratio':>7}")
+    for label, field, show_bw in rows:
+        vals = {name: getattr(r, field) for name, r in results.items()}
+        ll, co = vals.get("llama.cpp"), vals.get("corral")
+        line = f"{label:42} {(f'{ll:.1f}' if ll else '-'):>12} {(f'{co:.1f}' if co else '-'):>12}"
+        line += f" {co / ll:7.2f}" if ll and co else f" {'-':>7}"
+        if show_bw:
+            shares = ", ".join(f"{n} {v * file_bytes / 1e9 / bw:.0%}" for n, v in vals.items())
+            line += f"   of read bandwidth: {shares}"
+        print(line + "  tok/s")
+
+
+if __name__ == "__main__":
+    main()
