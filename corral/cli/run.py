@@ -32,35 +32,23 @@ def run(args) -> int:
     from corral.store.default_model import default_model_path
 
     model = args.model or str(default_model_path())
-    system, options, history = _model_defaults(model)
     backend = ServerBackend(model) if not args.local and server_is_running() else LocalBackend(model)
     prompt = " ".join(args.prompt)
     if not prompt and not sys.stdin.isatty():
         prompt = sys.stdin.read()
     if prompt:
-        messages = _with_system(system, history + [{"role": "user", "content": prompt}])
-        _stream(backend, messages, options)
+        _stream(backend, [{"role": "user", "content": prompt}], {})
         return 0
-    return _interactive(backend, system, options, history)
-
-
-def _model_defaults(model: str) -> tuple[str | None, dict, list[dict]]:
-    """System message, options and preset messages a Modelfile gave the model, if any."""
-    try:
-        from corral.store import resolve
-
-        resolved = resolve(model)
-    except Exception:
-        return None, {}, []
-    return (getattr(resolved, "system", None), dict(getattr(resolved, "params", None) or {}),
-            list(getattr(resolved, "messages", None) or []))
+    return _interactive(backend)
 
 
 def _with_system(system: str | None, messages: list[dict]) -> list[dict]:
+    """The conversation, with the system message `/set system` gave (the model's own otherwise)."""
     return ([{"role": "system", "content": system}] if system else []) + messages
 
 
 def _stream(backend, messages: list[dict], options: dict) -> str:
+    """Print the reply as it comes; Ctrl-C stops it (what came so far is returned)."""
     pieces = []
     replies = backend.chat(messages, options)
     try:
@@ -92,8 +80,12 @@ def _read_message() -> str | None:
         lines.append(more)
 
 
-def _interactive(backend, system: str | None, options: dict, preset: list[dict]) -> int:
-    history: list[dict] = list(preset)
+def _interactive(backend) -> int:
+    """Read messages until /bye or end of input. The model's Modelfile turns, system prompt and
+    parameters are applied by the backend; `history` and `options` are this session's own."""
+    history: list[dict] = []
+    options: dict = {}
+    system: str | None = None
     while True:
         try:
             message = _read_message()
@@ -107,7 +99,7 @@ def _interactive(backend, system: str | None, options: dict, preset: list[dict])
         if not stripped:
             continue
         if stripped.startswith("/"):
-            outcome = _command(stripped, options, history)
+            outcome = _command(stripped, options, history, getattr(backend, "options", {}))
             if outcome == "bye":
                 return 0
             if isinstance(outcome, tuple):
@@ -123,7 +115,8 @@ def _interactive(backend, system: str | None, options: dict, preset: list[dict])
         history.append({"role": "assistant", "content": reply})
 
 
-def _command(line: str, options: dict, history: list[dict]):
+def _command(line: str, options: dict, history: list[dict], model_options: dict):
+    """Run one /command; "bye" to leave, ("system", TEXT) to set the system message."""
     parts = line.split(maxsplit=3)
     name = parts[0]
     if name in ("/bye", "/exit"):
@@ -153,9 +146,10 @@ def _command(line: str, options: dict, history: list[dict]):
             options[key] = value
         print(f"Set parameter '{key}' to '{raw}'")
     elif name == "/show" and len(parts) >= 2 and parts[1] == "parameters":
-        for key, value in options.items():
+        shown = {**model_options, **options}
+        for key, value in shown.items():
             print(f"{key:<20} {value}")
-        if not options:
+        if not shown:
             print("No parameters set.")
     else:
         print(f"Unknown command '{line}'. Type /? for help")

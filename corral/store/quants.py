@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from corral.errors import RemoteModelNotFoundError, StoreError
+from corral.errors import RemoteModelNotFoundError
 
 # Best first: small and fast K-quants, then bigger or older formats, then unquantized.
 QUANT_PREFERENCE = (
@@ -60,7 +60,7 @@ def gguf_choices(repo_files: list[str]) -> list[GGUFChoice]:
 
 
 def select_gguf(repo: str, repo_files: list[str], tag: str) -> GGUFChoice:
-    """The choice `tag` names (`latest` = most preferred); StoreError listing the available ones."""
+    """The choice `tag` names (`latest` = most preferred); RemoteModelNotFoundError (a StoreError) listing the available ones."""
     choices = gguf_choices(repo_files)
     if not choices:
         raise RemoteModelNotFoundError(f"repository {repo} has no GGUF files; pull {repo} (without hf.co/) for a safetensors folder")
