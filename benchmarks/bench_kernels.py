@@ -65,7 +65,7 @@ def llc_bytes() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--types", default="Q4_0,Q8_0,Q4_K,Q5_K,Q6_K")
+    parser.add_argument("--types", default="Q4_0,Q5_0,Q8_0,Q4_K,Q5_K,Q6_K")
     parser.add_argument("--shapes", choices=sorted(SHAPES), default="qwen")
     parser.add_argument("--tokens", default="1,512", help="comma-separated T values")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())

@@ -333,7 +333,8 @@ KFN_OUT void unpack_rows(wrows *w, int type_id, const uint8_t *rows, size_t row_
     const int K = w->K, ng = K / w->group;
     const __m256i m4 = _mm256_set1_epi8(15), m10 = _mm256_set1_epi8(0x10), m30 = _mm256_set1_epi8(0x30);
     switch (type_id) {
-    case QT_Q4_0: case QT_Q5_0: case QT_Q8_0: case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: break;
+    case QT_Q4_0: case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: case QT_Q8_0: case QT_Q4_K: case QT_Q5_K: case QT_Q6_K:
+        break;
     default: wrows_unpack_scalar(w, type_id, rows, row_stride, nrows); return;
     }
     w->wide = type_id == QT_Q8_0;
@@ -350,16 +351,26 @@ KFN_OUT void unpack_rows(wrows *w, int type_id, const uint8_t *rows, size_t row_
                 b[i] = -8.0f * a[i];
             }
             break;
-        case QT_Q5_0:
+        case QT_Q4_1:
             for (int i = 0; i < K / 32; i++) {
-                const uint8_t *p = row + 22 * i;
-                uint32_t qh;
-                memcpy(&qh, p + 2, 4);
-                store32(q + 32 * i, _mm256_or_si256(nibbles16(p + 6), bits_to_0x10(qh)));
+                const uint8_t *p = row + 20 * i;
+                store32(q + 32 * i, nibbles16(p + 4));
                 a[i] = f16(p);
-                b[i] = -16.0f * a[i];
+                b[i] = f16(p + 2);
             }
             break;
+        case QT_Q5_0: case QT_Q5_1: {
+            const int q51 = type_id == QT_Q5_1, bytes = q51 ? 24 : 22, hq = q51 ? 4 : 2;
+            for (int i = 0; i < K / 32; i++) {
+                const uint8_t *p = row + bytes * i;
+                uint32_t qh;
+                memcpy(&qh, p + hq, 4);
+                store32(q + 32 * i, _mm256_or_si256(nibbles16(p + hq + 4), bits_to_0x10(qh)));
+                a[i] = f16(p);
+                b[i] = q51 ? f16(p + 2) : -16.0f * a[i];
+            }
+            break;
+        }
         case QT_Q8_0:
             for (int i = 0; i < K / 32; i++) {
                 const uint8_t *p = row + 34 * i;
