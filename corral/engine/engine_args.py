@@ -7,7 +7,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class EngineArgs:
     model: str
-    max_model_len: int | None = None  # default: the model's context, capped at 32768
+    max_model_len: int | None = None  # default: the model's context, capped at DEFAULT_MAX_LEN_CAP
     block_size: int = 16
     kv_cache_memory: int | None = None  # bytes for the KV cache; default a share of free memory
     max_num_seqs: int = 64
@@ -18,4 +18,4 @@ class EngineArgs:
     device: str = "cpu"
     seed: int = 0  # base for requests without a seed
 
-    DEFAULT_MAX_LEN_CAP = 32768
+    DEFAULT_MAX_LEN_CAP = 8192

@@ -7,6 +7,9 @@ from corral.errors import OutOfMemoryError
 from corral.loader.config import ModelConfig
 
 
+DEFAULT_BUDGET = 1 << 30  # bytes
+
+
 def bytes_per_block(cfg: ModelConfig, block_size: int, dtype: torch.dtype) -> int:
     """K and V of `block_size` tokens across every layer."""
     itemsize = torch.empty((), dtype=dtype).element_size()
@@ -27,13 +30,14 @@ def available_memory_bytes() -> int:
 
 def plan_num_blocks(cfg: ModelConfig, block_size: int, dtype: torch.dtype, budget_bytes: int | None,
                     max_model_len: int, max_num_seqs: int) -> int:
-    """Blocks that fit the budget (default: a quarter of available memory, at most what
-    max_num_seqs full-length sequences could use). Raises OutOfMemoryError when not even one
-    full-length sequence fits."""
+    """Blocks that fit the budget. The default budget is DEFAULT_BUDGET (or what one
+    full-length sequence needs, if more), never over a quarter of available memory, and never
+    more than max_num_seqs full-length sequences could use: the cache is allocated (and touched)
+    up front. Raises OutOfMemoryError when not even one full-length sequence fits."""
     per_block = bytes_per_block(cfg, block_size, dtype)
     blocks_per_seq = -(-max_model_len // block_size)
     if budget_bytes is None:
-        budget_bytes = available_memory_bytes() // 4
+        budget_bytes = min(max(DEFAULT_BUDGET, blocks_per_seq * per_block), available_memory_bytes() // 4)
         num_blocks = min(budget_bytes // per_block, blocks_per_seq * max_num_seqs)
     else:
         num_blocks = budget_bytes // per_block

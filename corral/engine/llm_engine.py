@@ -78,7 +78,7 @@ class LLMEngine:
         if not ids:
             raise ValidationError("prompt", "the prompt is empty")
         vocab = self.model_config.vocab_size
-        if any(not 0 <= t < vocab for t in ids):
+        if any(not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab for t in ids):
             raise ValidationError("prompt", f"token ids must be in [0, {vocab})")
         seed = params.seed if params.seed is not None else self._rng.getrandbits(62)
         child_ids = [request_id if params.n == 1 else f"{request_id}#{i}" for i in range(params.n)]
@@ -100,6 +100,22 @@ class LLMEngine:
         self.prompt_tokens_total += len(ids) * params.n
         return request_id
 
+    def prompt_logits(self, token_ids: list[int]) -> torch.Tensor:
+        """Logits (T, vocab) at every position of a prompt, computed in one pass through the
+        same paged KV cache and kernels as generation (for scoring and reference checks)."""
+        from corral.core.scheduler_output import ScheduledRequest
+
+        probe = Request(f"logits-{next(self._ids)}", list(token_ids), SamplingParams(max_tokens=1))
+        cache = self.scheduler.kv_cache
+        if len(token_ids) > self.max_model_len or not cache.allocate_slots(probe, len(token_ids)):
+            raise ValidationError("prompt", f"{len(token_ids)} tokens do not fit the context or the free KV cache")
+        try:
+            step = ScheduledRequest(probe.request_id, list(token_ids), 0, cache.get_block_ids(probe.request_id),
+                                    False, probe.sampling_params)
+            return self.runner.all_logits(step)
+        finally:
+            cache.free(probe)
+
     def abort(self, request_id: str) -> None:
         for cid in self._children.pop(request_id, []):
             self.scheduler.abort_request(cid)
@@ -109,7 +125,8 @@ class LLMEngine:
         return list(self._children)
 
     def has_unfinished(self) -> bool:
-        return bool(self._children)
+        """Whether any request still has tokens to generate (finished results may await pop)."""
+        return self.scheduler.has_unfinished_requests()
 
     def step(self) -> list[str]:
         """Run one step; returns the ids of user requests that have something new."""

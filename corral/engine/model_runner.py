@@ -46,6 +46,11 @@ class ModelRunner:
         result = sample(logits, _sampling_batch(requests, logits.device))
         return _to_tokens(requests, result)
 
+    @torch.inference_mode()
+    def all_logits(self, request: ScheduledRequest) -> torch.Tensor:
+        """Logits (T, vocab) of every token of one request's chunk."""
+        return self.model.compute_logits(self.model(self._prepare([request])))
+
     def _prepare(self, scheduled: list[ScheduledRequest]) -> ForwardBatch:
         bs = self.block_size
         input_ids: list[int] = []
