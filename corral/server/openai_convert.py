@@ -45,6 +45,9 @@ def _sampling(req: oa.SamplingFields, defaults: ModelDefaults, max_tokens: int |
         "repetition_penalty": req.repetition_penalty, "stop": req.stop,
     }
     values.update({k: v for k, v in given.items() if v is not None})
+    num_predict = defaults.options.get("num_predict")
+    if max_tokens is None and isinstance(num_predict, int) and num_predict > 0:
+        max_tokens = num_predict  # the Modelfile's limit when the request sets none (-1/-2: none)
     return SamplingParams(
         n=req.n, max_tokens=max_tokens, min_tokens=req.min_tokens, ignore_eos=req.ignore_eos,
         stop_token_ids=req.stop_token_ids or [], logprobs=logprobs, skip_special_tokens=req.skip_special_tokens,
