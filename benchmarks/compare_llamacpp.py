@@ -88,6 +88,8 @@ class LlamaCpp:
         import llama_cpp as lc
 
         self.lc = lc
+        self._quiet = lc.llama_log_callback(lambda level, text, user: None)  # kept alive: C holds it
+        lc.llama_log_set(self._quiet, ctypes.c_void_p())
         lc.llama_backend_init()
         mp = lc.llama_model_default_params()
         self.model = lc.llama_model_load_from_file(path.encode(), mp)

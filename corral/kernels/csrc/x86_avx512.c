@@ -81,5 +81,122 @@ tile_gemm512(const wrows *w, int r0, int nr, const act_tiles *x, int tile, float
 #define KTILE_GEMM tile_gemm512
 #define KTILE_TOK 16
 #define KTILE_ROWS 8
+#define KNO_SET
 #include "x86_ymm_impl.h"
+
+/* ---- 512-bit row dots for the 32-value types: two blocks per register ----
+ * Weight nibbles come out as [lo(b), lo(b+1), hi(b), hi(b+1)] (16 bytes each), so the activation
+ * register is permuted to match: 128-bit lanes (0, 2, 1, 3). Int32 lanes 0-3 and 8-11 then belong
+ * to block b, 4-7 and 12-15 to block b+1 (mask 0xF0F0). The offset (8 for Q4_0) enters as
+ * -offset / 8 * sum(x) in each of a block's 8 lanes. */
+
+#define PAIR_MASK ((__mmask16)0xF0F0)
+
+static inline __attribute__((target(Z_TARGET), always_inline)) __m512
+pair_scale(float w0, float w1, const act_row *x, int b) {
+    return _mm512_mask_blend_ps(PAIR_MASK, _mm512_set1_ps(w0 * x->d[b]), _mm512_set1_ps(w1 * x->d[b + 1]));
+}
+
+static inline __attribute__((target(Z_TARGET), always_inline)) __m512i
+pair_offset(const act_row *x, int b, int per_lane) {
+    return _mm512_mask_blend_epi32(PAIR_MASK, _mm512_set1_epi32(-per_lane * x->s32[b]),
+                                   _mm512_set1_epi32(-per_lane * x->s32[b + 1]));
+}
+
+static inline __attribute__((target(Z_TARGET), always_inline)) __m512i pair_x(const act_row *x, int b) {
+    __m512i v = _mm512_loadu_si512(x->q + 32 * b);
+    return _mm512_shuffle_i64x2(v, v, 0xD8);
+}
+
+/* Nibbles of two 16-byte runs -> [lo(p0), lo(p1), hi(p0), hi(p1)]. */
+static inline __attribute__((target(Z_TARGET), always_inline)) __m512i pair_nibbles(const uint8_t *p0, const uint8_t *p1) {
+    __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p0)),
+                                        _mm_loadu_si128((const __m128i *)p1), 1);
+    const __m256i m4 = _mm256_set1_epi8(15);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(y, m4)),
+                              _mm256_and_si256(_mm256_srli_epi16(y, 4), m4), 1);
+}
+
+static act_row tail_row(const act_row *x, int b) {
+    act_row r = {x->q + 32 * b, x->d + b, x->s16 + 2 * b, x->s32 + b};
+    return r;
+}
+
+static __attribute__((target(Z_TARGET))) float dot_q4_0_z(const uint8_t *w, const act_row *x, int K) {
+    const int nb = K / 32;
+    __m512 acc = _mm512_setzero_ps();
+    int b = 0;
+    for (; b + 1 < nb; b += 2) {
+        const uint8_t *p0 = w + 18 * b, *p1 = p0 + 18;
+        __m512i id = _mm512_dpbusd_epi32(pair_offset(x, b, 1), pair_nibbles(p0 + 2, p1 + 2), pair_x(x, b));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), pair_scale(f16(p0), f16(p1), x, b), acc);
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+    if (b < nb) {
+        act_row r = tail_row(x, b);
+        sum += dot_q4_0(w + 18 * b, &r, 32);
+    }
+    return sum;
+}
+
+static __attribute__((target(Z_TARGET))) float dot_q5_0_z(const uint8_t *w, const act_row *x, int K) {
+    const int nb = K / 32;
+    __m512 acc = _mm512_setzero_ps();
+    const __m512i m10 = _mm512_set1_epi8(0x10);
+    int b = 0;
+    for (; b + 1 < nb; b += 2) {
+        const uint8_t *p0 = w + 22 * b, *p1 = p0 + 22;
+        uint32_t h0, h1;
+        memcpy(&h0, p0 + 2, 4);
+        memcpy(&h1, p1 + 2, 4);
+        const __mmask64 hb = (uint64_t)(h0 & 0xffff) | ((uint64_t)(h1 & 0xffff) << 16) |
+                             ((uint64_t)(h0 >> 16) << 32) | ((uint64_t)(h1 >> 16) << 48);
+        __m512i q = _mm512_or_si512(pair_nibbles(p0 + 6, p1 + 6), _mm512_maskz_mov_epi8(hb, m10));
+        __m512i id = _mm512_dpbusd_epi32(pair_offset(x, b, 2), q, pair_x(x, b));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), pair_scale(f16(p0), f16(p1), x, b), acc);
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+    if (b < nb) {
+        act_row r = tail_row(x, b);
+        sum += dot_q5_0(w + 22 * b, &r, 32);
+    }
+    return sum;
+}
+
+/* Q8_0: w + 128 is unsigned; natural order (no permutation), offset 128 = 16 per lane. */
+static __attribute__((target(Z_TARGET))) float dot_q8_0_z(const uint8_t *w, const act_row *x, int K) {
+    const int nb = K / 32;
+    __m512 acc = _mm512_setzero_ps();
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    int b = 0;
+    for (; b + 1 < nb; b += 2) {
+        const uint8_t *p0 = w + 34 * b, *p1 = p0 + 34;
+        __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(load256(p0 + 2)), load256(p1 + 2), 1);
+        __m512i off = _mm512_mask_blend_epi32((__mmask16)0xFF00, _mm512_set1_epi32(-16 * x->s32[b]),
+                                              _mm512_set1_epi32(-16 * x->s32[b + 1]));
+        __m512i id = _mm512_dpbusd_epi32(off, _mm512_xor_si512(wv, flip), _mm512_loadu_si512(x->q + 32 * b));
+        __m512 sc = _mm512_mask_blend_ps((__mmask16)0xFF00, _mm512_set1_ps(f16(p0) * x->d[b]),
+                                         _mm512_set1_ps(f16(p1) * x->d[b + 1]));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), sc, acc);
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+    if (b < nb) {
+        act_row r = tail_row(x, b);
+        sum += dot_q8_0(w + 34 * b, &r, 32);
+    }
+    return sum;
+}
+
+const kernel_set kernels_avx512 = {
+    .name = KNAME,
+    .quantize_row = quantize_row,
+    .row_dot = {[QT_Q4_0] = dot_q4_0_z, [QT_Q4_1] = dot_q4_1, [QT_Q5_0] = dot_q5_0_z, [QT_Q5_1] = dot_q5_1,
+                [QT_Q8_0] = dot_q8_0_z, [QT_Q4_K] = dot_q4_k, [QT_Q5_K] = dot_q5_k, [QT_Q6_K] = dot_q6_k},
+    .row_dot_blk = {[QT_Q4_0] = 32, [QT_Q4_1] = 32, [QT_Q5_0] = 32, [QT_Q5_1] = 32, [QT_Q8_0] = 32,
+                    [QT_Q4_K] = 256, [QT_Q5_K] = 256, [QT_Q6_K] = 256},
+    .tok = KTILE_TOK,
+    .rows = KTILE_ROWS,
+    .unpack = unpack_rows,
+    .tile_gemm = KTILE_GEMM,
+};
 #endif

@@ -4,6 +4,7 @@
  *   KDOT_AVXVNNI or KDOT_AVX512VNNI  to use the VNNI dot instructions; neither: AVX2 emulation
  *   KNO_TILE     when the including file brings its own tile_gemm (then it defines KTILE_GEMM,
  *                KTILE_TOK and KTILE_ROWS)
+ *   KNO_SET      when the including file defines the kernel_set itself
  *
  * Row dots quantize the activation like the weight's own blocks: 32-value scales for the 32-value
  * types, one scale per 256 values for the K-quants, so that a whole super-block accumulates in
@@ -491,6 +492,7 @@ KFN_OUT void tile_gemm(const wrows *w, int r0, int nr, const act_tiles *x, int t
 #define KTILE_ROWS 4
 #endif
 
+#ifndef KNO_SET
 const kernel_set KSET = {
     .name = KNAME,
     .quantize_row = quantize_row,
@@ -503,3 +505,4 @@ const kernel_set KSET = {
     .unpack = unpack_rows,
     .tile_gemm = KTILE_GEMM,
 };
+#endif
