@@ -76,10 +76,14 @@ class RotaryEmbedding(torch.nn.Module):
         self.register_buffer("cos", (emb.cos() * attn_factor).float(), persistent=False)
         self.register_buffer("sin", (emb.sin() * attn_factor).float(), persistent=False)
 
-    def forward(self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # positions: (T,); q: (T, Hq, D); k: (T, Hk, D)
-        cos = self.cos[positions].unsqueeze(1).to(q.dtype)  # (T, 1, D)
-        sin = self.sin[positions].unsqueeze(1).to(q.dtype)
+    def tables(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin (T, 1, D) for these positions: gathered once per step, shared by all layers."""
+        return self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
+
+    @staticmethod
+    def apply(cos_sin: tuple[torch.Tensor, torch.Tensor], q: torch.Tensor, k: torch.Tensor):
+        # q: (T, Hq, D); k: (T, Hk, D); cos, sin: (T, 1, D)
+        cos, sin = (t.to(q.dtype) for t in cos_sin)
         return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
 
 
