@@ -53,8 +53,9 @@ def read_bandwidth(n_bytes: int = 1 << 30) -> float:
 def bench_corral(path: str, args, vocab_hint: int | None = None) -> Rates:
     from corral import LLM, SamplingParams
 
-    llm = LLM(path, num_threads=args.threads, max_model_len=args.prompt_tokens + args.gen_tokens + 64,
-              max_num_seqs=max(16, args.parallel), max_num_batched_tokens=max(args.prompt_tokens, 512))
+    seq_len = args.prompt_tokens + args.gen_tokens + 64
+    llm = LLM(path, num_threads=args.threads, max_model_len=seq_len, max_num_seqs=max(16, args.parallel),
+              max_num_batched_tokens=max(args.prompt_tokens, 512), kv_cache_memory=args.kv_cache_mib << 20)
     vocab = vocab_hint or llm.engine.model_config.vocab_size
     rng = random.Random(0)
 
@@ -105,6 +106,11 @@ class LlamaCpp:
         self.ctx = lc.llama_init_from_model(self.model, cp)
         self.vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(self.model))
         self.batch = lc.llama_batch_init(max(n_batch, n_seq), 0, n_seq)
+
+    def close(self) -> None:
+        self.lc.llama_batch_free(self.batch)
+        self.lc.llama_free(self.ctx)
+        self.lc.llama_model_free(self.model)
 
     def clear(self) -> None:
         lc = self.lc
@@ -173,6 +179,7 @@ def bench_llamacpp(path: str, args) -> Rates:
     p = args.parallel
     one_b = min(run([random_prompt(rng, short, vocab) for _ in range(p)], 1) for _ in range(args.repeats))
     gen_b = min(run([random_prompt(rng, short, vocab) for _ in range(p)], args.gen_tokens) for _ in range(args.repeats))
+    ll.close()
     return Rates(args.prompt_tokens / pp, (args.gen_tokens - 1) / (gen - one), p * (args.gen_tokens - 1) / (gen_b - one_b))
 
 
@@ -185,6 +192,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=16, help="sequences decoding together")
     parser.add_argument("--short-prompt", type=int, default=16, help="prompt length for the generation runs")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--kv-cache-mib", type=int, default=1024, help="corral's KV cache size")
     parser.add_argument("--skip", choices=["corral", "llamacpp"], help="measure only the other engine")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -195,8 +203,10 @@ def main() -> None:
     results: dict[str, Rates] = {}
     if args.skip != "llamacpp":
         results["llama.cpp"] = bench_llamacpp(args.model, args)
+        print(f"llama.cpp: {results['llama.cpp']}", flush=True)
     if args.skip != "corral":
         results["corral"] = bench_corral(args.model, args)
+        print(f"corral: {results['corral']}", flush=True)
     rows = [
         (f"prompt processing ({args.prompt_tokens} tokens)", "prompt_tok_s", False),
         (f"generation, batch 1 ({args.gen_tokens} tokens)", "gen_tok_s", True),
