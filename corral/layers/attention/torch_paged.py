@@ -20,26 +20,19 @@ class TorchPagedAttention(AttentionBackend):
         return self._varlen(q, kv_cache, meta, scale)
 
     def _decode(self, q, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
-        # One query token per sequence: gather each sequence's blocks, pad to the longest.
-        bs = meta.block_size
-        num_seqs, max_len = meta.num_seqs, meta.max_seq_len
-        num_blocks = -(-max_len // bs)
-        tables = meta.block_tables[:, :num_blocks]  # (B, nb)
-        keys = kv_cache[0][tables].flatten(1, 2)[:, :max_len]  # (B, L, Hk, D)
-        values = kv_cache[1][tables].flatten(1, 2)[:, :max_len]
-        pos = torch.arange(max_len)
-        mask = pos[None, :] < meta.seq_lens_tensor[:, None]  # (B, L)
-        if meta.sliding_window:
-            mask &= pos[None, :] >= (meta.seq_lens_tensor[:, None] - meta.sliding_window)
-        out = F.scaled_dot_product_attention(
-            q.unsqueeze(2).to(keys.dtype),  # (B, Hq, 1, D)
-            keys.transpose(1, 2),  # (B, Hk, L, D)
-            values.transpose(1, 2),
-            attn_mask=mask[:, None, None, :],
-            scale=scale,
-            enable_gqa=True,
-        )  # (B, Hq, 1, D)
-        return out.squeeze(2).to(q.dtype)
+        # One query token per sequence: two batched matmuls over each sequence's gathered slots.
+        num_seqs, num_heads, head_dim = q.shape
+        num_heads_kv = kv_cache.shape[3]
+        group = num_heads // num_heads_kv
+        keys = kv_cache[0].view(-1, num_heads_kv, head_dim)[meta.decode_slots]  # (B, L, Hk, D)
+        values = kv_cache[1].view(-1, num_heads_kv, head_dim)[meta.decode_slots]
+        q = q.view(num_seqs, num_heads_kv, group, head_dim).to(keys.dtype)  # (B, Hk, G, D)
+        scores = torch.matmul(q, keys.permute(0, 2, 3, 1)) * scale  # (B, Hk, G, L)
+        if meta.decode_mask is not None:
+            scores.masked_fill_(~meta.decode_mask[:, None, None, :], float("-inf"))
+        probs = torch.softmax(scores, dim=-1)
+        out = torch.matmul(probs, values.transpose(1, 2))  # (B, Hk, G, D)
+        return out.reshape(num_seqs, num_heads, head_dim).to(q.dtype)
 
     def _varlen(self, q, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
         bs = meta.block_size
