@@ -10,6 +10,7 @@ from corral.kernels.qmatmul import (
     isa_levels,
     pack,
     qmatmul,
+    qmatmul_many,
     reference_qmatmul,
 )
 
@@ -20,5 +21,6 @@ __all__ = [
     "isa_levels",
     "pack",
     "qmatmul",
+    "qmatmul_many",
     "reference_qmatmul",
 ]

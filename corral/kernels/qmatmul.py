@@ -6,7 +6,7 @@ arguments and hands it raw addresses. `reference_qmatmul` is the float64 ground 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -125,6 +125,40 @@ def qmatmul(
     threads = num_threads if num_threads is not None else torch.get_num_threads()
     _ext.qmatmul(level, w.type_id, w.data.ctypes.data, w.row_stride, n, k, x.data_ptr(), t, out.data_ptr(), threads)
     return out
+
+
+def qmatmul_many(
+    x: torch.Tensor,
+    weights: Sequence[PackedWeight],
+    *,
+    num_threads: int | None = None,
+    isa: str | None = None,
+) -> list[torch.Tensor]:
+    """[x @ W^T for W in weights], each (T, N_i) float32 and bitwise what `qmatmul(x, W)` gives.
+
+    For weights that read the same input (q/k/v, gate/up): x is quantized once and, for few tokens,
+    all rows of all weights share one parallel region. Weights may differ in type and row count
+    but must all have K = x.shape[1] columns.
+    """
+    if _ext is None:
+        raise RuntimeError("corral's quantized kernels are not built; use a dense weight instead")
+    if x.dim() != 2:
+        raise ValueError(f"x must be (T, K), got {tuple(x.shape)}")
+    if x.dtype != torch.float32 or x.device.type != "cpu":
+        raise ValueError(f"x must be a CPU float32 tensor, got {x.dtype} on {x.device}")
+    t, k = x.shape
+    for w in weights:
+        if w.shape[1] != k:
+            raise ValueError(f"every weight needs K = {k} columns, got a {w.type_name} weight of shape {w.shape}")
+    x = x.contiguous()
+    outs = [torch.empty((t, w.shape[0]), dtype=torch.float32) for w in weights]
+    if t == 0 or not weights:
+        return outs
+    level = _ext.best_level() if isa is None else _level(isa)
+    threads = num_threads if num_threads is not None else torch.get_num_threads()
+    jobs = [(w.type_id, w.data.ctypes.data, w.row_stride, w.shape[0], o.data_ptr()) for w, o in zip(weights, outs)]
+    _ext.qmatmul_many(level, jobs, k, x.data_ptr(), t, threads)
+    return outs
 
 
 def _level(isa: str) -> int:

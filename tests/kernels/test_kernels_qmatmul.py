@@ -134,3 +134,28 @@ def test_bad_arguments_raise() -> None:
         kernels.pack(QuantizedWeight("Q4_0", (10, 64), np.zeros((10, 35), np.uint8)))
     with pytest.raises(ValueError):
         kernels.qmatmul(torch.randn(2, 64), pw, isa="sve2")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("t", [1, 3, 9])
+def test_many_equals_one_at_a_time(t: int, isa: str) -> None:
+    """Mixed types and row counts (q/k/v-like, and 32- with 256-value blocks): each output is
+    bitwise the single-weight result, for any thread count."""
+    k = 512
+    shapes = [("Q4_0", 70), ("Q8_0", 16), ("Q4_K", 33), ("Q6_K", 5), ("Q5_0", 41), ("Q4_K", 1)]
+    pws = [kernels.pack(_weight(name, n, k, seed=i)) for i, (name, n) in enumerate(shapes)]
+    x = torch.randn(t, k, generator=torch.Generator().manual_seed(t))
+    for threads in (1, 2, 3):
+        outs = kernels.qmatmul_many(x, pws, num_threads=threads, isa=isa)
+        assert len(outs) == len(pws)
+        for pw, y in zip(pws, outs):
+            assert y.shape == (t, pw.shape[0])
+            assert torch.equal(y, kernels.qmatmul(x, pw, num_threads=1, isa=isa))
+
+
+def test_many_edge_cases() -> None:
+    pw = kernels.pack(_weight("Q4_0", 8, 64))
+    assert kernels.qmatmul_many(torch.randn(1, 64), []) == []
+    assert kernels.qmatmul_many(torch.randn(0, 64), [pw])[0].shape == (0, 8)
+    with pytest.raises(ValueError, match="K = 32"):
+        kernels.qmatmul_many(torch.randn(1, 32), [pw])

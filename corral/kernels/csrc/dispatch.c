@@ -61,35 +61,65 @@ static void split(int n, int parts, int part, int unit, int *lo, int *hi) {
     *hi = b * unit < n ? b * unit : n;
 }
 
-static int run_row_dots(const kernel_set *ks, int type_id, const uint8_t *w, size_t row_stride, int N,
-                        int K, const float *x, int T, float *out, int nthreads) {
-    act_set a;
-    if (act_set_alloc(&a, T, K, ks->row_dot_blk[type_id]) != 0) return QM_ENOMEM;
-    for (int t = 0; t < T; t++) {
-        act_row r = act_set_row(&a, t);
-        ks->quantize_row(x + (size_t)t * K, K, a.blk, (int8_t *)r.q, (float *)r.d, (int16_t *)r.s16,
-                         (int16_t *)r.s32);
+/* Below this many weight bytes in one call, a second thread costs more to wake than it saves. */
+#define PARALLEL_MIN_BYTES (96 * 1024)
+
+/* Weight rows [n0, n1) of job j against the T quantized activation rows of its block size. */
+static void row_dot_chunk(const kernel_set *ks, const qm_weight *j, int n0, int n1, int K,
+                          const act_row *rows, int T) {
+    const uint8_t *w = j->w + (size_t)n0 * j->row_stride;
+    rows_dot_fn many = ks->rows_dot[j->type_id];
+    if (many) {
+        for (int t = 0; t < T; t++) many(w, j->row_stride, n1 - n0, &rows[t], K, j->out + (size_t)t * j->N + n0);
+        return;
     }
-    act_row rows[ROWDOT_MAX_T];
-    for (int t = 0; t < T; t++) rows[t] = act_set_row(&a, t);
-    row_dot_fn dot = ks->row_dot[type_id];
-    const int nchunks = (N + ROWDOT_CHUNK - 1) / ROWDOT_CHUNK;
-    int next = 0;
+    row_dot_fn dot = ks->row_dot[j->type_id];
+    for (int n = n0; n < n1; n++, w += j->row_stride)
+        for (int t = 0; t < T; t++) j->out[(size_t)t * j->N + n] = dot(w, &rows[t], K);
+}
+
+/* Every job's rows in one parallel region; the activation is quantized once per block size. */
+static int run_row_dots(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *x, int T,
+                        int nthreads) {
+    act_set a[2];   /* scale blocks of 32 and of 256 */
+    act_row rows[2][ROWDOT_MAX_T];
+    int have[2] = {0, 0}, rc = QM_OK, nchunks = 0;
+    size_t bytes = 0;
+    for (int i = 0; i < njobs; i++) {
+        const int s = ks->row_dot_blk[jobs[i].type_id] == 256;
+        if (!have[s]) {
+            if (act_set_alloc(&a[s], T, K, s ? 256 : 32) != 0) { rc = QM_ENOMEM; break; }
+            have[s] = 1;
+            for (int t = 0; t < T; t++) {
+                act_row r = act_set_row(&a[s], t);
+                ks->quantize_row(x + (size_t)t * K, K, a[s].blk, (int8_t *)r.q, (float *)r.d, (int16_t *)r.s16,
+                                 (int16_t *)r.s32);
+                rows[s][t] = act_set_row(&a[s], t);
+            }
+        }
+        nchunks += (jobs[i].N + ROWDOT_CHUNK - 1) / ROWDOT_CHUNK;
+        bytes += (size_t)jobs[i].N * jobs[i].row_stride;
+    }
+    if (rc == QM_OK) {
+        if (bytes < PARALLEL_MIN_BYTES) nthreads = 1;
+        int next = 0;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads)
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
 #endif
-    for (;;) {
-        int c = claim(&next);
-        if (c >= nchunks) break;
-        const int hi = (c + 1) * ROWDOT_CHUNK < N ? (c + 1) * ROWDOT_CHUNK : N;
-        for (int n = c * ROWDOT_CHUNK; n < hi; n++) {
-            const uint8_t *wr = w + (size_t)n * row_stride;
-            for (int t = 0; t < T; t++) out[(size_t)t * N + n] = dot(wr, &rows[t], K);
+        for (int j = 0, first = 0;;) {   /* chunks are claimed in increasing order: j only moves on */
+            const int c = claim(&next);
+            if (c >= nchunks) break;
+            int jc = (jobs[j].N + ROWDOT_CHUNK - 1) / ROWDOT_CHUNK;
+            while (c >= first + jc) { first += jc; j++; jc = (jobs[j].N + ROWDOT_CHUNK - 1) / ROWDOT_CHUNK; }
+            const int n0 = (c - first) * ROWDOT_CHUNK, n1 = n0 + ROWDOT_CHUNK < jobs[j].N ? n0 + ROWDOT_CHUNK : jobs[j].N;
+            const int s = ks->row_dot_blk[jobs[j].type_id] == 256;
+            row_dot_chunk(ks, &jobs[j], n0, n1, K, rows[s], T);
         }
     }
     (void)nthreads;
-    act_set_free(&a);
-    return QM_OK;
+    for (int s = 0; s < 2; s++)
+        if (have[s]) act_set_free(&a[s]);
+    return rc;
 }
 
 static int run_tiles(const kernel_set *ks, const qtype_info *ti, int type_id, const uint8_t *w,
@@ -146,14 +176,37 @@ static int run_tiles(const kernel_set *ks, const qtype_info *ti, int type_id, co
     return failed ? QM_ENOMEM : QM_OK;
 }
 
-int qmatmul_run(int level, int type_id, const uint8_t *w, size_t row_stride, int N, int K, const float *x,
-                int T, float *out, int nthreads) {
-    const qtype_info *ti = qtype_get(type_id);
+static int check(const qm_weight *j, int K, int T) {
+    const qtype_info *ti = qtype_get(j->type_id);
     if (!ti) return QM_ETYPE;
-    if (N <= 0 || T <= 0 || K <= 0 || K % ti->block != 0) return QM_ESHAPE;
+    if (j->N <= 0 || T <= 0 || K <= 0 || K % ti->block != 0) return QM_ESHAPE;
+    return QM_OK;
+}
+
+int qmatmul_many_run(int level, const qm_weight *jobs, int njobs, int K, const float *x, int T, int nthreads) {
+    if (njobs <= 0) return QM_OK;
+    for (int i = 0; i < njobs; i++) {
+        const int rc = check(&jobs[i], K, T);
+        if (rc != QM_OK) return rc;
+    }
     if (nthreads < 1) nthreads = 1;
     const kernel_set *ks = kernels_for_level(level);
-    if (T <= ROWDOT_MAX_T && ks->row_dot[type_id])
-        return run_row_dots(ks, type_id, w, row_stride, N, K, x, T, out, nthreads);
-    return run_tiles(ks, ti, type_id, w, row_stride, N, K, x, T, out, nthreads);
+    int rowdot = T <= ROWDOT_MAX_T;
+    for (int i = 0; i < njobs; i++) rowdot = rowdot && ks->row_dot[jobs[i].type_id] != NULL;
+    if (rowdot) return run_row_dots(ks, jobs, njobs, K, x, T, nthreads);
+    for (int i = 0; i < njobs; i++) {
+        const qm_weight *j = &jobs[i];
+        const int rc = T <= ROWDOT_MAX_T && ks->row_dot[j->type_id]
+                           ? run_row_dots(ks, j, 1, K, x, T, nthreads)
+                           : run_tiles(ks, qtype_get(j->type_id), j->type_id, j->w, j->row_stride, j->N, K, x, T,
+                                       j->out, nthreads);
+        if (rc != QM_OK) return rc;
+    }
+    return QM_OK;
+}
+
+int qmatmul_run(int level, int type_id, const uint8_t *w, size_t row_stride, int N, int K, const float *x,
+                int T, float *out, int nthreads) {
+    const qm_weight job = {type_id, w, row_stride, N, out};
+    return qmatmul_many_run(level, &job, 1, K, x, T, nthreads);
 }

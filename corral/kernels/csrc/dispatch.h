@@ -16,4 +16,17 @@ const kernel_set *kernels_for_level(int level);
 int qmatmul_run(int level, int type_id, const uint8_t *w, size_t row_stride, int N, int K, const float *x,
                 int T, float *out, int nthreads);
 
+/* One weight of a multi-weight call: out(T, N) = x(T, K) @ W(N, K)^T. */
+typedef struct {
+    int type_id;
+    const uint8_t *w;
+    size_t row_stride;
+    int N;
+    float *out;
+} qm_weight;
+
+/* Several weights against the same x, quantized once, in one parallel region where the kernels
+ * allow (few tokens); each out is exactly what qmatmul_run gives for that weight alone. */
+int qmatmul_many_run(int level, const qm_weight *jobs, int njobs, int K, const float *x, int T, int nthreads);
+
 #endif

@@ -31,6 +31,43 @@ static PyObject *py_qmatmul(PyObject *self, PyObject *args) {
     }
 }
 
+static PyObject *py_qmatmul_many(PyObject *self, PyObject *args) {
+    int level, K, T, nthreads;
+    unsigned long long x;
+    PyObject *list;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iO!iKii", &level, &PyList_Type, &list, &K, &x, &T, &nthreads)) return NULL;
+    if (level < 0 || level > kernels_best_level()) {
+        PyErr_Format(PyExc_ValueError, "instruction set level %d is not available on this CPU", level);
+        return NULL;
+    }
+    const Py_ssize_t n = PyList_GET_SIZE(list);
+    qm_weight *jobs = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof(qm_weight));
+    if (!jobs) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long w, out;
+        Py_ssize_t stride;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "iKniK", &jobs[i].type_id, &w, &stride, &jobs[i].N, &out)) {
+            PyMem_Free(jobs);
+            return NULL;
+        }
+        jobs[i].w = (const uint8_t *)(uintptr_t)w;
+        jobs[i].row_stride = (size_t)stride;
+        jobs[i].out = (float *)(uintptr_t)out;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = qmatmul_many_run(level, jobs, (int)n, K, (const float *)(uintptr_t)x, T, nthreads);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(jobs);
+    switch (rc) {
+    case QM_OK: Py_RETURN_NONE;
+    case QM_ENOMEM: return PyErr_NoMemory();
+    case QM_ETYPE: PyErr_SetString(PyExc_ValueError, "a weight's GGML type has no kernel"); return NULL;
+    default: PyErr_Format(PyExc_ValueError, "bad shape K=%d T=%d for one of the weights", K, T); return NULL;
+    }
+}
+
 static PyObject *py_best_level(PyObject *self, PyObject *args) {
     (void)self; (void)args;
     return PyLong_FromLong(kernels_best_level());
@@ -59,6 +96,9 @@ static PyMethodDef METHODS[] = {
     {"qmatmul", py_qmatmul, METH_VARARGS,
      "qmatmul(level, type_id, w_addr, row_stride, N, K, x_addr, T, out_addr, n_threads)\n"
      "out(T, N) float32 = x(T, K) float32 @ W(N, K)^T, W in GGUF blocks; all buffers contiguous."},
+    {"qmatmul_many", py_qmatmul_many, METH_VARARGS,
+     "qmatmul_many(level, [(type_id, w_addr, row_stride, N, out_addr), ...], K, x_addr, T, n_threads)\n"
+     "qmatmul for several weights sharing x(T, K): x is quantized once, one parallel region."},
     {"best_level", py_best_level, METH_NOARGS, "Highest instruction set level this CPU runs."},
     {"level_name", py_level_name, METH_VARARGS, "Printable name of a level."},
     {"has_row_dot", py_has_row_dot, METH_VARARGS, "Whether a level has a few-token kernel for a type."},

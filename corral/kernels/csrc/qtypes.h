@@ -91,6 +91,10 @@ void wrows_unpack_scalar(wrows *w, int type_id, const uint8_t *rows, size_t row_
 
 /* Kernel sets, one per instruction-set level. */
 typedef float (*row_dot_fn)(const uint8_t *wrow, const act_row *x, int K);
+/* out[r] = row r of W dotted with x for r < nrows (rows row_stride bytes apart). Computes each row
+ * exactly as for any other nrows, so results do not depend on how rows are split over threads. */
+typedef void (*rows_dot_fn)(const uint8_t *w, size_t row_stride, int nrows, const act_row *x, int K,
+                            float *out);
 typedef struct {
     const char *name;
     /* x (K,) float -> one quantized row with scale blocks of blk (32 or 256). */
@@ -98,6 +102,7 @@ typedef struct {
                          int16_t *s32);
     row_dot_fn row_dot[QT_MAX];   /* NULL: no row-dot kernel for the type, use tiles */
     int row_dot_blk[QT_MAX];      /* activation scale block the row dot expects */
+    rows_dot_fn rows_dot[QT_MAX]; /* optional: several rows sharing activation loads (same blk) */
     int tok;                      /* tokens per activation tile */
     int rows;                     /* weight rows per tile_gemm call, at most */
     void (*unpack)(wrows *w, int type_id, const uint8_t *rows, size_t row_stride, int nrows);
