@@ -187,6 +187,110 @@ static __attribute__((target(Z_TARGET))) float dot_q8_0_z(const uint8_t *w, cons
     return sum;
 }
 
+/* ---- several rows at a time for the 32-value types ----
+ * Up to 4 rows share each pair's activation register, offset and scale vectors, and keep 4
+ * independent accumulators (4 memory streams in flight). Per row and pair the work is one weight
+ * unpack, one dpbusd, one convert and one fma; the two f16 weight scales go to the lanes of their
+ * blocks by a masked broadcast and one vector conversion. Each row's arithmetic is the same in a
+ * group of 4 or alone, so results do not depend on how rows are split. */
+
+#define ZFN static inline __attribute__((target(Z_TARGET), always_inline))
+
+/* Software prefetch distance, bytes ahead in each row's stream. A group of rows reads 4 streams;
+ * past the end of its rows a stream continues with the row 4 below (the next group), so the
+ * hardware's own prefetcher, which does not keep up with 4 interleaved streams, is not needed. */
+#ifndef PF_DIST
+#define PF_DIST 2048
+#endif
+
+/* Word indices: the two blocks' 16 weight bytes of a pair load as [b, b+1, b, b+1] (the high
+ * nibbles are shifted down in the upper half), and their f16 scales spread over the lanes of their
+ * blocks. Q4_0: scales at words 0 and 9, bytes at words 1..8 and 10..17; Q5_0: 0 and 11, 3..10 and
+ * 14..21. */
+#define W8(a) a, a + 1, a + 2, a + 3, a + 4, a + 5, a + 6, a + 7
+#define W4(a) a, a, a, a
+
+ZFN void rows_pairs(const uint8_t *w, size_t stride, const int NR, const act_row *x, int K, float *out,
+                    const int TYPE) {
+    const int nb = K / 32;
+    const int bytes = TYPE == QT_Q4_0 ? 18 : TYPE == QT_Q5_0 ? 22 : 34;
+    const __mmask16 mask = TYPE == QT_Q8_0 ? (__mmask16)0xFF00 : PAIR_MASK;
+    const int per_lane = TYPE == QT_Q4_0 ? 1 : TYPE == QT_Q5_0 ? 2 : 16;
+    const int s1 = TYPE == QT_Q4_0 ? 9 : TYPE == QT_Q5_0 ? 11 : 17;   /* word of block b+1's scale */
+    const int q0 = TYPE == QT_Q4_0 ? 1 : 3, q1 = TYPE == QT_Q4_0 ? 10 : 14;
+    const int16_t qi[32] = {W8(q0), W8(q1), W8(q0), W8(q1)};
+    const int16_t q8i[32] = {W8(1), W8(9), W8(32), W8(40)};   /* z words 1..16, then the second load's 0..15 */
+    const int16_t si[16] = {W4(0), W4(0), W4(s1), W4(s1)}, spi[16] = {W4(0), W4(s1), W4(0), W4(s1)};
+    const __m512i qidx = _mm512_loadu_si512(qi), q8idx = _mm512_loadu_si512(q8i);
+    const __m256i sidx = load256(TYPE == QT_Q8_0 ? si : spi);
+    const __m512i hishift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+    const __m512i m4 = _mm512_set1_epi8(15), m10 = _mm512_set1_epi8(0x10), flip = _mm512_set1_epi8((char)0x80);
+    const __mmask64 pair_bytes = ((__mmask64)1 << (2 * bytes)) - 1;
+    __m512 acc[4];
+    for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
+    int b = 0;
+    const size_t row_bytes = (size_t)bytes * nb, wrap = 4 * stride - row_bytes;
+    for (; b + 1 < nb; b += 2) {
+        size_t pf = (size_t)bytes * b + PF_DIST;
+        pf += pf >= row_bytes ? wrap : 0;
+        for (int r = 0; r < NR; r++) _mm_prefetch((const char *)w + r * stride + pf, _MM_HINT_T0);
+        const __m512i xv = TYPE == QT_Q8_0 ? _mm512_loadu_si512(x->q + 32 * b) : pair_x(x, b);
+        const __m512i off = _mm512_mask_blend_epi32(mask, _mm512_set1_epi32(-per_lane * x->s32[b]),
+                                                    _mm512_set1_epi32(-per_lane * x->s32[b + 1]));
+        const __m512 dx = _mm512_mask_blend_ps(mask, _mm512_set1_ps(x->d[b]), _mm512_set1_ps(x->d[b + 1]));
+        for (int r = 0; r < NR; r++) {
+            const uint8_t *p0 = w + r * stride + (size_t)bytes * b, *p1 = p0 + bytes;
+            __m512i z, q;
+            if (TYPE == QT_Q8_0) {
+                z = _mm512_loadu_si512(p0);   /* bytes 0..63 of the 68-byte pair */
+                q = _mm512_permutex2var_epi16(z, q8idx, _mm512_castsi256_si512(load256(p1 + 2)));
+                q = _mm512_xor_si512(q, flip);
+            } else {
+                z = _mm512_maskz_loadu_epi8(pair_bytes, p0);
+                q = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi16(qidx, z), hishift), m4);
+                if (TYPE == QT_Q5_0) {
+                    uint32_t h0, h1;
+                    memcpy(&h0, p0 + 2, 4);
+                    memcpy(&h1, p1 + 2, 4);
+                    const __mmask64 hb = (uint64_t)(h0 & 0xffff) | ((uint64_t)(h1 & 0xffff) << 16) |
+                                         ((uint64_t)(h0 >> 16) << 32) | ((uint64_t)(h1 >> 16) << 48);
+                    q = _mm512_or_si512(q, _mm512_maskz_mov_epi8(hb, m10));
+                }
+            }
+            const __m512 ws = TYPE == QT_Q8_0
+                ? _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_castsi256_si512(sidx), z)))
+                : _mm512_cvtph_ps(_mm256_permutexvar_epi16(sidx, _mm512_castsi512_si256(z)));
+            const __m512i id = _mm512_dpbusd_epi32(off, q, xv);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), _mm512_mul_ps(ws, dx), acc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) {
+        float sum = _mm512_reduce_add_ps(acc[r]);
+        if (b < nb) {
+            act_row t = tail_row(x, b);
+            const uint8_t *p = w + r * stride + (size_t)bytes * b;
+            sum += TYPE == QT_Q4_0 ? dot_q4_0(p, &t, 32) : TYPE == QT_Q5_0 ? dot_q5_0(p, &t, 32) : dot_q8_0(p, &t, 32);
+        }
+        out[r] = sum;
+    }
+}
+
+#define ROWS_FN(name, TYPE) \
+    static __attribute__((target(Z_TARGET))) void name(const uint8_t *w, size_t stride, int nrows, \
+                                                       const act_row *x, int K, float *out) { \
+        int r = 0; \
+        for (; r + 4 <= nrows; r += 4) rows_pairs(w + r * stride, stride, 4, x, K, out + r, TYPE); \
+        switch (nrows - r) { \
+        case 3: rows_pairs(w + r * stride, stride, 3, x, K, out + r, TYPE); break; \
+        case 2: rows_pairs(w + r * stride, stride, 2, x, K, out + r, TYPE); break; \
+        case 1: rows_pairs(w + r * stride, stride, 1, x, K, out + r, TYPE); break; \
+        default: break; \
+        } \
+    }
+ROWS_FN(rows_q4_0, QT_Q4_0)
+ROWS_FN(rows_q5_0, QT_Q5_0)
+ROWS_FN(rows_q8_0, QT_Q8_0)
+
 const kernel_set kernels_avx512 = {
     .name = KNAME,
     .quantize_row = quantize_row,
@@ -194,6 +298,7 @@ const kernel_set kernels_avx512 = {
                 [QT_Q8_0] = dot_q8_0_z, [QT_Q4_K] = dot_q4_k, [QT_Q5_K] = dot_q5_k, [QT_Q6_K] = dot_q6_k},
     .row_dot_blk = {[QT_Q4_0] = 32, [QT_Q4_1] = 32, [QT_Q5_0] = 32, [QT_Q5_1] = 32, [QT_Q8_0] = 32,
                     [QT_Q4_K] = 256, [QT_Q5_K] = 256, [QT_Q6_K] = 256},
+    .rows_dot = {[QT_Q4_0] = rows_q4_0, [QT_Q5_0] = rows_q5_0, [QT_Q8_0] = rows_q8_0},
     .tok = KTILE_TOK,
     .rows = KTILE_ROWS,
     .unpack = unpack_rows,
