@@ -291,6 +291,125 @@ ROWS_FN(rows_q4_0, QT_Q4_0)
 ROWS_FN(rows_q5_0, QT_Q5_0)
 ROWS_FN(rows_q8_0, QT_Q8_0)
 
+/* ---- several rows at a time for Q4_K and Q6_K (one activation scale per 256) ----
+ * Same scheme as the pairs above: 4 rows share the activation registers, each super-block's
+ * nibbles become u8 x s8 products summed in int16 pairs, and the 6-bit (Q4_K) or 8-bit (Q6_K)
+ * sub-block scales multiply those pairs (dpwssd) after one word permute spreads them over the
+ * lanes of their sub-blocks. */
+
+ZFN void prefetch_ahead(const uint8_t *w, size_t stride, int NR, size_t pf, int bytes) {
+    for (int r = 0; r < NR; r++)
+        for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)w + r * stride + pf + o, _MM_HINT_T0);
+}
+
+/* 32 words: words a.. as 16 copies of word a, then 16 of word b. */
+#define WSPLIT(a, b) a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b
+/* 32 words: 8 copies each of words a, a+1, a+2, a+3. */
+#define WQUAD(a) W4(a), W4(a), W4(a + 1), W4(a + 1), W4(a + 2), W4(a + 2), W4(a + 3), W4(a + 3)
+
+ZFN void rows_q4_k_n(const uint8_t *w, size_t stride, const int NR, const act_row *x, int K, float *out) {
+    const int nsb = K / 256;
+    /* Q4_K: 32 bytes of qs hold sub-blocks 2c (low nibbles) and 2c+1 (high nibbles) */
+    static const int16_t sidx[4][32] = {{WSPLIT(0, 2)}, {WSPLIT(1, 3)}, {WSPLIT(4, 6)}, {WSPLIT(5, 7)}};
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const size_t row_bytes = (size_t)144 * nsb, wrap = 4 * stride - row_bytes;
+    __m512 acc[4];
+    __m128 macc[4];
+    for (int r = 0; r < NR; r++) { acc[r] = _mm512_setzero_ps(); macc[r] = _mm_setzero_ps(); }
+    for (int i = 0; i < nsb; i++) {
+        size_t pf = (size_t)144 * i + PF_DIST;
+        pf += pf >= row_bytes ? wrap : 0;
+        prefetch_ahead(w, stride, NR, pf, 144);
+        const int8_t *xq = x->q + 256 * i;
+        const __m512i l0 = _mm512_loadu_si512(xq), l1 = _mm512_loadu_si512(xq + 64);
+        const __m512i l2 = _mm512_loadu_si512(xq + 128), l3 = _mm512_loadu_si512(xq + 192);
+        /* x values of the low and the high nibbles of each 64 bytes of qs */
+        const __m512i xlo0 = _mm512_shuffle_i64x2(l0, l1, 0x44), xhi0 = _mm512_shuffle_i64x2(l0, l1, 0xEE);
+        const __m512i xlo1 = _mm512_shuffle_i64x2(l2, l3, 0x44), xhi1 = _mm512_shuffle_i64x2(l2, l3, 0xEE);
+        const __m128i s32 = _mm_loadu_si128((const __m128i *)(x->s32 + 8 * i));
+        const float dx = x->d[i];
+        for (int r = 0; r < NR; r++) {
+            const uint8_t *p = w + r * stride + (size_t)144 * i;
+            const __m128i scmn = kq_scales_mins(p + 4);
+            const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scmn));
+            const __m512i r0 = _mm512_loadu_si512(p + 16), r1 = _mm512_loadu_si512(p + 80);
+            __m512i isum = _mm512_setzero_si512();
+            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(_mm512_and_si512(r0, m4), xlo0),
+                                       _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[0]), sc16));
+            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(r0, 4), m4), xhi0),
+                                       _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[1]), sc16));
+            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(_mm512_and_si512(r1, m4), xlo1),
+                                       _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[2]), sc16));
+            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(r1, 4), m4), xhi1),
+                                       _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[3]), sc16));
+            const __m128i mins = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_unpackhi_epi64(scmn, scmn)), s32);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(f16(p) * dx), acc[r]);
+            macc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(f16(p + 2) * dx), macc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) {
+        __m128 m = _mm_add_ps(macc[r], _mm_movehl_ps(macc[r], macc[r]));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        out[r] = _mm512_reduce_add_ps(acc[r]) - _mm_cvtss_f32(m);
+    }
+}
+
+ZFN void rows_q6_k_n(const uint8_t *w, size_t stride, const int NR, const act_row *x, int K, float *out) {
+    const int nsb = K / 256;
+    static const int16_t sidx[4][32] = {{WQUAD(0)}, {WQUAD(4)}, {WQUAD(8)}, {WQUAD(12)}};
+    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    const __m512i shl = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2), shr = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
+    const size_t row_bytes = (size_t)210 * nsb, wrap = 4 * stride - row_bytes;
+    __m512 acc[4];
+    for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
+    for (int i = 0; i < nsb; i++) {
+        size_t pf = (size_t)210 * i + PF_DIST;
+        pf += pf >= row_bytes ? wrap : 0;
+        prefetch_ahead(w, stride, NR, pf, 210);
+        const int8_t *xq = x->q + 256 * i;
+        const __m256i s16 = load256(x->s16 + 16 * i);
+        const float dx = x->d[i];
+        for (int r = 0; r < NR; r++) {
+            const uint8_t *p = w + r * stride + (size_t)210 * i;
+            const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
+            const __m512i sc16 = _mm512_castsi256_si512(sc);
+            __m512i isum = _mm512_setzero_si512();
+            for (int h = 0; h < 2; h++) {
+                const __m512i a = _mm512_loadu_si512(p + 64 * h);
+                const __m512i hh = _mm512_broadcast_i64x4(load256(p + 128 + 32 * h));
+                /* values 128h + 0..63, then 128h + 64..127: 4 low bits from a, 2 high bits from hh */
+                const __m512i qa = _mm512_or_si512(_mm512_and_si512(a, m4), _mm512_and_si512(_mm512_sllv_epi64(hh, shl), m30));
+                const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4),
+                                                   _mm512_and_si512(_mm512_srlv_epi64(hh, shr), m30));
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(qa, _mm512_loadu_si512(xq + 128 * h)),
+                                           _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[2 * h]), sc16));
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(qb, _mm512_loadu_si512(xq + 128 * h + 64)),
+                                           _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[2 * h + 1]), sc16));
+            }
+            /* values are q - 32: subtract 32 * sum_g sc[g] * s16[g] */
+            const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc, s16), 5);
+            isum = _mm512_sub_epi32(isum, _mm512_castsi256_si512(off));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(f16(p + 208) * dx), acc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+#define ROWS_FN_K(name, kernel) \
+    static __attribute__((target(Z_TARGET))) void name(const uint8_t *w, size_t stride, int nrows, \
+                                                       const act_row *x, int K, float *out) { \
+        int r = 0; \
+        for (; r + 4 <= nrows; r += 4) kernel(w + r * stride, stride, 4, x, K, out + r); \
+        switch (nrows - r) { \
+        case 3: kernel(w + r * stride, stride, 3, x, K, out + r); break; \
+        case 2: kernel(w + r * stride, stride, 2, x, K, out + r); break; \
+        case 1: kernel(w + r * stride, stride, 1, x, K, out + r); break; \
+        default: break; \
+        } \
+    }
+ROWS_FN_K(rows_q4_k, rows_q4_k_n)
+ROWS_FN_K(rows_q6_k, rows_q6_k_n)
+
 const kernel_set kernels_avx512 = {
     .name = KNAME,
     .quantize_row = quantize_row,
@@ -298,7 +417,8 @@ const kernel_set kernels_avx512 = {
                 [QT_Q8_0] = dot_q8_0_z, [QT_Q4_K] = dot_q4_k, [QT_Q5_K] = dot_q5_k, [QT_Q6_K] = dot_q6_k},
     .row_dot_blk = {[QT_Q4_0] = 32, [QT_Q4_1] = 32, [QT_Q5_0] = 32, [QT_Q5_1] = 32, [QT_Q8_0] = 32,
                     [QT_Q4_K] = 256, [QT_Q5_K] = 256, [QT_Q6_K] = 256},
-    .rows_dot = {[QT_Q4_0] = rows_q4_0, [QT_Q5_0] = rows_q5_0, [QT_Q8_0] = rows_q8_0},
+    .rows_dot = {[QT_Q4_0] = rows_q4_0, [QT_Q5_0] = rows_q5_0, [QT_Q8_0] = rows_q8_0, [QT_Q4_K] = rows_q4_k,
+                 [QT_Q6_K] = rows_q6_k},
     .tok = KTILE_TOK,
     .rows = KTILE_ROWS,
     .unpack = unpack_rows,
