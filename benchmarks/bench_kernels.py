@@ -11,6 +11,12 @@ Weights are random valid GGUF blocks: kernels time the same on them as on real w
 Times are the best of repeated runs (others may share the CPU; the best is the least disturbed).
 `--cold` rotates decode through enough copies of the weight to exceed the last-level cache, so
 decode reads come from DRAM as they do in a real model.
+
+`--decode-step` instead times one whole decode step's matmuls of Qwen2.5-0.5B (24 layers of q, k,
+v, o, gate, up, down, then the 151936-row output head: 169 calls, each weight its own copy, so reads
+come from DRAM), once call by call and once with q/k/v and gate/up each in one `qmatmul_many`.
+A K-quant type stands for a llama.cpp mix: matrices whose K is not a multiple of 256 use its
+fallback (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0), as llama.cpp's quantizer does.
 """
 from __future__ import annotations
 
@@ -63,6 +69,49 @@ def llc_bytes() -> int:
         return 256 << 20
 
 
+QWEN_LAYERS = 24
+QWEN_LAYER = {"q": (896, 896), "k": (128, 896), "v": (128, 896), "o": (896, 896),
+              "gate": (4864, 896), "up": (4864, 896), "down": (896, 4864)}
+K_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0", "Q2_K": "Q4_0", "Q3_K": "Q4_0"}
+
+
+def decode_step(type_name: str, threads: int, min_time: float, rng: np.random.Generator) -> None:
+    """Print ms per step and weight GB/s for Qwen2.5-0.5B's decode matmuls, single and grouped."""
+    packed: dict[tuple[int, int, str], kernels.PackedWeight] = {}
+
+    def weight(shape: tuple[int, int]) -> kernels.PackedWeight:
+        name = type_name if shape[1] % BLOCK[type_name] == 0 else K_FALLBACK[type_name]
+        key = (*shape, name)
+        if key not in packed:
+            packed[key] = kernels.pack(QuantizedWeight(name, shape, random_blocks(name, *shape, rng)))
+        first = packed[key]
+        return kernels.pack(QuantizedWeight(name, shape, first.data.copy()))
+
+    layers = [{role: weight(shape) for role, shape in QWEN_LAYER.items()} for _ in range(QWEN_LAYERS)]
+    head = weight((151936, 896))
+    total = sum(w.nbytes for layer in layers for w in layer.values()) + head.nbytes
+    x, xd = torch.randn(1, 896), torch.randn(1, 4864)
+
+    def one_by_one() -> None:
+        for layer in layers:
+            for role, w in layer.items():
+                kernels.qmatmul(xd if role == "down" else x, w, num_threads=threads)
+        kernels.qmatmul(x, head, num_threads=threads)
+
+    def grouped() -> None:
+        for layer in layers:
+            kernels.qmatmul_many(x, [layer["q"], layer["k"], layer["v"]], num_threads=threads)
+            kernels.qmatmul(x, layer["o"], num_threads=threads)
+            kernels.qmatmul_many(x, [layer["gate"], layer["up"]], num_threads=threads)
+            kernels.qmatmul(xd, layer["down"], num_threads=threads)
+        kernels.qmatmul(x, head, num_threads=threads)
+
+    for label, fn in (("169 calls", one_by_one), ("grouped", grouped)):
+        s = best_time(fn, min_time)
+        print(f"{type_name:5} decode step, {label:9}: {s * 1e3:7.2f} ms  {total / s / 1e9:5.1f} GB/s "
+              f"({total / 1e6:.0f} MB of weights)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--types", default="Q4_0,Q5_0,Q8_0,Q4_K,Q5_K,Q6_K")
@@ -72,6 +121,7 @@ def main() -> None:
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds per measurement, at least")
     parser.add_argument("--cold", action="store_true", help="decode from DRAM: rotate weight copies")
     parser.add_argument("--no-dense", action="store_true", help="skip the float32 torch baseline")
+    parser.add_argument("--decode-step", action="store_true", help="time a whole Qwen2.5-0.5B decode step")
     args = parser.parse_args()
     if not kernels.is_available():
         raise SystemExit("corral's kernels are not built (pip install -e . builds them)")
@@ -81,6 +131,10 @@ def main() -> None:
     print(f"kernels: {kernels.isa_levels()[-1]}, threads: {args.threads}, "
           f"memory: copy {copy_bw:.1f} GB/s, read {read_bw:.1f} GB/s")
     rng = np.random.default_rng(0)
+    if args.decode_step:
+        for type_name in args.types.split(","):
+            decode_step(type_name, args.threads, args.min_time, rng)
+        return
     dense_ms: dict[tuple[int, int, int], float] = {}
     header = f"{'type':5} {'N x K':>12} {'T':>4} {'ms':>9} {'GB/s':>7} {'GFLOP/s':>8} {'vs f32':>7} {'of read BW':>10}"
     print(header)
