@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds per measurement, at least")
     parser.add_argument("--cold", action="store_true", help="decode from DRAM: rotate weight copies")
     parser.add_argument("--no-dense", action="store_true", help="skip the float32 torch baseline")
+    parser.add_argument("--isa", default=None, help="kernel set (default: the best this CPU runs)")
     parser.add_argument("--decode-step", action="store_true", help="time a whole Qwen2.5-0.5B decode step")
     args = parser.parse_args()
     if not kernels.is_available():
@@ -128,7 +129,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tokens = [int(t) for t in args.tokens.split(",")]
     copy_bw, read_bw = memory_bandwidth()
-    print(f"kernels: {kernels.isa_levels()[-1]}, threads: {args.threads}, "
+    print(f"kernels: {args.isa or kernels.isa_levels()[-1]}, threads: {args.threads}, "
           f"memory: copy {copy_bw:.1f} GB/s, read {read_bw:.1f} GB/s")
     rng = np.random.default_rng(0)
     if args.decode_step:
@@ -165,9 +166,9 @@ def main() -> None:
                         for _ in range(2 * llc_bytes() // pw.nbytes + 1)
                     ]
                     it = iter(range(1 << 62))
-                    fn = lambda: kernels.qmatmul(x, copies[next(it) % len(copies)], out)  # noqa: E731
+                    fn = lambda: kernels.qmatmul(x, copies[next(it) % len(copies)], out, isa=args.isa)  # noqa: E731
                 else:
-                    fn = lambda: kernels.qmatmul(x, pw, out)  # noqa: E731
+                    fn = lambda: kernels.qmatmul(x, pw, out, isa=args.isa)  # noqa: E731
                 s = best_time(fn, args.min_time)
                 ratio = dense_ms.get((n, k, t))
                 gbs = pw.nbytes / s / 1e9
