@@ -14,9 +14,24 @@
 /* Weight rows unpacked at a time on the tile path: 64 x K bytes stay in L2. */
 #define ROW_BLOCK 64
 
-/* Rows per unit of work on the row-dot path. Threads claim units one at a time, so a thread the
- * OS delays (the CPU is shared) leaves its work to the others instead of holding up the call. */
-#define ROWDOT_CHUNK 32
+/* Units of work on the row-dot path: at least ROWDOT_CHUNK_BYTES of weight rows, a multiple of 4
+ * rows (the kernels' row group). Threads claim units one at a time, so a thread the OS delays (the
+ * CPU is shared) leaves its work to the others instead of holding up the call. Units are large
+ * enough that the software prefetch running ahead of each unit's rows rarely crosses into a unit
+ * another thread takes. */
+#ifndef ROWDOT_CHUNK_BYTES
+#define ROWDOT_CHUNK_BYTES 32768
+#endif
+
+static int chunk_rows(const qm_weight *j) {
+    const int rows = (int)(ROWDOT_CHUNK_BYTES / j->row_stride) + 1;
+    return rows < 32 ? 32 : (rows + 3) / 4 * 4;
+}
+
+static int nchunks_of(const qm_weight *j) {
+    const int rows = chunk_rows(j);
+    return (j->N + rows - 1) / rows;
+}
 
 static int claim(int *next) {
     int c;
@@ -109,7 +124,7 @@ static int run_row_dots(const kernel_set *ks, const qm_weight *jobs, int njobs, 
                 rows[s][t] = act_set_row(&a[s], t);
             }
         }
-        nchunks += (jobs[i].N + ROWDOT_CHUNK - 1) / ROWDOT_CHUNK;
+        nchunks += nchunks_of(&jobs[i]);
         bytes += (size_t)jobs[i].N * jobs[i].row_stride;
     }
     if (rc == QM_OK) {
@@ -121,9 +136,10 @@ static int run_row_dots(const kernel_set *ks, const qm_weight *jobs, int njobs, 
         for (int j = 0, first = 0;;) {   /* chunks are claimed in increasing order: j only moves on */
             const int c = claim(&next);
             if (c >= nchunks) break;
-            int jc = (jobs[j].N + ROWDOT_CHUNK - 1) / ROWDOT_CHUNK;
-            while (c >= first + jc) { first += jc; j++; jc = (jobs[j].N + ROWDOT_CHUNK - 1) / ROWDOT_CHUNK; }
-            const int n0 = (c - first) * ROWDOT_CHUNK, n1 = n0 + ROWDOT_CHUNK < jobs[j].N ? n0 + ROWDOT_CHUNK : jobs[j].N;
+            int jc = nchunks_of(&jobs[j]);
+            while (c >= first + jc) { first += jc; j++; jc = nchunks_of(&jobs[j]); }
+            const int rows = chunk_rows(&jobs[j]);
+            const int n0 = (c - first) * rows, n1 = n0 + rows < jobs[j].N ? n0 + rows : jobs[j].N;
             const int s = ks->row_dot_blk[jobs[j].type_id] == 256;
             row_dot_chunk(ks, &jobs[j], n0, n1, K, rows[s], T);
         }
