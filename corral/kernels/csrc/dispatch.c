@@ -138,8 +138,8 @@ static int run_row_dots(const kernel_set *ks, const qm_weight *jobs, int njobs, 
             if (c >= nchunks) break;
             int jc = nchunks_of(&jobs[j]);
             while (c >= first + jc) { first += jc; j++; jc = nchunks_of(&jobs[j]); }
-            const int rows = chunk_rows(&jobs[j]);
-            const int n0 = (c - first) * rows, n1 = n0 + rows < jobs[j].N ? n0 + rows : jobs[j].N;
+            const int crows = chunk_rows(&jobs[j]);
+            const int n0 = (c - first) * crows, n1 = n0 + crows < jobs[j].N ? n0 + crows : jobs[j].N;
             const int s = ks->row_dot_blk[jobs[j].type_id] == 256;
             row_dot_chunk(ks, &jobs[j], n0, n1, K, rows[s], T);
         }
