@@ -64,3 +64,22 @@ def _pack_with_kernels(layer: Linear, qw: QuantizedWeight) -> bool:
         return False
     layer.packed = kernels.pack(qw)
     return True
+
+
+def project_all(x: torch.Tensor, layers: list[Linear]) -> list[torch.Tensor]:
+    """[layer(x) for layer in layers] for projections that read the same input (q/k/v, gate/up).
+
+    When every layer is kept quantized, one kernel call quantizes x once and runs them all.
+    """
+    if any(layer.packed is None for layer in layers):
+        return [layer(x) for layer in layers]
+    from corral import kernels
+
+    shape = x.shape
+    flat = x.reshape(-1, shape[-1]).float().contiguous()
+    outs = kernels.qmatmul_many(flat, [layer.packed for layer in layers])
+    results = []
+    for layer, y in zip(layers, outs):
+        y = y.reshape(*shape[:-1], layer.out_features).to(x.dtype)
+        results.append(y + layer.bias if layer.bias is not None else y)
+    return results

@@ -12,7 +12,7 @@ from torch import nn
 
 from corral.layers.activation import gated
 from corral.layers.embedding import Embedding
-from corral.layers.linear import Linear
+from corral.layers.linear import Linear, project_all
 from corral.layers.norm import RMSNorm
 from corral.layers.rotary import RotaryEmbedding
 from corral.loader.config import ModelConfig
@@ -38,9 +38,10 @@ class LlamaAttention(nn.Module):
     def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
         # x: (T, hidden)
         t = x.shape[0]
-        q = self.q_proj(x).view(t, self.num_heads, self.head_dim)  # (T, Hq, D)
-        k = self.k_proj(x).view(t, self.num_kv_heads, self.head_dim)  # (T, Hk, D)
-        v = self.v_proj(x).view(t, self.num_kv_heads, self.head_dim)
+        q, k, v = project_all(x, [self.q_proj, self.k_proj, self.v_proj])
+        q = q.view(t, self.num_heads, self.head_dim)  # (T, Hq, D)
+        k = k.view(t, self.num_kv_heads, self.head_dim)  # (T, Hk, D)
+        v = v.view(t, self.num_kv_heads, self.head_dim)
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = RotaryEmbedding.apply(batch.rotary, q, k)
@@ -57,7 +58,8 @@ class LlamaMLP(nn.Module):
         self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(gated(self.act, self.gate_proj(x), self.up_proj(x)))
+        gate, up = project_all(x, [self.gate_proj, self.up_proj])
+        return self.down_proj(gated(self.act, gate, up))
 
 
 class LlamaDecoderLayer(nn.Module):
