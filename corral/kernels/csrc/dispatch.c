@@ -11,6 +11,12 @@
  * more go through tiles (unpack once, then integer tiles over all tokens). */
 #define ROWDOT_MAX_T 3
 
+/* With multi-token row dots (each weight block unpacked once per group of tokens, all in
+ * registers) the row-dot path stays faster than the tiles up to this many tokens. */
+#ifndef ROWDOT_T_MAX_T
+#define ROWDOT_T_MAX_T 32
+#endif
+
 /* Weight rows unpacked at a time on the tile path: 64 x K bytes stay in L2. */
 #define ROW_BLOCK 64
 
@@ -86,6 +92,11 @@ static void split(int n, int parts, int part, int unit, int *lo, int *hi) {
 static void row_dot_chunk(const kernel_set *ks, const qm_weight *j, int n0, int n1, int K,
                           const act_row *rows, int T) {
     const uint8_t *w = j->w + (size_t)n0 * j->row_stride;
+    rows_dot_t_fn tokens = ks->rows_dot_t[j->type_id];
+    if (tokens) {
+        tokens(w, j->row_stride, n1 - n0, rows, T, K, j->out + n0, (size_t)j->N);
+        return;
+    }
     rows_dot_fn many = ks->rows_dot[j->type_id];
     if (many) {
         for (int t = 0; t < T; t++) many(w, j->row_stride, n1 - n0, &rows[t], K, j->out + (size_t)t * j->N + n0);
@@ -109,7 +120,7 @@ static void row_dot_chunk(const kernel_set *ks, const qm_weight *j, int n0, int 
 static int run_row_dots(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *x, int T,
                         int nthreads) {
     act_set a[2];   /* scale blocks of 32 and of 256 */
-    act_row rows[2][ROWDOT_MAX_T];
+    act_row rows[2][ROWDOT_T_MAX_T > ROWDOT_MAX_T ? ROWDOT_T_MAX_T : ROWDOT_MAX_T];
     int have[2] = {0, 0}, rc = QM_OK, nchunks = 0;
     size_t bytes = 0;
     for (int i = 0; i < njobs; i++) {
@@ -204,6 +215,12 @@ static int run_tiles(const kernel_set *ks, const qtype_info *ti, int type_id, co
     return failed ? QM_ENOMEM : QM_OK;
 }
 
+/* Whether T tokens of a type go through row dots rather than tiles. */
+static int uses_row_dots(const kernel_set *ks, int type_id, int T) {
+    if (ks->rows_dot_t[type_id]) return T <= ROWDOT_T_MAX_T;
+    return T <= ROWDOT_MAX_T && ks->row_dot[type_id] != NULL;
+}
+
 static int check(const qm_weight *j, int K, int T) {
     const qtype_info *ti = qtype_get(j->type_id);
     if (!ti) return QM_ETYPE;
@@ -219,12 +236,12 @@ int qmatmul_many_run(int level, const qm_weight *jobs, int njobs, int K, const f
     }
     if (nthreads < 1) nthreads = 1;
     const kernel_set *ks = kernels_for_level(level);
-    int rowdot = T <= ROWDOT_MAX_T;
-    for (int i = 0; i < njobs; i++) rowdot = rowdot && ks->row_dot[jobs[i].type_id] != NULL;
+    int rowdot = 1;
+    for (int i = 0; i < njobs; i++) rowdot = rowdot && uses_row_dots(ks, jobs[i].type_id, T);
     if (rowdot) return run_row_dots(ks, jobs, njobs, K, x, T, nthreads);
     for (int i = 0; i < njobs; i++) {
         const qm_weight *j = &jobs[i];
-        const int rc = T <= ROWDOT_MAX_T && ks->row_dot[j->type_id]
+        const int rc = uses_row_dots(ks, j->type_id, T)
                            ? run_row_dots(ks, j, 1, K, x, T, nthreads)
                            : run_tiles(ks, qtype_get(j->type_id), j->type_id, j->w, j->row_stride, j->N, K, x, T,
                                        j->out, nthreads);

@@ -95,6 +95,11 @@ typedef float (*row_dot_fn)(const uint8_t *wrow, const act_row *x, int K);
  * exactly as for any other nrows, so results do not depend on how rows are split over threads. */
 typedef void (*rows_dot_fn)(const uint8_t *w, size_t row_stride, int nrows, const act_row *x, int K,
                             float *out);
+/* out[t * ldo + r] = row r of W dotted with x[t] for r < nrows, t < T: each weight block is loaded
+ * and unpacked once per group of tokens and dotted against all of them. Each (row, token) result is
+ * bitwise what rows_dot gives for that row and token alone. */
+typedef void (*rows_dot_t_fn)(const uint8_t *w, size_t row_stride, int nrows, const act_row *x, int T, int K,
+                              float *out, size_t ldo);
 typedef struct {
     const char *name;
     /* x (K,) float -> one quantized row with scale blocks of blk (32 or 256). */
@@ -103,6 +108,7 @@ typedef struct {
     row_dot_fn row_dot[QT_MAX];   /* NULL: no row-dot kernel for the type, use tiles */
     int row_dot_blk[QT_MAX];      /* activation scale block the row dot expects */
     rows_dot_fn rows_dot[QT_MAX]; /* optional: several rows sharing activation loads (same blk) */
+    rows_dot_t_fn rows_dot_t[QT_MAX]; /* optional: several rows against several tokens */
     int tok;                      /* tokens per activation tile */
     int rows;                     /* weight rows per tile_gemm call, at most */
     void (*unpack)(wrows *w, int type_id, const uint8_t *rows, size_t row_stride, int nrows);

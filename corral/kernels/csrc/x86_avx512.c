@@ -210,8 +210,8 @@ static __attribute__((target(Z_TARGET))) float dot_q8_0_z(const uint8_t *w, cons
 #define W8(a) a, a + 1, a + 2, a + 3, a + 4, a + 5, a + 6, a + 7
 #define W4(a) a, a, a, a
 
-ZFN void rows_pairs(const uint8_t *w, size_t stride, const int NR, const act_row *x, int K, float *out,
-                    const int TYPE) {
+ZFN void rows_pairs(const uint8_t *w, size_t stride, const int NR, const act_row *x, const int TT, int K,
+                    float *out, size_t ldo, const int TYPE) {
     const int nb = K / 32;
     const int bytes = TYPE == QT_Q4_0 ? 18 : TYPE == QT_Q5_0 ? 22 : 34;
     const __mmask16 mask = TYPE == QT_Q8_0 ? (__mmask16)0xFF00 : PAIR_MASK;
@@ -226,66 +226,108 @@ ZFN void rows_pairs(const uint8_t *w, size_t stride, const int NR, const act_row
     const __m512i hishift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
     const __m512i m4 = _mm512_set1_epi8(15), m10 = _mm512_set1_epi8(0x10), flip = _mm512_set1_epi8((char)0x80);
     const __mmask64 pair_bytes = ((__mmask64)1 << (2 * bytes)) - 1;
-    __m512 acc[4];
-    for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
+    __m512 acc[4][4];
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < TT; t++) acc[r][t] = _mm512_setzero_ps();
     int b = 0;
     const size_t row_bytes = (size_t)bytes * nb, wrap = 4 * stride - row_bytes;
     for (; b + 1 < nb; b += 2) {
         size_t pf = (size_t)bytes * b + PF_DIST;
         pf += pf >= row_bytes ? wrap : 0;
         for (int r = 0; r < NR; r++) _mm_prefetch((const char *)w + r * stride + pf, _MM_HINT_T0);
-        const __m512i xv = TYPE == QT_Q8_0 ? _mm512_loadu_si512(x->q + 32 * b) : pair_x(x, b);
-        const __m512i off = _mm512_mask_blend_epi32(mask, _mm512_set1_epi32(-per_lane * x->s32[b]),
-                                                    _mm512_set1_epi32(-per_lane * x->s32[b + 1]));
-        const __m512 dx = _mm512_mask_blend_ps(mask, _mm512_set1_ps(x->d[b]), _mm512_set1_ps(x->d[b + 1]));
+        __m512i q[4];
+        __m512 ws[4];
         for (int r = 0; r < NR; r++) {
             const uint8_t *p0 = w + r * stride + (size_t)bytes * b, *p1 = p0 + bytes;
-            __m512i z, q;
+            __m512i z;
             if (TYPE == QT_Q8_0) {
                 z = _mm512_loadu_si512(p0);   /* bytes 0..63 of the 68-byte pair */
-                q = _mm512_permutex2var_epi16(z, q8idx, _mm512_castsi256_si512(load256(p1 + 2)));
-                q = _mm512_xor_si512(q, flip);
+                q[r] = _mm512_permutex2var_epi16(z, q8idx, _mm512_castsi256_si512(load256(p1 + 2)));
+                q[r] = _mm512_xor_si512(q[r], flip);
             } else {
                 z = _mm512_maskz_loadu_epi8(pair_bytes, p0);
-                q = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi16(qidx, z), hishift), m4);
+                q[r] = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi16(qidx, z), hishift), m4);
                 if (TYPE == QT_Q5_0) {
                     uint32_t h0, h1;
                     memcpy(&h0, p0 + 2, 4);
                     memcpy(&h1, p1 + 2, 4);
                     const __mmask64 hb = (uint64_t)(h0 & 0xffff) | ((uint64_t)(h1 & 0xffff) << 16) |
                                          ((uint64_t)(h0 >> 16) << 32) | ((uint64_t)(h1 >> 16) << 48);
-                    q = _mm512_or_si512(q, _mm512_maskz_mov_epi8(hb, m10));
+                    q[r] = _mm512_or_si512(q[r], _mm512_maskz_mov_epi8(hb, m10));
                 }
             }
-            const __m512 ws = TYPE == QT_Q8_0
+            ws[r] = TYPE == QT_Q8_0
                 ? _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_castsi256_si512(sidx), z)))
                 : _mm512_cvtph_ps(_mm256_permutexvar_epi16(sidx, _mm512_castsi512_si256(z)));
-            const __m512i id = _mm512_dpbusd_epi32(off, q, xv);
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), _mm512_mul_ps(ws, dx), acc[r]);
+        }
+        for (int t = 0; t < TT; t++) {
+            const act_row *xt = &x[t];
+            const __m512i xv = TYPE == QT_Q8_0 ? _mm512_loadu_si512(xt->q + 32 * b) : pair_x(xt, b);
+            const __m512i off = _mm512_mask_blend_epi32(mask, _mm512_set1_epi32(-per_lane * xt->s32[b]),
+                                                        _mm512_set1_epi32(-per_lane * xt->s32[b + 1]));
+            const __m512 dx = _mm512_mask_blend_ps(mask, _mm512_set1_ps(xt->d[b]), _mm512_set1_ps(xt->d[b + 1]));
+            for (int r = 0; r < NR; r++) {
+                const __m512i id = _mm512_dpbusd_epi32(off, q[r], xv);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), _mm512_mul_ps(ws[r], dx), acc[r][t]);
+            }
         }
     }
-    for (int r = 0; r < NR; r++) {
-        float sum = _mm512_reduce_add_ps(acc[r]);
-        if (b < nb) {
-            act_row t = tail_row(x, b);
-            const uint8_t *p = w + r * stride + (size_t)bytes * b;
-            sum += TYPE == QT_Q4_0 ? dot_q4_0(p, &t, 32) : TYPE == QT_Q5_0 ? dot_q5_0(p, &t, 32) : dot_q8_0(p, &t, 32);
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < TT; t++) {
+            float sum = _mm512_reduce_add_ps(acc[r][t]);
+            if (b < nb) {
+                act_row tail = tail_row(&x[t], b);
+                const uint8_t *p = w + r * stride + (size_t)bytes * b;
+                sum += TYPE == QT_Q4_0 ? dot_q4_0(p, &tail, 32) : TYPE == QT_Q5_0 ? dot_q5_0(p, &tail, 32)
+                                                                 : dot_q8_0(p, &tail, 32);
+            }
+            out[(size_t)t * ldo + r] = sum;
         }
-        out[r] = sum;
-    }
 }
 
-#define ROWS_FN(name, TYPE) \
-    static __attribute__((target(Z_TARGET))) void name(const uint8_t *w, size_t stride, int nrows, \
-                                                       const act_row *x, int K, float *out) { \
-        int r = 0; \
-        for (; r + 4 <= nrows; r += 4) rows_pairs(w + r * stride, stride, 4, x, K, out + r, TYPE); \
+/* Groups of 4 rows against groups of up to ZTOK tokens: 16 accumulators, and the group's weight
+ * bytes (at most 4 rows) stay in L1 while later token groups read them again. Rows past the last
+ * group of 4 go one token at a time. */
+#define ZTOK 4
+
+/* kernel(w, stride, NR, x, TT, K, out, ldo) for NR in 1..4 rows and TT in 1..ZTOK tokens. */
+#define ROWS_T_BODY(kernel) \
+    int r = 0; \
+    for (; r + 4 <= nrows; r += 4) \
+        for (int t = 0; t < T; t += ZTOK) { \
+            const uint8_t *wr = w + r * stride; \
+            float *o = out + (size_t)t * ldo + r; \
+            switch (T - t < ZTOK ? T - t : ZTOK) { \
+            case 4: kernel(wr, stride, 4, x + t, 4, K, o, ldo); break; \
+            case 3: kernel(wr, stride, 4, x + t, 3, K, o, ldo); break; \
+            case 2: kernel(wr, stride, 4, x + t, 2, K, o, ldo); break; \
+            default: kernel(wr, stride, 4, x + t, 1, K, o, ldo); break; \
+            } \
+        } \
+    for (int t = 0; t < T; t++) { \
+        const uint8_t *wr = w + r * stride; \
+        float *o = out + (size_t)t * ldo + r; \
         switch (nrows - r) { \
-        case 3: rows_pairs(w + r * stride, stride, 3, x, K, out + r, TYPE); break; \
-        case 2: rows_pairs(w + r * stride, stride, 2, x, K, out + r, TYPE); break; \
-        case 1: rows_pairs(w + r * stride, stride, 1, x, K, out + r, TYPE); break; \
+        case 3: kernel(wr, stride, 3, x + t, 1, K, o, ldo); break; \
+        case 2: kernel(wr, stride, 2, x + t, 1, K, o, ldo); break; \
+        case 1: kernel(wr, stride, 1, x + t, 1, K, o, ldo); break; \
         default: break; \
         } \
+    }
+
+#define ROWS_FN(name, TYPE) \
+    ZFN void name##_k(const uint8_t *w, size_t stride, const int NR, const act_row *x, const int TT, int K, \
+                      float *out, size_t ldo) { \
+        rows_pairs(w, stride, NR, x, TT, K, out, ldo, TYPE); \
+    } \
+    static __attribute__((target(Z_TARGET))) void name##_t(const uint8_t *w, size_t stride, int nrows, \
+                                                           const act_row *x, int T, int K, float *out, \
+                                                           size_t ldo) { \
+        ROWS_T_BODY(name##_k) \
+    } \
+    static __attribute__((target(Z_TARGET))) void name(const uint8_t *w, size_t stride, int nrows, \
+                                                       const act_row *x, int K, float *out) { \
+        name##_t(w, stride, nrows, x, 1, K, out, 0); \
     }
 ROWS_FN(rows_q4_0, QT_Q4_0)
 ROWS_FN(rows_q5_0, QT_Q5_0)
@@ -307,105 +349,129 @@ ZFN void prefetch_ahead(const uint8_t *w, size_t stride, int NR, size_t pf, int 
 /* 32 words: 8 copies each of words a, a+1, a+2, a+3. */
 #define WQUAD(a) W4(a), W4(a), W4(a + 1), W4(a + 1), W4(a + 2), W4(a + 2), W4(a + 3), W4(a + 3)
 
-ZFN void rows_q4_k_n(const uint8_t *w, size_t stride, const int NR, const act_row *x, int K, float *out) {
+/* Q4_K and Q6_K against TT tokens: each row's super-block is unpacked once (8 registers), then
+ * dotted against every token; Q4_K's per-token activation shuffles are done once per super-block
+ * for all rows. */
+ZFN void rows_q4_k_n(const uint8_t *w, size_t stride, const int NR, const act_row *x, const int TT, int K,
+                     float *out, size_t ldo) {
     const int nsb = K / 256;
     /* Q4_K: 32 bytes of qs hold sub-blocks 2c (low nibbles) and 2c+1 (high nibbles) */
     static const int16_t sidx[4][32] = {{WSPLIT(0, 2)}, {WSPLIT(1, 3)}, {WSPLIT(4, 6)}, {WSPLIT(5, 7)}};
     const __m512i m4 = _mm512_set1_epi8(15);
     const size_t row_bytes = (size_t)144 * nsb, wrap = 4 * stride - row_bytes;
-    __m512 acc[4];
-    __m128 macc[4];
-    for (int r = 0; r < NR; r++) { acc[r] = _mm512_setzero_ps(); macc[r] = _mm_setzero_ps(); }
+    __m512 acc[4][4];
+    __m128 macc[4][4];
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < TT; t++) { acc[r][t] = _mm512_setzero_ps(); macc[r][t] = _mm_setzero_ps(); }
     for (int i = 0; i < nsb; i++) {
         size_t pf = (size_t)144 * i + PF_DIST;
         pf += pf >= row_bytes ? wrap : 0;
         prefetch_ahead(w, stride, NR, pf, 144);
-        const int8_t *xq = x->q + 256 * i;
-        const __m512i l0 = _mm512_loadu_si512(xq), l1 = _mm512_loadu_si512(xq + 64);
-        const __m512i l2 = _mm512_loadu_si512(xq + 128), l3 = _mm512_loadu_si512(xq + 192);
-        /* x values of the low and the high nibbles of each 64 bytes of qs */
-        const __m512i xlo0 = _mm512_shuffle_i64x2(l0, l1, 0x44), xhi0 = _mm512_shuffle_i64x2(l0, l1, 0xEE);
-        const __m512i xlo1 = _mm512_shuffle_i64x2(l2, l3, 0x44), xhi1 = _mm512_shuffle_i64x2(l2, l3, 0xEE);
-        const __m128i s32 = _mm_loadu_si128((const __m128i *)(x->s32 + 8 * i));
-        const float dx = x->d[i];
+        /* x values of the low and the high nibbles of each 64 bytes of qs, per token */
+        __m512i xs[4][4];
+        for (int t = 0; t < TT; t++) {
+            const int8_t *xq = x[t].q + 256 * i;
+            const __m512i l0 = _mm512_loadu_si512(xq), l1 = _mm512_loadu_si512(xq + 64);
+            const __m512i l2 = _mm512_loadu_si512(xq + 128), l3 = _mm512_loadu_si512(xq + 192);
+            xs[t][0] = _mm512_shuffle_i64x2(l0, l1, 0x44);
+            xs[t][1] = _mm512_shuffle_i64x2(l0, l1, 0xEE);
+            xs[t][2] = _mm512_shuffle_i64x2(l2, l3, 0x44);
+            xs[t][3] = _mm512_shuffle_i64x2(l2, l3, 0xEE);
+        }
         for (int r = 0; r < NR; r++) {
             const uint8_t *p = w + r * stride + (size_t)144 * i;
             const __m128i scmn = kq_scales_mins(p + 4);
             const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scmn));
+            const __m128i mn16 = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scmn, scmn));
             const __m512i r0 = _mm512_loadu_si512(p + 16), r1 = _mm512_loadu_si512(p + 80);
-            __m512i isum = _mm512_setzero_si512();
-            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(_mm512_and_si512(r0, m4), xlo0),
-                                       _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[0]), sc16));
-            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(r0, 4), m4), xhi0),
-                                       _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[1]), sc16));
-            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(_mm512_and_si512(r1, m4), xlo1),
-                                       _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[2]), sc16));
-            isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(r1, 4), m4), xhi1),
-                                       _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[3]), sc16));
-            const __m128i mins = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_unpackhi_epi64(scmn, scmn)), s32);
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(f16(p) * dx), acc[r]);
-            macc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(f16(p + 2) * dx), macc[r]);
+            const __m512i n0 = _mm512_and_si512(r0, m4), n1 = _mm512_and_si512(_mm512_srli_epi16(r0, 4), m4);
+            const __m512i n2 = _mm512_and_si512(r1, m4), n3 = _mm512_and_si512(_mm512_srli_epi16(r1, 4), m4);
+            const __m512i c0 = _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[0]), sc16);
+            const __m512i c1 = _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[1]), sc16);
+            const __m512i c2 = _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[2]), sc16);
+            const __m512i c3 = _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[3]), sc16);
+            const float d = f16(p), dmin = f16(p + 2);
+            for (int t = 0; t < TT; t++) {
+                __m512i isum = _mm512_setzero_si512();
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(n0, xs[t][0]), c0);
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(n1, xs[t][1]), c1);
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(n2, xs[t][2]), c2);
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(n3, xs[t][3]), c3);
+                const __m128i s32 = _mm_loadu_si128((const __m128i *)(x[t].s32 + 8 * i));
+                const __m128i mins = _mm_madd_epi16(mn16, s32);
+                const float dx = x[t].d[i];
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * dx), acc[r][t]);
+                macc[r][t] = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(dmin * dx), macc[r][t]);
+            }
         }
     }
-    for (int r = 0; r < NR; r++) {
-        __m128 m = _mm_add_ps(macc[r], _mm_movehl_ps(macc[r], macc[r]));
-        m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        out[r] = _mm512_reduce_add_ps(acc[r]) - _mm_cvtss_f32(m);
-    }
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < TT; t++) {
+            __m128 m = _mm_add_ps(macc[r][t], _mm_movehl_ps(macc[r][t], macc[r][t]));
+            m = _mm_add_ss(m, _mm_movehdup_ps(m));
+            out[(size_t)t * ldo + r] = _mm512_reduce_add_ps(acc[r][t]) - _mm_cvtss_f32(m);
+        }
 }
 
-ZFN void rows_q6_k_n(const uint8_t *w, size_t stride, const int NR, const act_row *x, int K, float *out) {
+ZFN void rows_q6_k_n(const uint8_t *w, size_t stride, const int NR, const act_row *x, const int TT, int K,
+                     float *out, size_t ldo) {
     const int nsb = K / 256;
     static const int16_t sidx[4][32] = {{WQUAD(0)}, {WQUAD(4)}, {WQUAD(8)}, {WQUAD(12)}};
     const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
     const __m512i shl = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2), shr = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
     const size_t row_bytes = (size_t)210 * nsb, wrap = 4 * stride - row_bytes;
-    __m512 acc[4];
-    for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
+    __m512 acc[4][4];
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < TT; t++) acc[r][t] = _mm512_setzero_ps();
     for (int i = 0; i < nsb; i++) {
         size_t pf = (size_t)210 * i + PF_DIST;
         pf += pf >= row_bytes ? wrap : 0;
         prefetch_ahead(w, stride, NR, pf, 210);
-        const int8_t *xq = x->q + 256 * i;
-        const __m256i s16 = load256(x->s16 + 16 * i);
-        const float dx = x->d[i];
         for (int r = 0; r < NR; r++) {
             const uint8_t *p = w + r * stride + (size_t)210 * i;
             const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
             const __m512i sc16 = _mm512_castsi256_si512(sc);
-            __m512i isum = _mm512_setzero_si512();
+            __m512i qv[4], cv[4];
             for (int h = 0; h < 2; h++) {
                 const __m512i a = _mm512_loadu_si512(p + 64 * h);
                 const __m512i hh = _mm512_broadcast_i64x4(load256(p + 128 + 32 * h));
                 /* values 128h + 0..63, then 128h + 64..127: 4 low bits from a, 2 high bits from hh */
-                const __m512i qa = _mm512_or_si512(_mm512_and_si512(a, m4), _mm512_and_si512(_mm512_sllv_epi64(hh, shl), m30));
-                const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4),
-                                                   _mm512_and_si512(_mm512_srlv_epi64(hh, shr), m30));
-                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(qa, _mm512_loadu_si512(xq + 128 * h)),
-                                           _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[2 * h]), sc16));
-                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(qb, _mm512_loadu_si512(xq + 128 * h + 64)),
-                                           _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[2 * h + 1]), sc16));
+                qv[2 * h] = _mm512_or_si512(_mm512_and_si512(a, m4), _mm512_and_si512(_mm512_sllv_epi64(hh, shl), m30));
+                qv[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4),
+                                                _mm512_and_si512(_mm512_srlv_epi64(hh, shr), m30));
+                cv[2 * h] = _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[2 * h]), sc16);
+                cv[2 * h + 1] = _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[2 * h + 1]), sc16);
             }
-            /* values are q - 32: subtract 32 * sum_g sc[g] * s16[g] */
-            const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc, s16), 5);
-            isum = _mm512_sub_epi32(isum, _mm512_castsi256_si512(off));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(f16(p + 208) * dx), acc[r]);
+            const float d = f16(p + 208);
+            for (int t = 0; t < TT; t++) {
+                const int8_t *xq = x[t].q + 256 * i;
+                __m512i isum = _mm512_setzero_si512();
+                for (int h = 0; h < 2; h++) {
+                    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(qv[2 * h], _mm512_loadu_si512(xq + 128 * h)),
+                                               cv[2 * h]);
+                    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(qv[2 * h + 1], _mm512_loadu_si512(xq + 128 * h + 64)),
+                                               cv[2 * h + 1]);
+                }
+                /* values are q - 32: subtract 32 * sum_g sc[g] * s16[g] */
+                const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc, load256(x[t].s16 + 16 * i)), 5);
+                isum = _mm512_sub_epi32(isum, _mm512_castsi256_si512(off));
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * x[t].d[i]), acc[r][t]);
+            }
         }
     }
-    for (int r = 0; r < NR; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < TT; t++) out[(size_t)t * ldo + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
 #define ROWS_FN_K(name, kernel) \
+    static __attribute__((target(Z_TARGET))) void name##_t(const uint8_t *w, size_t stride, int nrows, \
+                                                           const act_row *x, int T, int K, float *out, \
+                                                           size_t ldo) { \
+        ROWS_T_BODY(kernel) \
+    } \
     static __attribute__((target(Z_TARGET))) void name(const uint8_t *w, size_t stride, int nrows, \
                                                        const act_row *x, int K, float *out) { \
-        int r = 0; \
-        for (; r + 4 <= nrows; r += 4) kernel(w + r * stride, stride, 4, x, K, out + r); \
-        switch (nrows - r) { \
-        case 3: kernel(w + r * stride, stride, 3, x, K, out + r); break; \
-        case 2: kernel(w + r * stride, stride, 2, x, K, out + r); break; \
-        case 1: kernel(w + r * stride, stride, 1, x, K, out + r); break; \
-        default: break; \
-        } \
+        name##_t(w, stride, nrows, x, 1, K, out, 0); \
     }
 ROWS_FN_K(rows_q4_k, rows_q4_k_n)
 ROWS_FN_K(rows_q6_k, rows_q6_k_n)
@@ -419,6 +485,8 @@ const kernel_set kernels_avx512 = {
                     [QT_Q4_K] = 256, [QT_Q5_K] = 256, [QT_Q6_K] = 256},
     .rows_dot = {[QT_Q4_0] = rows_q4_0, [QT_Q5_0] = rows_q5_0, [QT_Q8_0] = rows_q8_0, [QT_Q4_K] = rows_q4_k,
                  [QT_Q6_K] = rows_q6_k},
+    .rows_dot_t = {[QT_Q4_0] = rows_q4_0_t, [QT_Q5_0] = rows_q5_0_t, [QT_Q8_0] = rows_q8_0_t,
+                   [QT_Q4_K] = rows_q4_k_t, [QT_Q6_K] = rows_q6_k_t},
     .tok = KTILE_TOK,
     .rows = KTILE_ROWS,
     .unpack = unpack_rows,

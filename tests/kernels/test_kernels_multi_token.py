@@ -1,0 +1,76 @@
+"""Row dots over several tokens at once (a few sequences decoding together): the error bound, and
+each token's outputs bitwise what that token alone gives, for any thread count."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from corral import kernels
+from corral.kernels.random_blocks import random_blocks
+from corral.loader.quantized import QuantizedWeight
+from tests.kernels.kernel_bounds import dense_weight, int8_activation_bound
+
+pytestmark = pytest.mark.skipif(not kernels.is_available(), reason="quantized kernels not built")
+
+TYPES = ["Q4_0", "Q5_0", "Q8_0", "Q4_K", "Q6_K"]
+TOKENS = [2, 5, 8, 16, 17, 31]
+ISAS = kernels.isa_levels() if kernels.is_available() else ()
+# Levels whose row dots take several tokens per weight pass (the others use tiles above 3 tokens).
+MULTI_TOKEN_ISAS = [isa for isa in ISAS if isa == "avx512vnni"]
+
+
+def _weight(type_name: str, n: int, seed: int) -> QuantizedWeight:
+    k = 512 if type_name.endswith("_K") else 32 * 9  # an odd block count: a tail block past the pairs
+    rng = np.random.default_rng(seed)
+    return QuantizedWeight(type_name, (n, k), random_blocks(type_name, n, k, rng))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("t", TOKENS)
+@pytest.mark.parametrize("type_name", TYPES)
+def test_matches_float64_reference(type_name: str, t: int, isa: str) -> None:
+    qw = _weight(type_name, 47, seed=t)  # 11 groups of 4 rows and 3 rows past them
+    x = torch.randn(t, qw.shape[1], generator=torch.Generator().manual_seed(t))
+    y = kernels.qmatmul(x, kernels.pack(qw), isa=isa)
+    w = dense_weight(qw)
+    err = (y.to(torch.float64) - x.to(torch.float64) @ w.T).abs()
+    worst = (err / int8_activation_bound(x, w)).max().item()
+    assert worst <= 1.0, f"{type_name}, T={t}: error reaches {worst:.2f} x the int8 activation bound"
+
+
+@pytest.mark.parametrize("isa", MULTI_TOKEN_ISAS)
+@pytest.mark.parametrize("t", TOKENS)
+@pytest.mark.parametrize("type_name", TYPES)
+def test_each_token_is_its_own_result(type_name: str, t: int, isa: str) -> None:
+    """Token groups and row groups change only which registers hold what, not the arithmetic."""
+    pw = kernels.pack(_weight(type_name, 47, seed=t))
+    x = torch.randn(t, pw.shape[1], generator=torch.Generator().manual_seed(100 + t))
+    y = kernels.qmatmul(x, pw, num_threads=1, isa=isa)
+    for i in range(t):
+        assert torch.equal(y[i : i + 1], kernels.qmatmul(x[i : i + 1], pw, num_threads=1, isa=isa))
+
+
+@pytest.mark.parametrize("t", TOKENS)
+@pytest.mark.parametrize("type_name", TYPES)
+def test_threads_give_identical_results(type_name: str, t: int) -> None:
+    pw = kernels.pack(_weight(type_name, 203, seed=t))
+    x = torch.randn(t, pw.shape[1])
+    one = kernels.qmatmul(x, pw, num_threads=1)
+    for threads in (2, 3, 7):
+        assert torch.equal(kernels.qmatmul(x, pw, num_threads=threads), one)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("t", TOKENS)
+def test_many_mixed_types_equal_one_at_a_time(t: int, isa: str) -> None:
+    k = 512
+    shapes = [("Q4_0", 70), ("Q8_0", 16), ("Q4_K", 33), ("Q6_K", 5), ("Q5_0", 41), ("Q4_K", 1)]
+    pws = [kernels.pack(QuantizedWeight(name, (n, k), random_blocks(name, n, k, np.random.default_rng(i))))
+           for i, (name, n) in enumerate(shapes)]
+    x = torch.randn(t, k, generator=torch.Generator().manual_seed(t))
+    for threads in (1, 2, 3):
+        outs = kernels.qmatmul_many(x, pws, num_threads=threads, isa=isa)
+        for pw, y in zip(pws, outs):
+            assert y.shape == (t, pw.shape[0])
+            assert torch.equal(y, kernels.qmatmul(x, pw, num_threads=1, isa=isa))
