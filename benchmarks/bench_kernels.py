@@ -14,7 +14,8 @@ decode reads come from DRAM as they do in a real model.
 
 `--decode-step` instead times one whole decode step's matmuls of Qwen2.5-0.5B (24 layers of q, k,
 v, o, gate, up, down, then the 151936-row output head: 169 calls, each weight its own copy, so reads
-come from DRAM), once call by call and once with q/k/v and gate/up each in one `qmatmul_many`.
+come from DRAM), once call by call and once with q/k/v and gate/up each in one `qmatmul_many`;
+with `--tokens 16`, 16 sequences decoding together (x has 16 rows).
 A K-quant type stands for a llama.cpp mix: matrices whose K is not a multiple of 256 use its
 fallback (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0), as llama.cpp's quantizer does.
 """
@@ -33,6 +34,7 @@ from corral.loader.quantized import QuantizedWeight
 SHAPES = {
     # (N, K) = (out_features, in_features)
     "qwen": [(896, 896), (4864, 896), (896, 4864), (151936, 896)],
+    "qwen-mlp": [(4864, 896), (896, 4864)],  # gate/up and down: the bulk of a decode step
     "llama": [(2048, 2048), (512, 2048), (8192, 2048), (2048, 8192), (128256, 2048)],
 }
 BLOCK = {"Q4_0": 32, "Q4_1": 32, "Q5_0": 32, "Q5_1": 32, "Q8_0": 32,
@@ -75,8 +77,9 @@ QWEN_LAYER = {"q": (896, 896), "k": (128, 896), "v": (128, 896), "o": (896, 896)
 K_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0", "Q2_K": "Q4_0", "Q3_K": "Q4_0"}
 
 
-def decode_step(type_name: str, threads: int, min_time: float, rng: np.random.Generator) -> None:
-    """Print ms per step and weight GB/s for Qwen2.5-0.5B's decode matmuls, single and grouped."""
+def decode_step(type_name: str, threads: int, min_time: float, rng: np.random.Generator, tokens: int = 1) -> None:
+    """Print ms per step and weight GB/s for Qwen2.5-0.5B's decode matmuls, single and grouped,
+    with `tokens` sequences decoding together (one token each)."""
     packed: dict[tuple[int, int, str], kernels.PackedWeight] = {}
 
     def weight(shape: tuple[int, int]) -> kernels.PackedWeight:
@@ -90,7 +93,7 @@ def decode_step(type_name: str, threads: int, min_time: float, rng: np.random.Ge
     layers = [{role: weight(shape) for role, shape in QWEN_LAYER.items()} for _ in range(QWEN_LAYERS)]
     head = weight((151936, 896))
     total = sum(w.nbytes for layer in layers for w in layer.values()) + head.nbytes
-    x, xd = torch.randn(1, 896), torch.randn(1, 4864)
+    x, xd = torch.randn(tokens, 896), torch.randn(tokens, 4864)  # (T, K)
 
     def one_by_one() -> None:
         for layer in layers:
@@ -108,7 +111,7 @@ def decode_step(type_name: str, threads: int, min_time: float, rng: np.random.Ge
 
     for label, fn in (("169 calls", one_by_one), ("grouped", grouped)):
         s = best_time(fn, min_time)
-        print(f"{type_name:5} decode step, {label:9}: {s * 1e3:7.2f} ms  {total / s / 1e9:5.1f} GB/s "
+        print(f"{type_name:5} decode step, T={tokens}, {label:9}: {s * 1e3:7.2f} ms  {total / s / 1e9:5.1f} GB/s "
               f"({total / 1e6:.0f} MB of weights)")
 
 
@@ -116,7 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--types", default="Q4_0,Q5_0,Q8_0,Q4_K,Q5_K,Q6_K")
     parser.add_argument("--shapes", choices=sorted(SHAPES), default="qwen")
-    parser.add_argument("--tokens", default="1,512", help="comma-separated T values")
+    parser.add_argument("--tokens", default=None, help="comma-separated T values (default 1,512; 1 with --decode-step)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds per measurement, at least")
     parser.add_argument("--cold", action="store_true", help="decode from DRAM: rotate weight copies")
@@ -127,14 +130,15 @@ def main() -> None:
     if not kernels.is_available():
         raise SystemExit("corral's kernels are not built (pip install -e . builds them)")
     torch.set_num_threads(args.threads)
-    tokens = [int(t) for t in args.tokens.split(",")]
+    tokens = [int(t) for t in (args.tokens or ("1" if args.decode_step else "1,512")).split(",")]
     copy_bw, read_bw = memory_bandwidth()
     print(f"kernels: {args.isa or kernels.isa_levels()[-1]}, threads: {args.threads}, "
           f"memory: copy {copy_bw:.1f} GB/s, read {read_bw:.1f} GB/s")
     rng = np.random.default_rng(0)
     if args.decode_step:
         for type_name in args.types.split(","):
-            decode_step(type_name, args.threads, args.min_time, rng)
+            for t in tokens:
+                decode_step(type_name, args.threads, args.min_time, rng, t)
         return
     dense_ms: dict[tuple[int, int, int], float] = {}
     header = f"{'type':5} {'N x K':>12} {'T':>4} {'ms':>9} {'GB/s':>7} {'GFLOP/s':>8} {'vs f32':>7} {'of read BW':>10}"
