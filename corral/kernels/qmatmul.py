@@ -166,6 +166,13 @@ def qmatmul_many(
     return outs
 
 
+def row_dot_max_tokens(type_name: str, isa: str | None = None) -> int:
+    """Most tokens (rows of x) a call takes through row dots, which read each weight block once and
+    dot it with every token's activation; more go through tiles of 16 tokens. 0: tiles only."""
+    level = _BEST if isa is None else _level(isa)
+    return _ext.row_dot_max_tokens(level, _TYPES[type_name][0])
+
+
 def _level(isa: str) -> int:
     levels = isa_levels()
     if isa not in levels:

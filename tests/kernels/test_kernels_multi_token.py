@@ -1,5 +1,6 @@
-"""Row dots over several tokens at once (a few sequences decoding together): the error bound, and
-each token's outputs bitwise what that token alone gives, for any thread count."""
+"""Several tokens at once (a few sequences decoding together), through multi-token row dots or
+streamed tiles: the error bound, each row-dot token's outputs bitwise what that token alone gives,
+and results independent of the thread count."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from corral import kernels
+from corral.kernels.qmatmul import row_dot_max_tokens
 from corral.kernels.random_blocks import random_blocks
 from corral.loader.quantized import QuantizedWeight
 from tests.kernels.kernel_bounds import dense_weight, int8_activation_bound
@@ -16,8 +18,6 @@ pytestmark = pytest.mark.skipif(not kernels.is_available(), reason="quantized ke
 TYPES = ["Q4_0", "Q5_0", "Q8_0", "Q4_K", "Q6_K"]
 TOKENS = [2, 5, 8, 16, 17, 31]
 ISAS = kernels.isa_levels() if kernels.is_available() else ()
-# Levels whose row dots take several tokens per weight pass (the others use tiles above 3 tokens).
-MULTI_TOKEN_ISAS = [isa for isa in ISAS if isa == "avx512vnni"]
 
 
 def _weight(type_name: str, n: int, seed: int) -> QuantizedWeight:
@@ -39,11 +39,13 @@ def test_matches_float64_reference(type_name: str, t: int, isa: str) -> None:
     assert worst <= 1.0, f"{type_name}, T={t}: error reaches {worst:.2f} x the int8 activation bound"
 
 
-@pytest.mark.parametrize("isa", MULTI_TOKEN_ISAS)
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("t", TOKENS)
 @pytest.mark.parametrize("type_name", TYPES)
-def test_each_token_is_its_own_result(type_name: str, t: int, isa: str) -> None:
+def test_each_row_dot_token_is_its_own_result(type_name: str, t: int, isa: str) -> None:
     """Token groups and row groups change only which registers hold what, not the arithmetic."""
+    if t > row_dot_max_tokens(type_name, isa):
+        pytest.skip(f"{t} tokens of {type_name} go through tiles at {isa}")
     pw = kernels.pack(_weight(type_name, 47, seed=t))
     x = torch.randn(t, pw.shape[1], generator=torch.Generator().manual_seed(100 + t))
     y = kernels.qmatmul(x, pw, num_threads=1, isa=isa)
@@ -54,6 +56,7 @@ def test_each_token_is_its_own_result(type_name: str, t: int, isa: str) -> None:
 @pytest.mark.parametrize("t", TOKENS)
 @pytest.mark.parametrize("type_name", TYPES)
 def test_threads_give_identical_results(type_name: str, t: int) -> None:
+    """Row dots and tiles alike compute each output in one thread in one order."""
     pw = kernels.pack(_weight(type_name, 203, seed=t))
     x = torch.randn(t, pw.shape[1])
     one = kernels.qmatmul(x, pw, num_threads=1)
@@ -64,6 +67,7 @@ def test_threads_give_identical_results(type_name: str, t: int) -> None:
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("t", TOKENS)
 def test_many_mixed_types_equal_one_at_a_time(t: int, isa: str) -> None:
+    """Mixed types whose calls may go different ways (row dots for some, tiles for others)."""
     k = 512
     shapes = [("Q4_0", 70), ("Q8_0", 16), ("Q4_K", 33), ("Q6_K", 5), ("Q5_0", 41), ("Q4_K", 1)]
     pws = [kernels.pack(QuantizedWeight(name, (n, k), random_blocks(name, n, k, np.random.default_rng(i))))
@@ -74,3 +78,11 @@ def test_many_mixed_types_equal_one_at_a_time(t: int, isa: str) -> None:
         for pw, y in zip(pws, outs):
             assert y.shape == (t, pw.shape[0])
             assert torch.equal(y, kernels.qmatmul(x, pw, num_threads=1, isa=isa))
+
+
+def test_row_dot_range_covers_multi_token_types() -> None:
+    best = kernels.isa_levels()[-1]
+    for type_name in TYPES:
+        assert row_dot_max_tokens(type_name, "scalar") == 0  # tiles only
+        if best == "avx512vnni":
+            assert row_dot_max_tokens(type_name, best) >= 4

@@ -11,11 +11,17 @@
  * more go through tiles (unpack once, then integer tiles over all tokens). */
 #define ROWDOT_MAX_T 3
 
-/* With multi-token row dots (each weight block unpacked once per group of tokens, all in
- * registers) the row-dot path stays faster than the tiles up to this many tokens. */
-#ifndef ROWDOT_T_MAX_T
-#define ROWDOT_T_MAX_T 32
+/* With multi-token row dots (each weight block unpacked once per group of 4 rows and 4 tokens, in
+ * registers) the row-dot path stays faster than the streamed tiles up to this many tokens, measured
+ * on Qwen2.5-0.5B shapes (docs/benchmarks.md): 6 for the 32-value types, 12 for Q4_K and Q6_K
+ * (whose tiles pay for 16-value groups and min terms). */
+#ifndef ROWDOT_T_MAX_T_32
+#define ROWDOT_T_MAX_T_32 6
 #endif
+#ifndef ROWDOT_T_MAX_T_256
+#define ROWDOT_T_MAX_T_256 12
+#endif
+#define ROWDOT_T_CAP (ROWDOT_T_MAX_T_32 > ROWDOT_T_MAX_T_256 ? ROWDOT_T_MAX_T_32 : ROWDOT_T_MAX_T_256)
 
 /* Weight rows unpacked at a time on the tile path: 64 x K bytes stay in L2. */
 #define ROW_BLOCK 64
@@ -120,7 +126,7 @@ static void row_dot_chunk(const kernel_set *ks, const qm_weight *j, int n0, int 
 static int run_row_dots(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *x, int T,
                         int nthreads) {
     act_set a[2];   /* scale blocks of 32 and of 256 */
-    act_row rows[2][ROWDOT_T_MAX_T > ROWDOT_MAX_T ? ROWDOT_T_MAX_T : ROWDOT_MAX_T];
+    act_row rows[2][ROWDOT_T_CAP > ROWDOT_MAX_T ? ROWDOT_T_CAP : ROWDOT_MAX_T];
     int have[2] = {0, 0}, rc = QM_OK, nchunks = 0;
     size_t bytes = 0;
     for (int i = 0; i < njobs; i++) {
@@ -161,8 +167,32 @@ static int run_row_dots(const kernel_set *ks, const qm_weight *jobs, int njobs, 
     return rc;
 }
 
-static int run_tiles(const kernel_set *ks, const qtype_info *ti, int type_id, const uint8_t *w,
-                     size_t row_stride, int N, int K, const float *x, int T, float *out, int nthreads) {
+/* Tokens from which the tiles unpack ROW_BLOCK rows into L2 and reuse them over many tiles; below
+ * it (a few tiles) they stream: STREAM_ROWS rows at a time, unpacked into L1 while the next ones
+ * are prefetched, so reading the weight from DRAM overlaps the integer work. */
+#ifndef TILE_STREAM_MAX_T
+#define TILE_STREAM_MAX_T 48
+#endif
+#ifndef STREAM_ROWS
+#define STREAM_ROWS 8
+#endif
+
+/* Starts fetching rows [n0, n1) of j into L2. */
+static void prefetch_rows(const qm_weight *j, int n0, int n1, size_t row_bytes) {
+#if defined(__GNUC__)
+    for (int n = n0; n < n1; n++)
+        for (size_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(j->w + (size_t)n * j->row_stride + o, 0, 2);
+#else
+    (void)j; (void)n0; (void)n1; (void)row_bytes;
+#endif
+}
+
+static int run_tiles(const kernel_set *ks, const qm_weight *j, int K, const float *x, int T, int nthreads) {
+    const qtype_info *ti = qtype_get(j->type_id);
+    const int N = j->N, stream = T <= TILE_STREAM_MAX_T;
+    /* rows claimed at a time, and rows unpacked at a time */
+    const int unit = stream ? chunk_rows(j) : ROW_BLOCK, sub = stream ? STREAM_ROWS : ROW_BLOCK;
+    const size_t row_bytes = (size_t)(K / ti->block) * ti->bytes;
     act_set rows;
     act_tiles at;
     if (act_set_alloc(&rows, T, K, ACT_BLOCK) != 0) return QM_ENOMEM;
@@ -188,23 +218,34 @@ static int run_tiles(const kernel_set *ks, const qtype_info *ti, int type_id, co
 #pragma omp barrier
 #endif
         wrows wr;
-        if (wrows_alloc(&wr, K, ti->group, ROW_BLOCK) != 0) {
+        if (wrows_alloc(&wr, K, ti->group, sub) != 0) {
 #ifdef _OPENMP
 #pragma omp atomic write
 #endif
             failed = 1;
         } else {
-            const int nblocks = (N + ROW_BLOCK - 1) / ROW_BLOCK;
+            const int nunits = (N + unit - 1) / unit;
             for (;;) {
                 const int c = claim(&next);
-                if (c >= nblocks) break;
-                const int n0 = c * ROW_BLOCK, nrows = N - n0 < ROW_BLOCK ? N - n0 : ROW_BLOCK;
-                ks->unpack(&wr, type_id, w + (size_t)n0 * row_stride, row_stride, nrows);
-                for (int tile = 0; tile < at.ntiles; tile++)
-                    for (int r0 = 0; r0 < nrows; r0 += ks->rows) {
-                        const int nr = nrows - r0 < ks->rows ? nrows - r0 : ks->rows;
-                        ks->tile_gemm(&wr, r0, nr, &at, tile, out + n0, (size_t)N, ti->offset != 0);
+                if (c >= nunits) break;
+                const int u1 = (c + 1) * unit < N ? (c + 1) * unit : N;
+                if (stream) prefetch_rows(j, c * unit, c * unit + sub < u1 ? c * unit + sub : u1, row_bytes);
+                for (int n0 = c * unit; n0 < u1; n0 += sub) {
+                    const int nrows = u1 - n0 < sub ? u1 - n0 : sub;
+                    if (stream) {   /* the tile kernel fetches the next rows while it runs */
+                        const int p1 = n0 + 2 * sub < N ? n0 + 2 * sub : N;
+                        wr.pf = j->w + (size_t)(n0 + sub) * j->row_stride;
+                        wr.pf_stride = j->row_stride;
+                        wr.pf_row_bytes = row_bytes;
+                        wr.pf_rows = p1 > n0 + sub ? p1 - n0 - sub : 0;
                     }
+                    ks->unpack(&wr, j->type_id, j->w + (size_t)n0 * j->row_stride, j->row_stride, nrows);
+                    for (int tile = 0; tile < at.ntiles; tile++)
+                        for (int r0 = 0; r0 < nrows; r0 += ks->rows) {
+                            const int nr = nrows - r0 < ks->rows ? nrows - r0 : ks->rows;
+                            ks->tile_gemm(&wr, r0, nr, &at, tile, j->out + n0, (size_t)N, ti->offset != 0);
+                        }
+                }
             }
             wrows_free(&wr);
         }
@@ -215,17 +256,26 @@ static int run_tiles(const kernel_set *ks, const qtype_info *ti, int type_id, co
     return failed ? QM_ENOMEM : QM_OK;
 }
 
-/* Whether T tokens of a type go through row dots rather than tiles. */
-static int uses_row_dots(const kernel_set *ks, int type_id, int T) {
-    if (ks->rows_dot_t[type_id]) return T <= ROWDOT_T_MAX_T;
-    return T <= ROWDOT_MAX_T && ks->row_dot[type_id] != NULL;
-}
-
 static int check(const qm_weight *j, int K, int T) {
     const qtype_info *ti = qtype_get(j->type_id);
     if (!ti) return QM_ETYPE;
     if (j->N <= 0 || T <= 0 || K <= 0 || K % ti->block != 0) return QM_ESHAPE;
     return QM_OK;
+}
+
+int row_dot_max_tokens(int level, int type_id) {
+    const kernel_set *ks = kernels_for_level(level);
+    if (type_id < 0 || type_id >= QT_MAX || !ks->row_dot[type_id]) return 0;
+    if (ks->rows_dot_t[type_id]) return ks->row_dot_blk[type_id] == 256 ? ROWDOT_T_MAX_T_256 : ROWDOT_T_MAX_T_32;
+    return ROWDOT_MAX_T;
+}
+
+/* Whether T tokens of a type go through row dots rather than tiles. */
+static int uses_row_dots(const kernel_set *ks, int type_id, int T) {
+    int max_t = 0;
+    if (ks->rows_dot_t[type_id]) max_t = ks->row_dot_blk[type_id] == 256 ? ROWDOT_T_MAX_T_256 : ROWDOT_T_MAX_T_32;
+    else if (ks->row_dot[type_id]) max_t = ROWDOT_MAX_T;
+    return T <= max_t;
 }
 
 int qmatmul_many_run(int level, const qm_weight *jobs, int njobs, int K, const float *x, int T, int nthreads) {
@@ -243,8 +293,7 @@ int qmatmul_many_run(int level, const qm_weight *jobs, int njobs, int K, const f
         const qm_weight *j = &jobs[i];
         const int rc = uses_row_dots(ks, j->type_id, T)
                            ? run_row_dots(ks, j, 1, K, x, T, nthreads)
-                           : run_tiles(ks, qtype_get(j->type_id), j->type_id, j->w, j->row_stride, j->N, K, x, T,
-                                       j->out, nthreads);
+                           : run_tiles(ks, j, K, x, T, nthreads);
         if (rc != QM_OK) return rc;
     }
     return QM_OK;

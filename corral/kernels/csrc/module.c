@@ -92,6 +92,17 @@ static PyObject *py_has_row_dot(PyObject *self, PyObject *args) {
     return PyBool_FromLong(kernels_for_level(level)->row_dot[type_id] != NULL);
 }
 
+static PyObject *py_row_dot_max_tokens(PyObject *self, PyObject *args) {
+    int level, type_id;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "ii", &level, &type_id)) return NULL;
+    if (level < 0 || level > ISA_AVX512) {
+        PyErr_Format(PyExc_ValueError, "no instruction set level %d", level);
+        return NULL;
+    }
+    return PyLong_FromLong(row_dot_max_tokens(level, type_id));
+}
+
 static PyMethodDef METHODS[] = {
     {"qmatmul", py_qmatmul, METH_VARARGS,
      "qmatmul(level, type_id, w_addr, row_stride, N, K, x_addr, T, out_addr, n_threads)\n"
@@ -102,6 +113,8 @@ static PyMethodDef METHODS[] = {
     {"best_level", py_best_level, METH_NOARGS, "Highest instruction set level this CPU runs."},
     {"level_name", py_level_name, METH_VARARGS, "Printable name of a level."},
     {"has_row_dot", py_has_row_dot, METH_VARARGS, "Whether a level has a few-token kernel for a type."},
+    {"row_dot_max_tokens", py_row_dot_max_tokens, METH_VARARGS,
+     "Most tokens a call of a type takes through row dots at a level (0: none)."},
     {NULL, NULL, 0, NULL},
 };
 

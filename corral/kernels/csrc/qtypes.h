@@ -82,6 +82,11 @@ typedef struct {
     int wide;           /* q may exceed 127 (Q8_0): emulated u8 x s8 products must split it */
     uint8_t *q;
     float *a, *b;
+    /* Optional (pf_rows 0: none): raw rows that tile kernels prefetch, a slice per group, while they
+     * multiply these, so the next rows to unpack arrive while the integer work runs. */
+    const uint8_t *pf;
+    size_t pf_stride, pf_row_bytes;
+    int pf_rows;
 } wrows;
 
 int wrows_alloc(wrows *w, int K, int group, int cap);

@@ -93,6 +93,7 @@ void act_tiles_fill(act_tiles *a, const act_set *rows, const qtype_info *ti, int
 
 int wrows_alloc(wrows *w, int K, int group, int cap) {
     w->K = K; w->group = group; w->cap = cap; w->wide = 0;
+    w->pf = NULL; w->pf_stride = w->pf_row_bytes = 0; w->pf_rows = 0;
     w->q = alloc64((size_t)K * cap);
     w->a = alloc64((size_t)(K / group) * cap * sizeof(float));
     w->b = alloc64((size_t)(K / group) * cap * sizeof(float));

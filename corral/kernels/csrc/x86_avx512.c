@@ -27,6 +27,8 @@ tile_rows16(const wrows *w, int r0, const int NR, const act_tiles *x, int tile, 
         acc[r] = _mm512_setzero_ps();
     }
     for (int g = 0; g < ng; g++) {
+        for (int r = 0; r < w->pf_rows; r++)
+            _mm_prefetch((const char *)w->pf + r * w->pf_stride + (size_t)g * w->pf_row_bytes / ng, _MM_HINT_T0);
         __m512i ia[8];
         for (int r = 0; r < NR; r++) ia[r] = OFFSET ? _mm512_loadu_si512(xo + 16 * g) : _mm512_setzero_si512();
         for (int j = 0; j < steps; j++) {
