@@ -30,14 +30,17 @@ class Linear(nn.Module):
         if name == "bias":
             self.bias = value.to(self.dtype).reshape(self.out_features)
             return
+        if tuple(value.shape) != (self.out_features, self.in_features):
+            raise ValueError(
+                f"weight of shape {tuple(value.shape)} does not fit a linear layer "
+                f"({self.out_features}, {self.in_features})"
+            )
         if isinstance(value, QuantizedWeight):
             if keep_quantized and _pack_with_kernels(self, value):
                 return
             from corral.loader.dequant import dequantize
 
             value = dequantize(value.type_name, value.data, value.shape)
-        if tuple(value.shape) != (self.out_features, self.in_features):
-            raise ValueError(f"weight shape {tuple(value.shape)} != {(self.out_features, self.in_features)}")
         self.weight = value.to(self.dtype).contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,21 +52,25 @@ class Linear(nn.Module):
             y = kernels.qmatmul(x.reshape(-1, self.in_features).float().contiguous(), self.packed)
             y = y.reshape(*shape[:-1], self.out_features).to(x.dtype)
             return y + self.bias if self.bias is not None else y
-        return nn.functional.linear(x, self.weight, self.bias)
+        if self.weight is None:
+            raise RuntimeError("Linear used before its weight was loaded")
+        y = nn.functional.linear(x.to(self.dtype), self.weight, self.bias)
+        return y.to(x.dtype)
 
 
 def _pack_with_kernels(layer: Linear, qw: QuantizedWeight) -> bool:
-    try:
-        from corral import kernels
-    except ImportError:
-        return False
-    if not kernels.is_available():
-        warnings.warn("corral's CPU kernels are not built; quantized weights are dequantized (slower, more memory)")
-        return False
-    if qw.type_name not in kernels.SUPPORTED_TYPES:
-        return False
-    layer.packed = kernels.pack(qw)
-    return True
+    """Keep `qw` in its blocks for the CPU kernels; False (with a warning) when they cannot run it,
+    in which case the caller dequantizes: correct, but slower and 4 / bits-per-weight the memory."""
+    from corral import kernels
+
+    if kernels.is_available() and qw.type_name in kernels.SUPPORTED_TYPES:
+        layer.packed = kernels.pack(qw)
+        return True
+    reason = ("corral's quantized kernels are not built" if not kernels.is_available()
+              else f"no quantized kernel for {qw.type_name}")
+    warnings.warn(f"{reason}: dequantizing a {qw.type_name} {tuple(qw.shape)} weight to float32 "
+                  "(slower, and more memory than the file)", RuntimeWarning, stacklevel=3)
+    return False
 
 
 def project_all(x: torch.Tensor, layers: list[Linear]) -> list[torch.Tensor]:

@@ -1,4 +1,5 @@
-"""QuantLinear with the kernels, and its dense fallback when they are missing."""
+"""The model's Linear layer on quantized weights: with the kernels, and its dense fallback when they
+are missing."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,7 @@ import torch
 
 from corral import kernels
 from corral.kernels.random_blocks import random_blocks
-from corral.layers import quant_linear
-from corral.layers.quant_linear import QuantLinear
+from corral.layers.linear import Linear
 from corral.loader.quantized import QuantizedWeight
 from tests.kernels.kernel_bounds import dense_weight, int8_activation_bound
 
@@ -21,10 +21,10 @@ def _weight(type_name: str, n: int, k: int) -> QuantizedWeight:
 @pytest.mark.parametrize("type_name", ["Q4_0", "Q4_K", "Q6_K"])
 def test_forward_uses_kernels(type_name: str) -> None:
     qw = _weight(type_name, 24, 256)
-    layer = QuantLinear(256, 24, bias=True)
-    layer.bias.data.copy_(torch.randn(24))
-    layer.load_quantized(qw)
-    assert layer.packed is not None and layer.dense_weight is None
+    layer = Linear(256, 24, bias=True)
+    layer.load_param("bias", torch.randn(24))
+    layer.load_param("weight", qw, keep_quantized=True)
+    assert layer.packed is not None and layer.weight is None
     x = torch.randn(2, 5, 256)  # (B, T, K)
     y = layer(x)
     assert y.shape == (2, 5, 24)
@@ -37,11 +37,11 @@ def test_forward_uses_kernels(type_name: str) -> None:
 
 @pytest.mark.parametrize("type_name", ["Q4_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K"])
 def test_fallback_without_extension_warns_and_is_exact(monkeypatch, type_name: str) -> None:
-    monkeypatch.setattr(quant_linear.kernels, "is_available", lambda: False)
+    monkeypatch.setattr(kernels, "is_available", lambda: False)
     qw = _weight(type_name, 12, 256)
-    layer = QuantLinear(256, 12)
+    layer = Linear(256, 12)
     with pytest.warns(RuntimeWarning, match="dequantizing"):
-        layer.load_quantized(qw)
+        layer.load_param("weight", qw, keep_quantized=True)
     assert layer.packed is None
     x = torch.randn(3, 256)
     w = dense_weight(qw)
@@ -53,16 +53,16 @@ def test_fallback_without_extension_warns_and_is_exact(monkeypatch, type_name: s
 
 
 def test_bfloat16_input_keeps_its_dtype() -> None:
-    layer = QuantLinear(64, 8)
+    layer = Linear(64, 8)
     with pytest.warns(RuntimeWarning) if not kernels.is_available() else _no_warning():
-        layer.load_quantized(_weight("Q8_0", 8, 64))
+        layer.load_param("weight", _weight("Q8_0", 8, 64), keep_quantized=True)
     y = layer(torch.randn(4, 64, dtype=torch.bfloat16))
     assert y.dtype == torch.bfloat16 and y.shape == (4, 8)
 
 
 def test_wrong_shape_is_rejected() -> None:
     with pytest.raises(ValueError, match="does not fit"):
-        QuantLinear(128, 8).load_quantized(_weight("Q4_0", 8, 64))
+        Linear(128, 8).load_param("weight", _weight("Q4_0", 8, 64), keep_quantized=True)
 
 
 class _no_warning:
