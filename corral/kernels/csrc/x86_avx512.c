@@ -8,48 +8,45 @@
 
 #define Z_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 
-/* Rows r0 .. r0+NR of w against the 16 tokens of one tile; lanes are tokens. */
+/* Rows r0 .. r0+NR of w against the 16 tokens of one tile; lanes are tokens. G (16 or 32) is a
+ * compile-time constant so the k loop unrolls fully and every accumulator stays in a register. Per
+ * group and row: G/4 dpbusd, each on a broadcast of 4 weight bytes (a load, no shuffle), then one
+ * convert, one scale product and one fma (two for min types). */
 static inline __attribute__((target(Z_TARGET), always_inline)) void
 tile_rows16(const wrows *w, int r0, const int NR, const act_tiles *x, int tile, float *out, size_t ldo,
-            const int OFFSET) {
-    const int K = w->K, G = w->group, ng = K / G, steps = G / 4;
+            const int OFFSET, const int G) {
+    const int K = w->K, ng = K / G;
     const int8_t *xq = x->q + (size_t)tile * 16 * K;
     const float *xd = x->d + (size_t)tile * 16 * (K / 32);
     const int32_t *xo = x->off + (size_t)tile * 16 * ng;
     const float *xs = x->ds + (size_t)tile * 16 * ng;
-    const uint8_t *wq[8];
-    const float *wa[8], *wb[8];
+    const uint8_t *wq = w->q + (size_t)r0 * K;
+    const float *wa = w->a + (size_t)r0 * ng, *wb = w->b + (size_t)r0 * ng;
     __m512 acc[8];
-    for (int r = 0; r < NR; r++) {
-        wq[r] = w->q + (size_t)(r0 + r) * K;
-        wa[r] = w->a + (size_t)(r0 + r) * ng;
-        wb[r] = w->b + (size_t)(r0 + r) * ng;
-        acc[r] = _mm512_setzero_ps();
-    }
+    for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
     for (int g = 0; g < ng; g++) {
         for (int r = 0; r < w->pf_rows; r++)
             _mm_prefetch((const char *)w->pf + r * w->pf_stride + (size_t)g * w->pf_row_bytes / ng, _MM_HINT_T0);
+        const __m512i base = OFFSET ? _mm512_load_si512(xo + 16 * g) : _mm512_setzero_si512();
         __m512i ia[8];
-        for (int r = 0; r < NR; r++) ia[r] = OFFSET ? _mm512_loadu_si512(xo + 16 * g) : _mm512_setzero_si512();
-        for (int j = 0; j < steps; j++) {
-            const int k = g * G + 4 * j;
-            __m512i xv = _mm512_loadu_si512(xq + (size_t)k * 16);
+        for (int r = 0; r < NR; r++) ia[r] = base;
+        const int8_t *xg = xq + (size_t)g * G * 16;
+        const uint8_t *wg = wq + (size_t)g * G;
+#pragma GCC unroll 8
+        for (int j = 0; j < G / 4; j++) {
+            const __m512i xv = _mm512_load_si512(xg + 64 * j);
             for (int r = 0; r < NR; r++) {
                 int32_t wv;
-                memcpy(&wv, wq[r] + k, 4);
+                memcpy(&wv, wg + (size_t)r * K + 4 * j, 4);
                 ia[r] = _mm512_dpbusd_epi32(ia[r], _mm512_set1_epi32(wv), xv);
             }
         }
-        const __m512 dx = _mm512_loadu_ps(xd + 16 * (g * G / 32));
-        if (OFFSET) {
-            for (int r = 0; r < NR; r++)
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r]), _mm512_mul_ps(_mm512_set1_ps(wa[r][g]), dx), acc[r]);
-        } else {
-            const __m512 ds = _mm512_loadu_ps(xs + 16 * g);
-            for (int r = 0; r < NR; r++) {
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r]), _mm512_mul_ps(_mm512_set1_ps(wa[r][g]), dx), acc[r]);
-                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(wb[r][g]), ds, acc[r]);
-            }
+        const __m512 dx = _mm512_load_ps(xd + 16 * (g * G / 32));
+        const __m512 ds = OFFSET ? _mm512_setzero_ps() : _mm512_load_ps(xs + 16 * g);
+        for (int r = 0; r < NR; r++) {
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r]), _mm512_mul_ps(_mm512_set1_ps(wa[(size_t)r * ng + g]), dx),
+                                     acc[r]);
+            if (!OFFSET) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(wb[(size_t)r * ng + g]), ds, acc[r]);
         }
     }
     const int nt = x->T - tile * 16 < 16 ? x->T - tile * 16 : 16;
@@ -62,8 +59,13 @@ tile_rows16(const wrows *w, int r0, const int NR, const act_tiles *x, int tile, 
 
 #define TILE_CASE(nr) \
     case nr: \
-        if (offset_type) tile_rows16(w, r0, nr, x, tile, out, ldo, 1); \
-        else tile_rows16(w, r0, nr, x, tile, out, ldo, 0); \
+        if (offset_type) { \
+            if (w->group == 32) tile_rows16(w, r0, nr, x, tile, out, ldo, 1, 32); \
+            else tile_rows16(w, r0, nr, x, tile, out, ldo, 1, 16); \
+        } else { \
+            if (w->group == 32) tile_rows16(w, r0, nr, x, tile, out, ldo, 0, 32); \
+            else tile_rows16(w, r0, nr, x, tile, out, ldo, 0, 16); \
+        } \
         break;
 
 static __attribute__((target(Z_TARGET))) void
@@ -478,6 +480,42 @@ ZFN void rows_q6_k_n(const uint8_t *w, size_t stride, const int NR, const act_ro
 ROWS_FN_K(rows_q4_k, rows_q4_k_n)
 ROWS_FN_K(rows_q6_k, rows_q6_k_n)
 
+/* Tile-path unpacking with 512-bit registers for Q4_0 (two blocks per step: one masked load, one
+ * word permute, one variable shift, one and); the other types use the 256-bit unpacking. Offset
+ * types need only a (the tiles take the offset from the activations), so b is left unset. */
+static __attribute__((target(Z_TARGET))) void unpack_rows_z(wrows *w, int type_id, const uint8_t *rows,
+                                                            size_t row_stride, int nrows) {
+    if (type_id != QT_Q4_0) {
+        unpack_rows(w, type_id, rows, row_stride, nrows);
+        return;
+    }
+    const int K = w->K, nb = K / 32;
+    /* bytes 2..17 of block b are words 1..8, of block b+1 words 10..17: [lo(b), hi(b), lo(b+1), hi(b+1)] */
+    static const int16_t qi[32] = {W8(1), W8(1), W8(10), W8(10)};
+    const __m512i qidx = _mm512_loadu_si512(qi), shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __mmask64 pair_bytes = ((__mmask64)1 << 36) - 1;
+    w->wide = 0;
+    for (int r = 0; r < nrows; r++) {
+        const uint8_t *row = rows + (size_t)r * row_stride;
+        uint8_t *q = w->q + (size_t)r * K;
+        float *a = w->a + (size_t)r * nb;
+        int b = 0;
+        for (; b + 1 < nb; b += 2) {
+            const uint8_t *p = row + 18 * b;
+            const __m512i z = _mm512_maskz_loadu_epi8(pair_bytes, p);
+            _mm512_storeu_si512(q + 32 * b, _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi16(qidx, z), shift), m4));
+            a[b] = f16(p);
+            a[b + 1] = f16(p + 18);
+        }
+        for (; b < nb; b++) {
+            const uint8_t *p = row + 18 * b;
+            store32(q + 32 * b, nibbles16(p + 2));
+            a[b] = f16(p);
+        }
+    }
+}
+
 const kernel_set kernels_avx512 = {
     .name = KNAME,
     .quantize_row = quantize_row,
@@ -491,7 +529,7 @@ const kernel_set kernels_avx512 = {
                    [QT_Q4_K] = rows_q4_k_t, [QT_Q6_K] = rows_q6_k_t},
     .tok = KTILE_TOK,
     .rows = KTILE_ROWS,
-    .unpack = unpack_rows,
+    .unpack = unpack_rows_z,
     .tile_gemm = KTILE_GEMM,
 };
 #endif
