@@ -13,10 +13,11 @@
 
 /* With multi-token row dots (each weight block unpacked once per group of 4 rows and 4 tokens, in
  * registers) the row-dot path stays faster than the streamed tiles up to this many tokens, measured
- * on Qwen2.5-0.5B shapes (docs/benchmarks.md): 6 for the 32-value types, 12 for Q4_K and Q6_K
- * (whose tiles pay for 16-value groups and min terms). */
+ * on Qwen2.5-0.5B shapes (docs/benchmarks.md): 4 for the 32-value types (at 6 tokens a Q4_0
+ * 4864x896 matmul takes 0.65 ms by row dots and 0.50 ms by tiles on one thread), 12 for Q4_K and
+ * Q6_K (whose tiles pay for 16-value groups and min terms). */
 #ifndef ROWDOT_T_MAX_T_32
-#define ROWDOT_T_MAX_T_32 6
+#define ROWDOT_T_MAX_T_32 4
 #endif
 #ifndef ROWDOT_T_MAX_T_256
 #define ROWDOT_T_MAX_T_256 12
