@@ -86,3 +86,22 @@ def test_row_dot_range_covers_multi_token_types() -> None:
         assert row_dot_max_tokens(type_name, "scalar") == 0  # tiles only
         if best == "avx512vnni":
             assert row_dot_max_tokens(type_name, best) >= 4
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("t", [16, 70])
+def test_many_tiles_share_activations_across_formats(t: int, isa: str) -> None:
+    """All jobs through tiles in one call (streamed at 16 tokens, 64-row blocks at 70): types of
+    different group and offset share one quantized x, and a call with more jobs than one region
+    takes (9) still gives each job's single-weight result."""
+    k = 512
+    shapes = [("Q4_0", 70), ("Q8_0", 16), ("Q4_K", 133), ("Q6_K", 5), ("Q5_0", 41), ("Q4_1", 9),
+              ("Q4_0", 1), ("Q5_K", 17), ("Q3_K", 8)]
+    pws = [kernels.pack(QuantizedWeight(name, (n, k), random_blocks(name, n, k, np.random.default_rng(i))))
+           for i, (name, n) in enumerate(shapes)]
+    x = torch.randn(t, k, generator=torch.Generator().manual_seed(t))
+    for jobs in (pws[:4], pws):
+        for threads in (1, 2, 3):
+            outs = kernels.qmatmul_many(x, jobs, num_threads=threads, isa=isa)
+            for pw, y in zip(jobs, outs):
+                assert torch.equal(y, kernels.qmatmul(x, pw, num_threads=1, isa=isa))

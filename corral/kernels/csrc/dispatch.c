@@ -188,17 +188,41 @@ static void prefetch_rows(const qm_weight *j, int n0, int n1, size_t row_bytes) 
 #endif
 }
 
-static int run_tiles(const kernel_set *ks, const qm_weight *j, int K, const float *x, int T, int nthreads) {
-    const qtype_info *ti = qtype_get(j->type_id);
-    const int N = j->N, stream = T <= TILE_STREAM_MAX_T;
-    /* rows claimed at a time, and rows unpacked at a time */
-    const int unit = stream ? chunk_rows(j) : ROW_BLOCK, sub = stream ? STREAM_ROWS : ROW_BLOCK;
-    const size_t row_bytes = (size_t)(K / ti->block) * ti->bytes;
+/* Most jobs one call runs in a single tile region (more go one at a time). Activation tiles depend
+ * on the weight type's group and offset; jobs of one call share them. */
+#define QM_MAX_JOBS 8
+
+/* Every job's rows through tiles in one parallel region: x is quantized once, and interleaved once
+ * per distinct (group, offset) of the jobs' types. */
+static int run_tiles(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *x, int T,
+                     int nthreads) {
+    const int stream = T <= TILE_STREAM_MAX_T, sub = stream ? STREAM_ROWS : ROW_BLOCK;
+    const qtype_info *fmt[QM_MAX_JOBS];
+    act_tiles at[QM_MAX_JOBS];
+    int job_fmt[QM_MAX_JOBS], nfmt = 0, nunits = 0, rc = QM_OK;
+    if (njobs > QM_MAX_JOBS) return QM_ESHAPE;
+    for (int i = 0; i < njobs; i++) {
+        const qtype_info *ti = qtype_get(jobs[i].type_id);
+        int f = 0;
+        while (f < nfmt && !(fmt[f]->group == ti->group && fmt[f]->offset == ti->offset)) f++;
+        if (f == nfmt) fmt[nfmt++] = ti;
+        job_fmt[i] = f;
+    }
     act_set rows;
-    act_tiles at;
     if (act_set_alloc(&rows, T, K, ACT_BLOCK) != 0) return QM_ENOMEM;
-    if (act_tiles_alloc(&at, T, K, ks->tok, ti->group) != 0) { act_set_free(&rows); return QM_ENOMEM; }
-    int failed = 0, next = 0;
+    int made = 0;
+    for (; made < nfmt; made++)
+        if (act_tiles_alloc(&at[made], T, K, ks->tok, fmt[made]->group) != 0) { rc = QM_ENOMEM; break; }
+    /* rows claimed at a time per job: a chunk of about ROWDOT_CHUNK_BYTES when streaming, else ROW_BLOCK */
+    int unit[QM_MAX_JOBS], first[QM_MAX_JOBS + 1];
+    for (int i = 0; i < njobs; i++) {
+        unit[i] = stream ? chunk_rows(&jobs[i]) : ROW_BLOCK;
+        first[i] = nunits;
+        nunits += (jobs[i].N + unit[i] - 1) / unit[i];
+    }
+    first[njobs] = nunits;
+    int failed = rc != QM_OK, next = 0;
+    if (!failed) {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads)
 #endif
@@ -214,24 +238,30 @@ static int run_tiles(const kernel_set *ks, const qm_weight *j, int K, const floa
             ks->quantize_row(x + (size_t)t * K, K, ACT_BLOCK, (int8_t *)r.q, (float *)r.d, (int16_t *)r.s16,
                              (int16_t *)r.s32);
         }
-        act_tiles_fill(&at, &rows, ti, lo, hi);
+        for (int f = 0; f < nfmt; f++) act_tiles_fill(&at[f], &rows, fmt[f], lo, hi);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
         wrows wr;
-        if (wrows_alloc(&wr, K, ti->group, sub) != 0) {
+        if (wrows_alloc(&wr, K, 16, sub) != 0) {   /* group 16: room for the scales of either group */
 #ifdef _OPENMP
 #pragma omp atomic write
 #endif
             failed = 1;
         } else {
-            const int nunits = (N + unit - 1) / unit;
-            for (;;) {
+            for (int i = 0;;) {   /* units are claimed in increasing order: i only moves on */
                 const int c = claim(&next);
                 if (c >= nunits) break;
-                const int u1 = (c + 1) * unit < N ? (c + 1) * unit : N;
-                if (stream) prefetch_rows(j, c * unit, c * unit + sub < u1 ? c * unit + sub : u1, row_bytes);
-                for (int n0 = c * unit; n0 < u1; n0 += sub) {
+                while (c >= first[i + 1]) i++;
+                const qm_weight *j = &jobs[i];
+                const qtype_info *ti = fmt[job_fmt[i]];
+                const act_tiles *a = &at[job_fmt[i]];
+                const int N = j->N, u0 = (c - first[i]) * unit[i], u1 = u0 + unit[i] < N ? u0 + unit[i] : N;
+                const size_t row_bytes = (size_t)(K / qtype_get(j->type_id)->block) * qtype_get(j->type_id)->bytes;
+                wr.group = ti->group;
+                wr.pf_rows = 0;
+                if (stream) prefetch_rows(j, u0, u0 + sub < u1 ? u0 + sub : u1, row_bytes);
+                for (int n0 = u0; n0 < u1; n0 += sub) {
                     const int nrows = u1 - n0 < sub ? u1 - n0 : sub;
                     if (stream) {   /* the tile kernel fetches the next rows while it runs */
                         const int p1 = n0 + 2 * sub < N ? n0 + 2 * sub : N;
@@ -241,20 +271,21 @@ static int run_tiles(const kernel_set *ks, const qm_weight *j, int K, const floa
                         wr.pf_rows = p1 > n0 + sub ? p1 - n0 - sub : 0;
                     }
                     ks->unpack(&wr, j->type_id, j->w + (size_t)n0 * j->row_stride, j->row_stride, nrows);
-                    for (int tile = 0; tile < at.ntiles; tile++)
+                    for (int tile = 0; tile < a->ntiles; tile++)
                         for (int r0 = 0; r0 < nrows; r0 += ks->rows) {
                             const int nr = nrows - r0 < ks->rows ? nrows - r0 : ks->rows;
-                            ks->tile_gemm(&wr, r0, nr, &at, tile, j->out + n0, (size_t)N, ti->offset != 0);
+                            ks->tile_gemm(&wr, r0, nr, a, tile, j->out + n0, (size_t)N, ti->offset != 0);
                         }
                 }
             }
             wrows_free(&wr);
         }
     }
+    }
     (void)nthreads;
-    act_tiles_free(&at);
+    for (int f = 0; f < made; f++) act_tiles_free(&at[f]);
     act_set_free(&rows);
-    return failed ? QM_ENOMEM : QM_OK;
+    return failed ? QM_ENOMEM : rc;
 }
 
 static int check(const qm_weight *j, int K, int T) {
@@ -287,14 +318,18 @@ int qmatmul_many_run(int level, const qm_weight *jobs, int njobs, int K, const f
     }
     if (nthreads < 1) nthreads = 1;
     const kernel_set *ks = kernels_for_level(level);
-    int rowdot = 1;
-    for (int i = 0; i < njobs; i++) rowdot = rowdot && uses_row_dots(ks, jobs[i].type_id, T);
-    if (rowdot) return run_row_dots(ks, jobs, njobs, K, x, T, nthreads);
+    int rowdot = 1, tiles = 1;
     for (int i = 0; i < njobs; i++) {
+        const int r = uses_row_dots(ks, jobs[i].type_id, T);
+        rowdot = rowdot && r;
+        tiles = tiles && !r;
+    }
+    if (rowdot) return run_row_dots(ks, jobs, njobs, K, x, T, nthreads);
+    if (tiles && njobs <= QM_MAX_JOBS) return run_tiles(ks, jobs, njobs, K, x, T, nthreads);
+    for (int i = 0; i < njobs; i++) {   /* a mix (few tokens of 32- and 256-value types): one job at a time */
         const qm_weight *j = &jobs[i];
-        const int rc = uses_row_dots(ks, j->type_id, T)
-                           ? run_row_dots(ks, j, 1, K, x, T, nthreads)
-                           : run_tiles(ks, j, K, x, T, nthreads);
+        const int rc = uses_row_dots(ks, j->type_id, T) ? run_row_dots(ks, j, 1, K, x, T, nthreads)
+                                                        : run_tiles(ks, j, 1, K, x, T, nthreads);
         if (rc != QM_OK) return rc;
     }
     return QM_OK;
