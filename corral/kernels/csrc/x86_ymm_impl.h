@@ -397,10 +397,11 @@ KFN_OUT void unpack_rows(wrows *w, int type_id, const uint8_t *rows, size_t row_
                     store32(q + 256 * i + 64 * c, lo);
                     store32(q + 256 * i + 64 * c + 32, hi);
                 }
-                uint8_t sm[16];
-                _mm_storeu_si128((__m128i *)sm, kq_scales_mins(p + 4));
-                const float d = f16(p), dmin = f16(p + 2);
-                for (int j = 0; j < 8; j++) { a[8 * i + j] = d * sm[j]; b[8 * i + j] = -dmin * sm[8 + j]; }
+                const __m128i sm = kq_scales_mins(p + 4);   /* 8 scales, then 8 mins */
+                const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
+                const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
+                _mm256_storeu_ps(a + 8 * i, _mm256_mul_ps(_mm256_set1_ps(f16(p)), sc));
+                _mm256_storeu_ps(b + 8 * i, _mm256_mul_ps(_mm256_set1_ps(-f16(p + 2)), mn));
             }
             break;
         }
@@ -417,8 +418,12 @@ KFN_OUT void unpack_rows(wrows *w, int type_id, const uint8_t *rows, size_t row_
                     store32(o + 96, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a1, 4), m4),
                                                     _mm256_and_si256(_mm256_srli_epi16(hh, 2), m30)));
                 }
-                const float d = f16(p + 208);
-                for (int g = 0; g < 16; g++) { a[16 * i + g] = d * sc[g]; b[16 * i + g] = -32.0f * a[16 * i + g]; }
+                const __m256 d = _mm256_set1_ps(f16(p + 208)), m32 = _mm256_set1_ps(-32.0f);
+                for (int h = 0; h < 2; h++) {
+                    const __m256 ah = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(sc + 8 * h)))));
+                    _mm256_storeu_ps(a + 16 * i + 8 * h, ah);
+                    _mm256_storeu_ps(b + 16 * i + 8 * h, _mm256_mul_ps(m32, ah));
+                }
             }
             break;
         }
