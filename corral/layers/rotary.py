@@ -27,6 +27,15 @@ def inverse_frequencies(head_dim: int, theta: float, scaling: dict[str, Any] | N
     if kind == "dynamic":
         # Dynamic NTK rescales only past the original context; within it, frequencies are unchanged.
         return inv_freq, 1.0
+    if kind == "llama3" and scaling.get("freq_factors") is not None:
+        # A GGUF `rope_freqs` tensor no standard parameter set reproduces: its per-frequency
+        # divisors, as llama.cpp applies them.
+        factors = torch.tensor(scaling["freq_factors"], dtype=torch.float64)
+        if factors.shape != inv_freq.shape:
+            raise UnsupportedModelError(
+                "rope_freqs", f"{factors.numel()} rope frequency factors for a head of {head_dim} (needs {head_dim // 2})"
+            )
+        return inv_freq / factors, 1.0
     if kind == "llama3":
         low = float(scaling.get("low_freq_factor", 1.0))
         high = float(scaling.get("high_freq_factor", 4.0))
