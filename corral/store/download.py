@@ -3,10 +3,13 @@
 Bytes go to `partial/<key>-partial`; a cut connection is retried with a `Range` request from the
 partial's length (and a later pull resumes the same way). The complete file is checked against
 the Hub's hash (LFS sha256, or the git blob sha1 for small files kept in git) before it is
-renamed into `blobs/`; a mismatch or a full disk removes the partial file.
+renamed into `blobs/`; a mismatch or a full disk removes the partial file. Two pulls of the same
+file (two processes, or two requests to one server) take turns on a lock file in `locks/`:
+the second waits, then finds the blob the first committed.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -57,6 +60,46 @@ def download_file(
         key = "git:" + (remote.git_oid or hashlib.sha256(remote.path.encode()).hexdigest())
     partial = layout.partial_path(key)
     partial.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(layout.lock_path(key)):
+        if remote.sha256 and layout.blob_path(digest).is_file():  # another pull finished it meanwhile
+            on_progress(_event(remote, digest, remote.size, remote.size))
+            return Downloaded(digest, layout.blob_path(digest).stat().st_size, False)
+        return _download_locked(client, listing, remote, layout, on_progress, retries, partial)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """An advisory lock held for the block, its file removed after (no lock where the OS has no
+    flock). A waiter that wakes on a file already removed retries on the current one."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent pulls of one file are not serialized
+        yield
+        return
+    while True:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            f = open(lock_path, "a+b")
+        except FileNotFoundError:  # the folder was removed by a pull that just finished
+            continue
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            same = os.stat(lock_path).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        f.close()
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        f.close()
+        with contextlib.suppress(OSError):
+            lock_path.parent.rmdir()  # only when no other pull holds a lock
+
+
+def _download_locked(client, listing, remote, layout, on_progress, retries, partial: Path) -> Downloaded:
     url = listing.resolve_url(remote.path)
     attempt = 0
     while True:

@@ -49,5 +49,13 @@ class StoreLayout:
         """`sha256:<hex>` -> blobs/sha256-<hex>."""
         return self.blobs / digest.replace(":", "-")
 
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
+
+    def lock_path(self, digest: str) -> Path:
+        """Lock file that serializes downloads of one file while they run."""
+        return self.locks / (digest.replace(":", "-") + ".lock")
+
     def partial_path(self, digest: str) -> Path:
         return self.partial / (digest.replace(":", "-") + "-partial")

@@ -207,3 +207,25 @@ def test_failed_pull_parks_finished_files_for_the_next_pull(home, hub, gguf_file
     pull("hf.co/acme/big-GGUF")
     assert len(hub.downloads("big-Q8_0-00001-of-00002.gguf")) == 1  # not fetched again
     assert resolve("hf.co/acme/big-GGUF").path.read_bytes() == gguf_files["Q8_0"]
+
+
+def test_concurrent_pulls_of_one_file_download_it_once(home, hub, gguf_files):
+    import threading
+
+    errors: list[BaseException] = []
+
+    def one():
+        try:
+            pull(f"hf.co/{GGUF_REPO}:Q8_0")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert resolve(f"hf.co/{GGUF_REPO}:Q8_0").path.read_bytes() == gguf_files["Q8_0"]
+    assert len(hub.downloads("tiny-q8_0.gguf")) == 1
+    assert not any((home / "partial").iterdir())
