@@ -7,6 +7,7 @@ objects, by gguf_header.parse_header.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 from corral.errors import ModelFileError, UnsupportedModelError
 from corral.loader.ggml_types import GGML_TYPE_IDS, SUPPORTED_TYPES
 from corral.loader.gguf_header import MAGIC as GGUF_MAGIC
-from corral.loader.gguf_header import HeaderError, TensorInfo, parse_header
+from corral.loader.gguf_header import HeaderError, LazyStrings, TensorInfo, parse_header
 
 # Types whose data is handed out as typed values; every other type (BF16 and the block
 # quantizations) as raw bytes, each row its blocks: shape (..., n_values / block_size * type_size).
@@ -36,9 +37,37 @@ class GGUFTensor:
     n_bytes: int
 
 
+class GGUFMetadata(Mapping):
+    """Metadata keys ("general.architecture", ...) -> Python values, as gguf_header describes:
+    arrays of numbers are numpy arrays, arrays of strings lists of str. Long string arrays (the
+    vocabulary and merges) are decoded from the file on each access, into a list the caller owns.
+    """
+
+    def __init__(self, values: dict[str, Any], path: Path):
+        self._values = values
+        self._path = path
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._values[key]
+        if isinstance(value, LazyStrings):
+            try:
+                return value.decode()
+            except HeaderError as e:
+                raise ModelFileError(self._path, str(e)) from None
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values  # without decoding
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 class GGUFFile:
-    """A parsed GGUF file. `metadata` maps keys like "general.architecture" to Python values
-    (see gguf_header: arrays of numbers are numpy arrays, arrays of strings lists of str).
+    """A parsed GGUF file: `metadata` (a GGUFMetadata) and `tensors` by name.
 
     Raises ModelFileError for a missing, truncated or corrupt file, UnsupportedModelError for a
     tensor type id corral does not know.
@@ -59,7 +88,7 @@ class GGUFFile:
         self.version = header.version
         self.alignment = header.alignment
         self.data_offset = header.data_offset
-        self.metadata: dict[str, Any] = header.metadata
+        self.metadata = GGUFMetadata(header.metadata, self.path)
         self.tensors: dict[str, GGUFTensor] = {
             info.name: self._tensor(info) for info in header.tensors
         }

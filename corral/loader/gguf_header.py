@@ -11,6 +11,9 @@ A string is a u64 byte count and that many UTF-8 bytes; an array is an element t
 u64 and the elements. Values become plain Python: numbers and bools are int, float or bool;
 strings are str; arrays of strings are list[str]; arrays of numbers are 1-D numpy arrays (one
 allocation for 150k token scores, not 150k Python floats); arrays of arrays are lists of those.
+Arrays of LAZY_STRINGS or more strings (vocabularies, merges) are checked for length but left in
+the file as LazyStrings, decoded only when asked for: a model's 150k tokens and merges then exist as
+Python strings only while its tokenizer is built.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ MAGIC = b"GGUF"
 VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4  # GGML_MAX_DIMS
+LAZY_STRINGS = 1024
 
 U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
@@ -41,6 +45,19 @@ class HeaderError(ValueError):
     """The header is not valid GGUF; the message says where and why (the caller names the file)."""
 
 
+class LazyStrings:
+    """An array of strings still in the file; `decode()` reads it into a new list each call."""
+
+    def __init__(self, buf, start: int, count: int, what: str):
+        self._buf, self._start, self.count, self._what = buf, start, count, what
+
+    def decode(self) -> list[str]:
+        """Raises HeaderError for a string that is not valid UTF-8."""
+        r = _Reader(self._buf)
+        r.pos = self._start
+        return r.strings(self.count, self._what)
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     name: str
@@ -52,7 +69,7 @@ class TensorInfo:
 @dataclass(frozen=True)
 class GGUFHeader:
     version: int
-    metadata: dict[str, Any]
+    metadata: dict[str, Any]  # long string arrays as LazyStrings
     tensors: list[TensorInfo]  # in file order
     alignment: int
     data_offset: int  # absolute byte offset of the data section
@@ -143,7 +160,11 @@ class _Reader:
         item_type = self.scalar(U32, what)
         count = self.scalar(U64, what)
         if item_type == STRING:
-            return self.strings(count, what)
+            if count < LAZY_STRINGS:
+                return self.strings(count, what)
+            start = self.pos
+            self.skip_strings(count, what)
+            return LazyStrings(self.buf, start, count, what)
         if item_type in NUMERIC:
             dtype = NUMERIC[item_type]
             start = self.take(count * dtype.itemsize, what)
@@ -172,6 +193,19 @@ class _Reader:
             pos = end
         self.pos = pos
         return out
+
+    def skip_strings(self, count: int, what: str) -> None:
+        """Advance over `count` strings, checking only that each one fits in the file."""
+        buf, size, pos = self.buf, self.size, self.pos
+        unpack = U64.unpack_from
+        for _ in range(count):
+            if pos + 8 > size:
+                raise self._past_end(what, pos)
+            end = pos + 8 + unpack(buf, pos)[0]
+            if end > size:
+                raise self._past_end(what, pos)
+            pos = end
+        self.pos = pos
 
     def _past_end(self, what: str, pos: int) -> HeaderError:
         return HeaderError(f"{what} at byte {pos} runs past the end of the file ({self.size} bytes); "

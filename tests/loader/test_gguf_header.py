@@ -188,3 +188,20 @@ def test_types_corral_cannot_decode_are_still_indexed(tmp_path):
     gf = open_bytes(tmp_path, gguf_bytes(tensors=(("w", (32, 2), 20, 0),), data=bytes(36)))
     t = gf.tensors["w"]
     assert (t.type_name, t.shape, t.data.shape, t.n_bytes) == ("IQ4_NL", (2, 32), (2, 18), 36)
+
+
+def test_long_string_arrays_are_decoded_on_access(tmp_path):
+    from corral.loader.gguf_header import LAZY_STRINGS
+
+    words = [f"w{i}" for i in range(LAZY_STRINGS)]
+    payload = u32(8) + struct.pack("<Q", len(words)) + b"".join(s(w) for w in words)
+    gf = open_bytes(tmp_path, gguf_bytes(kvs=(ARCH, (b"words", 9, payload))))
+    assert "words" in gf.metadata and gf.metadata["words"] == words
+    assert gf.metadata["words"] is not gf.metadata["words"]  # a new list for each caller
+
+    bad = payload[:-2] + b"\xff9"  # the last word is no longer UTF-8: found when read
+    gf = open_bytes(tmp_path, gguf_bytes(kvs=(ARCH, (b"words", 9, bad))))
+    with pytest.raises(ModelFileError, match=r"metadata key 'words': string 1023 .* not valid UTF-8"):
+        gf.metadata["words"]
+    with pytest.raises(ModelFileError, match="past the end of the file"):
+        open_bytes(tmp_path, gguf_bytes(kvs=(ARCH, (b"words", 9, payload[:-1])), tensors=(), data=b"", alignment=1))
