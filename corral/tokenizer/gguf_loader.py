@@ -41,8 +41,9 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
         if t in END_OF_TURN_TEXTS and types[i] == NORMAL:
             types[i] = CONTROL
 
+    added_tokens = None
     if model == "gpt2":
-        engine, add_bos_default = _byte_level(metadata, tokens, types, source)
+        engine, added_tokens, add_bos_default = _byte_level(metadata, tokens, types, source)
         piece_kind = "byte_level"
     elif model == "llama":
         engine = _sentencepiece(metadata, tokens, types, source)
@@ -78,6 +79,8 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
         chat_templates=templates,
         unk_token_id=special("unknown"),
         pad_token_id=special("padding"),
+        added_tokens=added_tokens,
+        vocab_size=len(tokens) if added_tokens is not None else None,
     )
 
 
@@ -100,11 +103,11 @@ def _byte_level(metadata: Mapping[str, Any], tokens: list[str], types: list[int]
                        "original model); re-convert with a current converter", source, pre)
         regexes = pre_tokenizers.split_regexes("default")
     try:
-        engine = build_byte_level_engine(tokens, types, merges, regexes,
-                                         ignore_merges=pre in pre_tokenizers.IGNORE_MERGES)
+        engine, added = build_byte_level_engine(tokens, types, merges, regexes,
+                                                ignore_merges=pre in pre_tokenizers.IGNORE_MERGES)
     except Exception as e:  # the Rust library reports bad vocabularies as plain Exceptions
         raise TokenizerError(source, f"cannot build the BPE tokenizer from the GGUF vocabulary: {e}") from None
-    return engine, pre in pre_tokenizers.ADD_BOS_BY_DEFAULT
+    return engine, added, pre in pre_tokenizers.ADD_BOS_BY_DEFAULT
 
 
 def _sentencepiece(metadata: Mapping[str, Any], tokens: list[str], types: list[int], source: str):
