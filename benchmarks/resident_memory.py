@@ -65,7 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="a .gguf file")
     parser.add_argument("--kv-mib", type=int, default=64, help="KV cache budget (kv_cache_memory) in MiB")
-    parser.add_argument("--max-model-len", type=int, default=2048)
+    parser.add_argument("--max-model-len", type=int, default=1024)
     parser.add_argument("--tokens", type=int, default=8, help="tokens to generate")
     args = parser.parse_args()
     path = Path(args.model)
@@ -101,6 +101,7 @@ def main() -> None:
     print(f"KV cache   {kv_bytes / MiB:8.1f} MiB (tensors held by the model runner)")
     print(f"RSS growth {growth / MiB:8.1f} MiB = {growth / (file_bytes + kv_bytes):.2f} x (file + KV)")
     print(f"peak       {(stages.rows[-1][1]['VmHWM'] - stages.base['VmRSS']) * 1024 / MiB:8.1f} MiB over the start (VmHWM)")
+    print(f"load time  {llm.engine.loaded.load_seconds:8.1f} s")
     print()
     print(f"{'stage':34s} {'RSS':>9s} {'anon':>9s} {'file':>9s}   (growth since start, MiB)")
     for i, (stage, _) in enumerate(stages.rows):
