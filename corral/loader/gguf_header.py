@@ -27,6 +27,7 @@ MAGIC = b"GGUF"
 VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4  # GGML_MAX_DIMS
+MAX_NESTING = 16  # arrays of arrays of ... (real files nest one level at most)
 LAZY_STRINGS = 1024
 
 U32 = struct.Struct("<I")
@@ -150,7 +151,7 @@ class _Reader:
         except UnicodeDecodeError:
             raise HeaderError(f"{what} at byte {start} is not valid UTF-8; the file is corrupt") from None
 
-    def value(self, value_type: int, what: str) -> Any:
+    def value(self, value_type: int, what: str, depth: int = 0) -> Any:
         if value_type in SCALARS:
             return self.scalar(SCALARS[value_type], what)
         if value_type == STRING:
@@ -171,7 +172,9 @@ class _Reader:
             # A copy in native byte order: small, and independent of the file's pages.
             return np.frombuffer(self.buf, dtype, count, start).astype(dtype.newbyteorder("="))
         if item_type == ARRAY:
-            return [self.value(ARRAY, what) for _ in range(count)]  # each inner array takes >= 12 bytes
+            if depth >= MAX_NESTING:
+                raise HeaderError(f"{what} nests arrays more than {MAX_NESTING} deep; the file is corrupt")
+            return [self.value(ARRAY, what, depth + 1) for _ in range(count)]  # each takes >= 12 bytes
         raise HeaderError(f"{what} is an array of unknown value type {item_type}; the file is corrupt or from a newer GGUF version")
 
     def strings(self, count: int, what: str) -> list[str]:

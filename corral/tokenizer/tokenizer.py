@@ -48,8 +48,8 @@ class Tokenizer:
         added_tokens: AddedTokens | None = None,
         vocab_size: int | None = None,
     ):
-        """`added_tokens`: added tokens the engine does not know (ids from `vocab_size`, the
-        number of ids, which the engine then cannot tell)."""
+        """`added_tokens`: the added tokens, when they are kept out of the engine (byte-level GGUF
+        vocabularies); `vocab_size` is then the number of ids, which the engine alone cannot tell."""
         if piece_kind not in PIECE_KINDS:
             raise ValueError(f"piece_kind must be one of {PIECE_KINDS}, not {piece_kind!r}")
         self.engine = engine

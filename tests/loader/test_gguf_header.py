@@ -165,6 +165,8 @@ def test_every_truncation_is_a_model_file_error(tmp_path):
     (gguf_bytes(kvs=((b"k\xff", 4, u32(1)),)), "not valid UTF-8"),
     (gguf_bytes(kvs=((b"k", 9, u32(8) + struct.pack("<Q", 1) + s(b"\xc3")),)), "not valid UTF-8"),
     (gguf_bytes(kvs=(ARCH, ARCH)), "appears twice"),
+    (gguf_bytes(kvs=((b"k", 9, (u32(9) + struct.pack("<Q", 1)) * 40 + u32(4) + struct.pack("<Q", 0)),)),
+     "nests arrays more than 16 deep"),
     (gguf_bytes(kvs=((b"general.alignment", 4, u32(24)),)), "not a power of two"),
     (gguf_bytes(kvs=((b"general.alignment", 10, struct.pack("<Q", 32)),)), "must be a uint32"),
     (gguf_bytes(tensors=(("w", (4,), 0, 0), ("w", (4,), 0, 0)), data=bytes(32)), "tensor 'w' appears twice"),
