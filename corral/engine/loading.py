@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 
 from corral.engine.engine_args import EngineArgs
+from corral.engine.heap import release_free_memory
 from corral.errors import ValidationError
 from corral.loader.config import ModelConfig
 
@@ -56,6 +57,9 @@ def load_model(args: EngineArgs) -> LoadedModel:
     model.source_path = str(path)
     model.load_weights(source.iter_weights(keep_quantized=args.keep_quantized), keep_quantized=args.keep_quantized)
     model.eval()
+    model_format = source.format
+    del source  # the GGUF index and metadata; the weights keep only their views of the file
+    release_free_memory()
     return LoadedModel(
         name=args.model,
         path=path,
@@ -66,7 +70,7 @@ def load_model(args: EngineArgs) -> LoadedModel:
         weights_bytes=weights_bytes(model),
         make_detokenizer=lambda skip: IncrementalDetokenizer(tokenizer, skip_special_tokens=skip),
         load_seconds=time.monotonic() - start,
-        format=source.format,
+        format=model_format,
     )
 
 

@@ -21,9 +21,7 @@ class Embedding(nn.Module):
             if keep_quantized:
                 self.quantized = value
                 return
-            from corral.loader.dequant import dequantize
-
-            value = dequantize(value.type_name, value.data, value.shape)
+            value = value.dequantize()
         self.weight = value.to(self.dtype).contiguous()
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -31,6 +29,9 @@ class Embedding(nn.Module):
         if self.quantized is not None:
             from corral.loader.dequant import dequantize
 
-            rows = self.quantized.data[ids.cpu().numpy()]  # (T, bytes_per_row)
+            ids = ids.cpu().numpy()
+            if self.quantized.row_order is not None:
+                ids = self.quantized.row_order[ids]
+            rows = self.quantized.data[ids]  # (T, bytes_per_row)
             return dequantize(self.quantized.type_name, rows, (len(rows), self.dim)).to(self.dtype)
         return nn.functional.embedding(ids, self.weight)

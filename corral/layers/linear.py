@@ -25,6 +25,7 @@ class Linear(nn.Module):
         self.bias: torch.Tensor | None = None
         self.has_bias = bias
         self.packed = None  # kernel-ready quantized weight, when kept quantized
+        self.out_order: torch.Tensor | None = None  # (out_features,) packed row of each output, if permuted
 
     def load_param(self, name: str, value: torch.Tensor | QuantizedWeight, keep_quantized: bool = False) -> None:
         if name == "bias":
@@ -37,10 +38,10 @@ class Linear(nn.Module):
             )
         if isinstance(value, QuantizedWeight):
             if keep_quantized and _pack_with_kernels(self, value):
+                if value.row_order is not None:
+                    self.out_order = torch.from_numpy(value.row_order)
                 return
-            from corral.loader.dequant import dequantize
-
-            value = dequantize(value.type_name, value.data, value.shape)
+            value = value.dequantize()
         self.weight = value.to(self.dtype).contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -48,10 +49,8 @@ class Linear(nn.Module):
         if self.packed is not None:
             from corral import kernels
 
-            shape = x.shape
             y = kernels.qmatmul(x.reshape(-1, self.in_features).float().contiguous(), self.packed)
-            y = y.reshape(*shape[:-1], self.out_features).to(x.dtype)
-            return y + self.bias if self.bias is not None else y
+            return _finish(self, y, x.shape, x.dtype)
         if self.weight is None:
             raise RuntimeError("Linear used before its weight was loaded")
         y = nn.functional.linear(x.to(self.dtype), self.weight, self.bias)
@@ -85,8 +84,12 @@ def project_all(x: torch.Tensor, layers: list[Linear]) -> list[torch.Tensor]:
     shape = x.shape
     flat = x.reshape(-1, shape[-1]).float().contiguous()
     outs = kernels.qmatmul_many(flat, [layer.packed for layer in layers])
-    results = []
-    for layer, y in zip(layers, outs):
-        y = y.reshape(*shape[:-1], layer.out_features).to(x.dtype)
-        results.append(y + layer.bias if layer.bias is not None else y)
-    return results
+    return [_finish(layer, y, shape, x.dtype) for layer, y in zip(layers, outs)]
+
+
+def _finish(layer: Linear, y: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    """Kernel output (N, out_features), in packed row order -> (*shape[:-1], out_features)."""
+    if layer.out_order is not None:
+        y = y.index_select(1, layer.out_order)  # (N, out) in the model's order
+    y = y.reshape(*shape[:-1], layer.out_features).to(dtype)
+    return y + layer.bias if layer.bias is not None else y

@@ -33,3 +33,20 @@ def row_bytes(type_name: str, n_values: int) -> int:
     """Bytes taken by one row of `n_values` values; the caller checks `n_values % block_size == 0`."""
     block_size, type_size = BLOCK_GEOMETRY[type_name]
     return n_values // block_size * type_size
+
+
+# Every type id a GGUF file may hold (ggml.h's `enum ggml_type`): id -> (name, values per block,
+# bytes per block). Names are gguf-py's GGMLQuantizationType names; ids 4, 5, 31-33 and 36-38 are
+# retired. corral decodes only the types in BLOCK_GEOMETRY; the rest are here so a file that holds
+# them is still indexed and then refused with the type's name.
+GGML_TYPE_IDS: dict[int, tuple[str, int, int]] = {
+    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 40),
+    10: ("Q2_K", QK_K, 84), 11: ("Q3_K", QK_K, 110), 12: ("Q4_K", QK_K, 144), 13: ("Q5_K", QK_K, 176),
+    14: ("Q6_K", QK_K, 210), 15: ("Q8_K", QK_K, 292), 16: ("IQ2_XXS", QK_K, 66), 17: ("IQ2_XS", QK_K, 74),
+    18: ("IQ3_XXS", QK_K, 98), 19: ("IQ1_S", QK_K, 50), 20: ("IQ4_NL", 32, 18), 21: ("IQ3_S", QK_K, 110),
+    22: ("IQ2_S", QK_K, 82), 23: ("IQ4_XS", QK_K, 136), 24: ("I8", 1, 1), 25: ("I16", 1, 2),
+    26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8), 29: ("IQ1_M", QK_K, 56), 30: ("BF16", 1, 2),
+    34: ("TQ1_0", QK_K, 54), 35: ("TQ2_0", QK_K, 66), 39: ("MXFP4", 32, 17), 40: ("NVFP4", 64, 36),
+    41: ("Q1_0", 128, 18),
+}

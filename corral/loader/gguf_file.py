@@ -1,19 +1,30 @@
 """Open a GGUF file once, memory-mapped: its metadata as plain Python values and its tensor index.
 
 Nothing is copied at open: tensor data stays in the page cache behind a numpy memmap until a
-loader asks for one tensor.
+loader asks for one tensor. Only the header (metadata and tensor infos) is read into Python
+objects, by gguf_header.parse_header.
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from corral.errors import ModelFileError
+from corral.errors import ModelFileError, UnsupportedModelError
+from corral.loader.ggml_types import GGML_TYPE_IDS, SUPPORTED_TYPES
+from corral.loader.gguf_header import MAGIC as GGUF_MAGIC
+from corral.loader.gguf_header import HeaderError, LazyStrings, TensorInfo, parse_header
 
-GGUF_MAGIC = b"GGUF"
+# Types whose data is handed out as typed values; every other type (BF16 and the block
+# quantizations) as raw bytes, each row its blocks: shape (..., n_values / block_size * type_size).
+TYPED_VIEWS = {
+    "F32": np.float32, "F16": np.float16, "F64": np.float64,
+    "I8": np.int8, "I16": np.int16, "I32": np.int32, "I64": np.int64,
+}
 
 
 @dataclass(frozen=True)
@@ -26,39 +37,61 @@ class GGUFTensor:
     n_bytes: int
 
 
+class GGUFMetadata(Mapping):
+    """Metadata keys ("general.architecture", ...) -> Python values, as gguf_header describes:
+    arrays of numbers are numpy arrays, arrays of strings lists of str. Long string arrays (the
+    vocabulary and merges) are decoded from the file on each access, into a list the caller owns.
+    """
+
+    def __init__(self, values: dict[str, Any], path: Path):
+        self._values = values
+        self._path = path
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._values[key]
+        if isinstance(value, LazyStrings):
+            try:
+                return value.decode()
+            except HeaderError as e:
+                raise ModelFileError(self._path, str(e)) from None
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values  # without decoding
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 class GGUFFile:
-    """A parsed GGUF file. `metadata` maps keys like "general.architecture" to Python values."""
+    """A parsed GGUF file: `metadata` (a GGUFMetadata) and `tensors` by name.
+
+    Raises ModelFileError for a missing, truncated or corrupt file, UnsupportedModelError for a
+    tensor type id corral does not know.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         _check_magic(self.path)
-        import gguf
-
         try:
             # Copy-on-write: tensors handed out are writable, and writes never reach the file.
-            reader = gguf.GGUFReader(self.path, "c")
-        except (ValueError, IndexError, KeyError, OSError, OverflowError, MemoryError) as e:
-            raise ModelFileError(self.path, f"not a readable GGUF file (truncated or corrupt): {e}") from None
-        self.metadata: dict[str, Any] = {}
-        for name, field in reader.fields.items():
-            if name.startswith("GGUF."):
-                continue
-            try:
-                self.metadata[name] = field.contents()
-            except (UnicodeDecodeError, IndexError) as e:
-                raise ModelFileError(self.path, f"metadata key {name!r} is corrupt: {e}") from None
-        self.tensors: dict[str, GGUFTensor] = {}
-        for t in reader.tensors:
-            try:
-                type_name = gguf.GGMLQuantizationType(int(t.tensor_type)).name
-            except ValueError:
-                type_name = f"type{int(t.tensor_type)}"
-            # gguf stores dims innermost first; reverse to numpy order.
-            shape = tuple(int(d) for d in reversed(t.shape.tolist()))
-            self.tensors[t.name] = GGUFTensor(
-                t.name, type_name, int(t.tensor_type), shape, t.data, int(t.n_bytes)
-            )
-        self._reader = reader
+            self._data = np.memmap(self.path, dtype=np.uint8, mode="c")
+        except (OSError, ValueError) as e:
+            raise ModelFileError(self.path, f"cannot map the file: {e}") from None
+        try:
+            header = parse_header(self._data)
+        except HeaderError as e:
+            raise ModelFileError(self.path, str(e)) from None
+        self.version = header.version
+        self.alignment = header.alignment
+        self.data_offset = header.data_offset
+        self.metadata = GGUFMetadata(header.metadata, self.path)
+        self.tensors: dict[str, GGUFTensor] = {
+            info.name: self._tensor(info) for info in header.tensors
+        }
 
     @property
     def architecture(self) -> str:
@@ -69,6 +102,35 @@ class GGUFFile:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.metadata.get(key, default)
+
+    def _tensor(self, info: TensorInfo) -> GGUFTensor:
+        known = GGML_TYPE_IDS.get(info.type_id)
+        if known is None:
+            raise UnsupportedModelError(
+                self.path,
+                f"tensor {info.name!r} has GGML type id {info.type_id}, which corral does not know; "
+                f"supported: {', '.join(SUPPORTED_TYPES)}",
+            )
+        type_name, block_size, type_size = known
+        shape = tuple(reversed(info.dims))  # numpy order
+        if type_name not in TYPED_VIEWS and (not shape or shape[-1] % block_size):
+            raise ModelFileError(
+                self.path, f"tensor {info.name!r}: a row of {shape[-1] if shape else 0} values is not a whole "
+                           f"number of {type_name} blocks of {block_size}; the file is corrupt",
+            )
+        n_bytes = math.prod(shape) // block_size * type_size
+        start = self.data_offset + info.offset
+        if start + n_bytes > self._data.size:
+            raise ModelFileError(
+                self.path, f"tensor {info.name!r} (bytes {start}..{start + n_bytes}) runs past the end of the file "
+                           f"({self._data.size} bytes); the file is truncated (re-download it)",
+            )
+        raw = self._data[start:start + n_bytes]
+        if type_name in TYPED_VIEWS:
+            data = raw.view(TYPED_VIEWS[type_name]).reshape(shape)
+        else:
+            data = raw.reshape(*shape[:-1], shape[-1] // block_size * type_size)
+        return GGUFTensor(info.name, type_name, info.type_id, shape, data, n_bytes)
 
 
 def _check_magic(path: Path) -> None:

@@ -40,7 +40,8 @@ def iter_gguf_weights(
     """Yield (HF name, weight) in file order, Q/K rows back in HF order for llama-arch files.
 
     Dense tensors are float32 (F32 ones are copy-on-write views of the file). With
-    keep_quantized, quantized 2-D tensors come as QuantizedWeight of (n_out, bytes_per_row) blocks.
+    keep_quantized, quantized 2-D tensors come as QuantizedWeight of (n_out, bytes_per_row) blocks,
+    views of the file whose permuted Q/K rows stay in file order (see QuantizedWeight.row_order).
     """
     permuted = GGUF_ARCHS[gf.architecture].permuted_qk
     for t in gf.tensors.values():
@@ -63,6 +64,5 @@ def _quantized(gf: GGUFFile, t: GGUFTensor, order: np.ndarray | None) -> Quantiz
     if n_in % block_size or blocks.size != n_out * (n_in // block_size) * type_size:
         raise ModelFileError(gf.path, f"tensor {t.name!r}: data size does not match {t.type_name} {t.shape}")
     blocks = blocks.reshape(n_out, n_in // block_size * type_size)
-    if order is not None:
-        blocks = blocks[order]  # rows are whole runs of blocks, so a row gather reorders them
-    return QuantizedWeight(t.type_name, (n_out, n_in), blocks)
+    # A row gather here would copy the weight out of the file; the layer gathers outputs instead.
+    return QuantizedWeight(t.type_name, (n_out, n_in), blocks, row_order=order)

@@ -32,8 +32,9 @@ class ModelSource:
         """Yield (HF parameter name, weight) once per stored tensor.
 
         GGUF: float32 tensors, or with keep_quantized a QuantizedWeight for each quantized 2-D
-        tensor; llama-arch Q/K rows are already back in HF order. HF: tensors in their stored
-        dtype. `lm_head.weight` is absent when the embeddings are tied.
+        tensor; llama-arch Q/K rows are back in HF order (a QuantizedWeight's through its
+        `row_order`). HF: tensors in their stored dtype. `lm_head.weight` is absent when the
+        embeddings are tied.
         """
         if self.gguf is not None:
             from corral.loader.gguf_weights import iter_gguf_weights

@@ -9,6 +9,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from corral.errors import TokenizerError
 from corral.tokenizer import pre_tokenizers
 from corral.tokenizer.token_types import CONTROL, END_OF_TURN_TEXTS, NORMAL
@@ -30,17 +32,18 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
     if not isinstance(tokens, list) or not tokens:
         raise TokenizerError(source, "the GGUF file has no tokenizer.ggml.tokens list; re-convert the model")
     tokens = [t if t else f"[EMPTY_{i}]" for i, t in enumerate(tokens)]  # llama.cpp's placeholder
-    types = metadata.get(KEY + "token_type") or [NORMAL] * len(tokens)
+    types = metadata.get(KEY + "token_type")  # a numpy array from GGUFFile, or any sequence
+    types = [NORMAL] * len(tokens) if types is None else np.asarray(types, dtype=np.int64).tolist()
     if len(types) != len(tokens):
         raise TokenizerError(source, f"tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens")
-    types = [int(t) for t in types]
     # llama.cpp marks end-of-turn tokens as control even when the converter did not.
     for i, t in enumerate(tokens):
         if t in END_OF_TURN_TEXTS and types[i] == NORMAL:
             types[i] = CONTROL
 
+    added_tokens = None
     if model == "gpt2":
-        engine, add_bos_default = _byte_level(metadata, tokens, types, source)
+        engine, added_tokens, add_bos_default = _byte_level(metadata, tokens, types, source)
         piece_kind = "byte_level"
     elif model == "llama":
         engine = _sentencepiece(metadata, tokens, types, source)
@@ -76,6 +79,8 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
         chat_templates=templates,
         unk_token_id=special("unknown"),
         pad_token_id=special("padding"),
+        added_tokens=added_tokens,
+        vocab_size=len(tokens) if added_tokens is not None else None,
     )
 
 
@@ -98,23 +103,23 @@ def _byte_level(metadata: Mapping[str, Any], tokens: list[str], types: list[int]
                        "original model); re-convert with a current converter", source, pre)
         regexes = pre_tokenizers.split_regexes("default")
     try:
-        engine = build_byte_level_engine(tokens, types, merges, regexes,
-                                         ignore_merges=pre in pre_tokenizers.IGNORE_MERGES)
+        engine, added = build_byte_level_engine(tokens, types, merges, regexes,
+                                                ignore_merges=pre in pre_tokenizers.IGNORE_MERGES)
     except Exception as e:  # the Rust library reports bad vocabularies as plain Exceptions
         raise TokenizerError(source, f"cannot build the BPE tokenizer from the GGUF vocabulary: {e}") from None
-    return engine, pre in pre_tokenizers.ADD_BOS_BY_DEFAULT
+    return engine, added, pre in pre_tokenizers.ADD_BOS_BY_DEFAULT
 
 
 def _sentencepiece(metadata: Mapping[str, Any], tokens: list[str], types: list[int], source: str):
     from corral.tokenizer.spm_engine import build_spm_engine
 
     scores = metadata.get(KEY + "scores")
-    if not isinstance(scores, list) or len(scores) != len(tokens):
+    if scores is None or isinstance(scores, str) or len(scores) != len(tokens):
         raise TokenizerError(source, "a 'llama' tokenizer needs one tokenizer.ggml.scores entry per token; "
                                      "re-convert the model")
     add_space_prefix = metadata.get(KEY + "add_space_prefix")
     try:
-        return build_spm_engine(tokens, [float(s) for s in scores], types,
+        return build_spm_engine(tokens, np.asarray(scores, dtype=np.float64).tolist(), types,
                                 add_space_prefix if isinstance(add_space_prefix, bool) else True)
     except Exception as e:
         raise TokenizerError(source, f"cannot build the SentencePiece tokenizer from the GGUF vocabulary: {e}") from None

@@ -4,7 +4,9 @@ One class for both sources: `Tokenizer.from_hf_dir(folder)` (tokenizer.json, or 
 with tokenizer_config.json and generation_config.json) and `Tokenizer.from_gguf(gguf_file)`
 (`tokenizer.ggml.*` metadata). Both build a `tokenizers` engine; this class adds what the model
 files say about BOS/EOS and chat formatting, so that `encode` adds BOS only when the model asks for
-it and `eos_token_ids` holds every token that ends a turn.
+it and `eos_token_ids` holds every token that ends a turn. A byte-level GGUF vocabulary keeps its
+added tokens (control, user-defined) in an AddedTokens table rather than in the engine: this class
+then cuts them out of the text before the engine encodes it, and decodes them itself.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from corral.tokenizer.added_tokens import NORMAL, SPECIAL, AddedTokens
 from corral.tokenizer.byte_level import piece_to_bytes
 
 PIECE_KINDS = ("byte_level", "spm", "text")
@@ -42,10 +45,16 @@ class Tokenizer:
         chat_templates: Mapping[str, str] | None = None,
         unk_token_id: int | None = None,
         pad_token_id: int | None = None,
+        added_tokens: AddedTokens | None = None,
+        vocab_size: int | None = None,
     ):
+        """`added_tokens`: the added tokens, when they are kept out of the engine (byte-level GGUF
+        vocabularies); `vocab_size` is then the number of ids, which the engine alone cannot tell."""
         if piece_kind not in PIECE_KINDS:
             raise ValueError(f"piece_kind must be one of {PIECE_KINDS}, not {piece_kind!r}")
         self.engine = engine
+        self.added_tokens = added_tokens
+        self._vocab_size = vocab_size
         self.source = source
         self.piece_kind = piece_kind
         self.bos_token_id = bos_token_id
@@ -95,6 +104,8 @@ class Tokenizer:
     @property
     def vocab_size(self) -> int:
         """Number of ids, added tokens included."""
+        if self._vocab_size is not None:
+            return self._vocab_size
         return self.engine.get_vocab_size(with_added_tokens=True)
 
     def __len__(self) -> int:
@@ -118,22 +129,30 @@ class Tokenizer:
 
     def id_to_piece(self, token_id: int) -> str | None:
         """The vocabulary entry as stored (byte-level alphabet or "▁" spaces), None if out of range."""
+        if self.added_tokens is not None and self.added_tokens.kind(token_id) != NORMAL:
+            return self.added_tokens.text(token_id)
         return self.engine.id_to_token(token_id)
 
     def piece_to_id(self, piece: str) -> int | None:
+        if self.added_tokens is not None:
+            token_id = self.added_tokens.find(piece)
+            if token_id is not None:
+                return token_id
         return self.engine.token_to_id(piece)
 
     def is_special(self, token_id: int) -> bool:
         """True for control tokens (BOS, EOS, `<|im_start|>`...), which decoding can skip."""
+        if self.added_tokens is not None and self.added_tokens.kind(token_id) == SPECIAL:
+            return True
         return token_id in self._special_ids
 
     def token_to_bytes(self, token_id: int) -> bytes:
         """The bytes this token adds to the output text (special tokens: their text). An SPM
         token's "▁" is a space here, including a leading one that `decode` would strip."""
-        piece = self.engine.id_to_token(token_id)
+        piece = self.id_to_piece(token_id)
         if piece is None:
             return b""
-        if token_id in self._special_ids:
+        if self.is_special(token_id):
             return piece.encode("utf-8")
         if self.piece_kind == "byte_level":
             return piece_to_bytes(piece)
@@ -150,7 +169,15 @@ class Tokenizer:
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         """Token ids of `text`, with BOS/EOS added as the model asks when `add_special_tokens`."""
-        ids = self.engine.encode(text, add_special_tokens=False).ids
+        if self.added_tokens is None:
+            ids = self.engine.encode(text, add_special_tokens=False).ids
+        else:
+            ids = []
+            for piece in self.added_tokens.split(text):
+                if isinstance(piece, int):
+                    ids.append(piece)
+                else:
+                    ids.extend(self.engine.encode(piece, add_special_tokens=False).ids)
         if add_special_tokens:
             if self.add_bos:
                 ids.insert(0, self.bos_token_id)
@@ -160,7 +187,25 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         """Text of `ids`; special tokens are dropped when `skip_special_tokens`."""
-        return self.engine.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+        if self.added_tokens is None:
+            return self.engine.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+        # As `tokenizers` decodes added tokens: verbatim, each run of other ids through the decoder.
+        added, decode = self.added_tokens, self.engine.decode
+        parts: list[str] = []
+        run: list[int] = []
+        for i in ids:
+            i = int(i)
+            kind = added.kind(i)
+            if kind == NORMAL:
+                run.append(i)
+            elif not (skip_special_tokens and kind == SPECIAL):
+                if run:
+                    parts.append(decode(run, skip_special_tokens=False))
+                    run = []
+                parts.append(added.text(i))
+        if run:
+            parts.append(decode(run, skip_special_tokens=False))
+        return "".join(parts)
 
     # -- chat -------------------------------------------------------------------------------
 
@@ -190,7 +235,7 @@ class Tokenizer:
                                     tools=tools, **variables)
 
     def _text_of(self, token_id: int | None) -> str | None:
-        return None if token_id is None else self.engine.id_to_token(token_id)
+        return None if token_id is None else self.id_to_piece(token_id)
 
     def __repr__(self) -> str:
         return (f"Tokenizer({self.source!r}, vocab_size={self.vocab_size}, bos={self.bos_token!r}, "

@@ -52,6 +52,35 @@ def test_fallback_without_extension_warns_and_is_exact(monkeypatch, type_name: s
     assert ((layer(x).double() - ref).abs() <= bound).all()
 
 
+@pytest.mark.parametrize("kept", [True, False])
+def test_row_order_gathers_outputs_without_copying_rows(monkeypatch, kept: bool) -> None:
+    """A weight whose rows are permuted in the file (llama.cpp's Q/K order) computes the outputs of
+    its `row_order` rows, alone and in project_all, with the kernels or dequantized."""
+    from corral.layers.linear import project_all
+
+    if not kept:
+        monkeypatch.setattr(kernels, "is_available", lambda: False)
+    order = np.random.default_rng(5).permutation(24)
+    plain = _weight("Q4_0", 24, 256)
+    permuted = QuantizedWeight("Q4_0", (24, 256), plain.data, row_order=order)
+    layers = [Linear(256, 24, bias=True) for _ in range(2)]
+    bias = torch.randn(24)
+    for layer, qw in zip(layers, (plain, permuted)):
+        layer.load_param("bias", bias)
+        with pytest.warns(RuntimeWarning) if not kept else _no_warning():
+            layer.load_param("weight", qw, keep_quantized=True)
+    assert (layers[1].packed is not None) == kept
+    if kept:
+        assert np.shares_memory(layers[1].packed.data, plain.data)
+    x = torch.randn(3, 256)
+    index = torch.from_numpy(order)
+    want = layers[0](x)[:, index] - bias[index] + bias
+    torch.testing.assert_close(layers[1](x), want, rtol=0, atol=1e-5)
+    together = project_all(x, layers)
+    torch.testing.assert_close(together[1], want, rtol=0, atol=1e-5)
+    torch.testing.assert_close(permuted.dequantize(), plain.dequantize()[index])
+
+
 def test_bfloat16_input_keeps_its_dtype() -> None:
     layer = Linear(64, 8)
     with pytest.warns(RuntimeWarning) if not kernels.is_available() else _no_warning():

@@ -81,7 +81,8 @@ def test_qwen_qk_rows_are_not_permuted(tiny_models):
 
 
 @pytest.mark.parametrize("weight_type", ["Q4_0", "Q6_K", "Q4_K_M"])
-def test_keep_quantized_yields_blocks_in_hf_row_order(tiny_models, weight_type):
+def test_keep_quantized_yields_file_blocks_with_hf_row_order(tiny_models, weight_type):
+    """Blocks are views of the file (no copy); permuted Q/K rows come with the order to HF rows."""
     source = load_model_source(tiny_models("llama", weight_type))
     dense = dict(source.iter_weights())
     kept = dict(source.iter_weights(keep_quantized=True))
@@ -91,7 +92,13 @@ def test_keep_quantized_yields_blocks_in_hf_row_order(tiny_models, weight_type):
         if isinstance(w, QuantizedWeight):
             n_quantized += 1
             assert w.data.dtype == np.uint8 and w.data.shape[0] == w.shape[0] and w.shape == tuple(dense[name].shape)
-            assert torch.equal(dequantize(w.type_name, w.data, w.shape), dense[name]), name
+            assert np.shares_memory(w.data, source.gguf.tensors[hf_to_gguf(name)].data), name
+            assert (w.row_order is not None) == ("q_proj" in name or "k_proj" in name), name
+            assert torch.equal(w.dequantize(), dense[name]), name
+            file_rows = dequantize(w.type_name, w.data, w.shape)
+            if w.row_order is not None:
+                file_rows = file_rows[torch.from_numpy(w.row_order)]
+            assert torch.equal(file_rows, dense[name]), name
         else:
             assert w.dim() == 1 and torch.equal(w, dense[name]), name
     assert n_quantized == 2 * 7 + 2  # 7 matrices per layer, embedding, output
