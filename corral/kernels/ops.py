@@ -1,5 +1,5 @@
 """Small fused ops of a decoder layer: RMSNorm (with the residual add), the q/k/v epilogue (bias,
-per-head norm, rotary) and SiLU(gate) * up.
+per-head norm, rotary) and SiLU(gate) * up; and the token embedding's lookup of quantized rows.
 
 At one token a decode step spends more time dispatching small torch ops than computing them, and
 each op re-reads its inputs from caches the weight stream keeps evicting. Each op here is one
@@ -11,8 +11,13 @@ Shape errors raise ValueError. `isa` picks a kernel set from `corral.kernels.isa
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from corral.kernels.qmatmul import PackedWeight
 
 try:
     from corral.kernels import _qmatmul as _ext
@@ -165,6 +170,21 @@ def silu_mul(gate: torch.Tensor, up: torch.Tensor, out: torch.Tensor | None = No
     if out is None:
         return F.silu(gate) * up
     return torch.mul(F.silu(gate), up, out=out)
+
+
+def dequantize_rows(w: PackedWeight, ids: torch.Tensor) -> torch.Tensor:
+    """Rows `ids` (T,) int64 of a quantized weight (N, K) as float32 (T, K), exactly as the GGUF
+    blocks define them: an embedding lookup that never dequantizes the whole table. Needs the
+    extension (RuntimeError without it); ValueError for ids outside [0, N)."""
+    if _ext is None:
+        raise RuntimeError("corral's kernels are not built; dequantize the rows with corral.loader.dequant")
+    if ids.dim() != 1 or ids.dtype != torch.int64 or not ids.is_cpu:
+        raise ValueError(f"ids must be a 1-D CPU int64 tensor, got {ids.dtype} {tuple(ids.shape)}")
+    ids = ids.contiguous()
+    n, k = w.shape
+    out = torch.empty((ids.shape[0], k), dtype=_F32)
+    _ext.dequant_rows(w.type_id, w.addr, w.row_stride, n, ids.data_ptr(), ids.shape[0], k, out.data_ptr())
+    return out
 
 
 def _addr(t: torch.Tensor | None) -> int:

@@ -6,6 +6,7 @@ Bounds: float32 rounding of one pass over a row, relative to the row's scale (a 
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -178,3 +179,39 @@ def test_shape_errors_are_value_errors() -> None:
     if ops.is_available():
         with pytest.raises(ValueError, match="does not run"):
             ops.rms_norm(torch.ones(2, 8), w, 1e-6, isa="sse9")
+
+
+@pytest.mark.skipif(not ops.is_available(), reason="kernels not built")
+@pytest.mark.parametrize("type_name", sorted(kernels.SUPPORTED_TYPES))
+def test_dequantize_rows_is_exact(type_name) -> None:
+    from corral.kernels.random_blocks import random_blocks
+    from corral.loader.quantized import QuantizedWeight
+    from tests.kernels.kernel_bounds import dense_weight
+
+    n, k = 40, 512
+    qw = QuantizedWeight(type_name, (n, k), random_blocks(type_name, n, k, np.random.default_rng(6)))
+    ids = torch.tensor([0, 39, 7, 7, 21])
+    rows = ops.dequantize_rows(kernels.pack(qw), ids)
+    assert rows.shape == (5, k) and rows.dtype == torch.float32
+    assert torch.equal(rows.double(), dense_weight(qw)[ids])
+    with pytest.raises(ValueError, match="row ids"):
+        ops.dequantize_rows(kernels.pack(qw), torch.tensor([3, 40]))
+    with pytest.raises(ValueError, match="int64"):
+        ops.dequantize_rows(kernels.pack(qw), torch.tensor([3], dtype=torch.int32))
+
+
+@pytest.mark.parametrize("with_ops", [True, False])
+def test_quantized_embedding_lookup(monkeypatch, with_ops) -> None:
+    from corral.kernels.random_blocks import random_blocks
+    from corral.layers.embedding import Embedding
+    from corral.loader.quantized import QuantizedWeight
+    from tests.kernels.kernel_bounds import dense_weight
+
+    if not with_ops:
+        monkeypatch.setattr(ops, "_ext", None)
+    qw = QuantizedWeight("Q4_0", (50, 64), random_blocks("Q4_0", 50, 64, np.random.default_rng(7)))
+    emb = Embedding(50, 64)
+    emb.load_param("weight", qw, keep_quantized=True)
+    assert (emb.packed is not None) == ops.is_available()
+    ids = torch.tensor([3, 49, 0])
+    assert torch.equal(emb(ids).double(), dense_weight(qw)[ids])

@@ -156,6 +156,23 @@ static PyObject *py_silu_mul(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_dequant_rows(PyObject *self, PyObject *args) {
+    int type_id, n, K;
+    unsigned long long w, ids, out;
+    Py_ssize_t row_stride;
+    long long nrows;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iKnLKiiK", &type_id, &w, &row_stride, &nrows, &ids, &n, &K, &out)) return NULL;
+    const int rc = ops_dequant_rows(type_id, (const uint8_t *)(uintptr_t)w, (size_t)row_stride, nrows,
+                                    (const int64_t *)(uintptr_t)ids, n, (int)K, (float *)(uintptr_t)out);
+    switch (rc) {
+    case QM_OK: Py_RETURN_NONE;
+    case QM_ENOMEM: return PyErr_NoMemory();
+    case QM_ETYPE: PyErr_Format(PyExc_ValueError, "GGML type %d has no kernel", type_id); return NULL;
+    default: PyErr_Format(PyExc_ValueError, "row ids must be in [0, %lld) and K=%d whole blocks", nrows, K); return NULL;
+    }
+}
+
 static PyObject *py_best_level(PyObject *self, PyObject *args) {
     (void)self; (void)args;
     return PyLong_FromLong(kernels_best_level());
@@ -206,6 +223,9 @@ static PyMethodDef METHODS[] = {
      "sin_addr, n_threads)\nIn place on each x(T, H, D): + bias, per-head RMSNorm, half-split rotary."},
     {"silu_mul", py_silu_mul, METH_VARARGS,
      "silu_mul(level, gate_addr, up_addr, n, out_addr, n_threads)\nout(n) = silu(gate) * up."},
+    {"dequant_rows", py_dequant_rows, METH_VARARGS,
+     "dequant_rows(type_id, w_addr, row_stride, n_rows, ids_addr, n, K, out_addr)\n"
+     "out(n, K) float32 = rows ids (int64) of a weight in GGUF blocks, dequantized."},
     {"best_level", py_best_level, METH_NOARGS, "Highest instruction set level this CPU runs."},
     {"level_name", py_level_name, METH_VARARGS, "Printable name of a level."},
     {"has_row_dot", py_has_row_dot, METH_VARARGS, "Whether a level has a few-token kernel for a type."},

@@ -9,6 +9,7 @@
 
 #include "dispatch.h"
 #include "ops.h"
+#include "qtypes.h"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
 #define OPS_X86 1
@@ -371,4 +372,23 @@ void ops_silu_mul(int level, const float *gate, const float *up, long long n, fl
         return;
     }
     o->silu_mul(gate, up, n, out);
+}
+
+int ops_dequant_rows(int type_id, const uint8_t *w, size_t row_stride, long long nrows, const int64_t *ids, int n,
+                     int K, float *out) {
+    const qtype_info *ti = qtype_get(type_id);
+    if (!ti) return QM_ETYPE;
+    if (K <= 0 || K % ti->block != 0 || n < 0) return QM_ESHAPE;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= nrows) return QM_ESHAPE;
+    wrows wr;   /* the matmul tiles' unpacked form: value = a[group] * q + b[group], exact for every type */
+    if (wrows_alloc(&wr, K, ti->group, 1) != 0) return QM_ENOMEM;
+    const int G = ti->group;
+    for (int i = 0; i < n; i++) {
+        wrows_unpack_scalar(&wr, type_id, w + (size_t)ids[i] * row_stride, row_stride, 1);
+        float *o = out + (size_t)i * K;
+        for (int k = 0; k < K; k++) o[k] = wr.a[k / G] * (float)wr.q[k] + wr.b[k / G];
+    }
+    wrows_free(&wr);
+    return QM_OK;
 }

@@ -8,6 +8,9 @@
 #ifndef CORRAL_OPS_H
 #define CORRAL_OPS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* out(T, D) = x / sqrt(mean(x^2) + eps) * w per row. With `residual` (T, D) not NULL, first
  * residual += x and the norm is of the sum (the residual stream's add fused with the next norm).
  * out may be x. */
@@ -32,5 +35,11 @@ void ops_heads_epilogue(int level, const ops_heads *jobs, int njobs, int T, int 
 
 /* out(n) = silu(gate) * up = gate / (1 + exp(-gate)) * up; out may be gate or up. */
 void ops_silu_mul(int level, const float *gate, const float *up, long long n, float *out, int nthreads);
+
+/* out(n, K) = rows ids[0..n) of a weight in GGUF blocks of `type_id` (nrows rows of K values,
+ * row_stride bytes apart), dequantized: a token embedding lookup. Returns QM_OK, QM_ETYPE,
+ * QM_ESHAPE (K not whole blocks, or an id outside [0, nrows)) or QM_ENOMEM. */
+int ops_dequant_rows(int type_id, const uint8_t *w, size_t row_stride, long long nrows, const int64_t *ids, int n,
+                     int K, float *out);
 
 #endif
