@@ -1,4 +1,4 @@
-"""Builds corral's one C extension, the quantized matmul kernels (corral/kernels/csrc).
+"""Builds corral's one C extension, the quantized matmul kernels and small fused ops (corral/kernels/csrc).
 
 Everything else about the package is in pyproject.toml. The extension needs only a C11 compiler:
 no torch or numpy headers, so the isolated build environment stays setuptools + wheel. It is
@@ -9,7 +9,7 @@ from __future__ import annotations
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-SOURCES = ["module.c", "dispatch.c", "scalar.c", "x86_avx2.c", "x86_avxvnni.c", "x86_avx512.c"]
+SOURCES = ["module.c", "dispatch.c", "scalar.c", "x86_avx2.c", "x86_avxvnni.c", "x86_avx512.c", "ops.c"]
 
 
 class BuildExtWithOpenMP(build_ext):
@@ -40,7 +40,7 @@ setup(
             "corral.kernels._qmatmul",
             sources=[f"corral/kernels/csrc/{name}" for name in SOURCES],
             depends=["corral/kernels/csrc/qtypes.h", "corral/kernels/csrc/dispatch.h",
-                     "corral/kernels/csrc/x86_ymm_impl.h"],
+                     "corral/kernels/csrc/x86_ymm_impl.h", "corral/kernels/csrc/ops.h"],
             optional=True,
         )
     ],

@@ -68,9 +68,8 @@ class ModelRunner:
             context_lens.append(r.start_pos)
             seq_lens.append(r.start_pos + n)
         width = max(len(r.block_ids) for r in scheduled)
-        tables = torch.zeros(len(scheduled), width, dtype=torch.long)
-        for i, r in enumerate(scheduled):
-            tables[i, : len(r.block_ids)] = torch.tensor(r.block_ids, dtype=torch.long)
+        tables = torch.tensor([r.block_ids + [0] * (width - len(r.block_ids)) for r in scheduled],
+                              dtype=torch.long)  # (B, width), padded with 0
         dev = self.device
         all_decode = len(input_ids) == len(scheduled)
         decode_slots = decode_mask = None
@@ -143,6 +142,7 @@ def _sampling_batch(requests: list[ScheduledRequest], device) -> SamplingBatch:
         min_p=col([p.min_p for p in params]),
         generators=[
             _step_generator(r.seed if r.seed is not None else r.sampling_params.seed, len(r.generated_token_ids))
+            if r.sampling_params.temperature != 0 else None
             for r in requests
         ],
         repetition_penalty=optional("repetition_penalty", 1.0),

@@ -116,7 +116,7 @@ def qmatmul(
     n, k = w.shape
     if x.dim() != 2 or x.shape[1] != k:
         raise ValueError(f"x must be (T, {k}), got {tuple(x.shape)}")
-    if x.dtype != torch.float32 or x.device.type != "cpu":
+    if x.dtype != torch.float32 or not x.is_cpu:
         raise ValueError(f"x must be a CPU float32 tensor, got {x.dtype} on {x.device}")
     x = x.contiguous()
     t = x.shape[0]
@@ -149,7 +149,7 @@ def qmatmul_many(
         raise RuntimeError("corral's quantized kernels are not built; use a dense weight instead")
     if x.dim() != 2:
         raise ValueError(f"x must be (T, K), got {tuple(x.shape)}")
-    if x.dtype != torch.float32 or x.device.type != "cpu":
+    if x.dtype != torch.float32 or not x.is_cpu:
         raise ValueError(f"x must be a CPU float32 tensor, got {x.dtype} on {x.device}")
     t, k = x.shape
     for w in weights:

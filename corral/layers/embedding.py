@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from corral import kernels
+from corral.kernels import ops
 from corral.loader.quantized import QuantizedWeight
 
 
@@ -15,17 +17,22 @@ class Embedding(nn.Module):
         self.dtype = dtype
         self.weight: torch.Tensor | None = None
         self.quantized: QuantizedWeight | None = None
+        self.packed: kernels.PackedWeight | None = None  # the same blocks, for the C row lookup
 
     def load_param(self, name: str, value: torch.Tensor | QuantizedWeight, keep_quantized: bool = False) -> None:
         if isinstance(value, QuantizedWeight):
             if keep_quantized:
                 self.quantized = value
+                if ops.is_available() and value.type_name in kernels.SUPPORTED_TYPES:
+                    self.packed = kernels.pack(value)
                 return
             value = value.dequantize()
         self.weight = value.to(self.dtype).contiguous()
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         # ids: (T,) -> (T, dim)
+        if self.packed is not None and ids.is_cpu:
+            return ops.dequantize_rows(self.packed, ids).to(self.dtype)
         if self.quantized is not None:
             from corral.loader.dequant import dequantize
 

@@ -10,6 +10,7 @@ import warnings
 import torch
 from torch import nn
 
+from corral import kernels
 from corral.loader.quantized import QuantizedWeight
 
 
@@ -46,15 +47,34 @@ class Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (..., in_features) -> (..., out_features)
-        if self.packed is not None:
-            from corral import kernels
+        if self.packed is None:
+            return self._dense(x, self.bias)
+        y = self._quantized(x)
+        return y if self.bias is None else y.add_(self.bias)  # y is a fresh tensor
 
-            y = kernels.qmatmul(x.reshape(-1, self.in_features).float().contiguous(), self.packed)
-            return _finish(self, y, x.shape, x.dtype)
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """x @ W.T without the bias, for callers that add it in a later fused op."""
+        return self._dense(x, None) if self.packed is None else self._quantized(x)
+
+    def _dense(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.weight is None:
             raise RuntimeError("Linear used before its weight was loaded")
-        y = nn.functional.linear(x.to(self.dtype), self.weight, self.bias)
-        return y.to(x.dtype)
+        return nn.functional.linear(x.to(self.dtype), self.weight, bias).to(x.dtype)
+
+    def _quantized(self, x: torch.Tensor) -> torch.Tensor:
+        return self._finish(kernels.qmatmul(_flat(x, self.in_features), self.packed), x)
+
+    def _finish(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Kernel output (N, out_features), in packed row order -> x's leading shape and dtype."""
+        if self.out_order is not None:
+            y = y.index_select(1, self.out_order)  # (N, out) in the model's order
+        if x.dim() == 2 and x.dtype is torch.float32:  # the engine's case: no reshapes or casts
+            return y
+        return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+
+
+def _flat(x: torch.Tensor, in_features: int) -> torch.Tensor:
+    return x if x.dim() == 2 and x.dtype is torch.float32 else x.reshape(-1, in_features).float()
 
 
 def _pack_with_kernels(layer: Linear, qw: QuantizedWeight) -> bool:
@@ -72,24 +92,18 @@ def _pack_with_kernels(layer: Linear, qw: QuantizedWeight) -> bool:
     return False
 
 
-def project_all(x: torch.Tensor, layers: list[Linear]) -> list[torch.Tensor]:
-    """[layer(x) for layer in layers] for projections that read the same input (q/k/v, gate/up).
+def project_all(x: torch.Tensor, layers: list[Linear], *, with_bias: bool = True) -> list[torch.Tensor]:
+    """[layer(x) for layer in layers] for projections that read the same input (q/k/v, gate/up);
+    with_bias=False leaves the biases out (the caller fuses them into a later op).
 
     When every layer is kept quantized, one kernel call quantizes x once and runs them all.
     """
     if any(layer.packed is None for layer in layers):
-        return [layer(x) for layer in layers]
-    from corral import kernels
-
-    shape = x.shape
-    flat = x.reshape(-1, shape[-1]).float().contiguous()
-    outs = kernels.qmatmul_many(flat, [layer.packed for layer in layers])
-    return [_finish(layer, y, shape, x.dtype) for layer, y in zip(layers, outs)]
-
-
-def _finish(layer: Linear, y: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
-    """Kernel output (N, out_features), in packed row order -> (*shape[:-1], out_features)."""
-    if layer.out_order is not None:
-        y = y.index_select(1, layer.out_order)  # (N, out) in the model's order
-    y = y.reshape(*shape[:-1], layer.out_features).to(dtype)
-    return y + layer.bias if layer.bias is not None else y
+        return [layer(x) if with_bias else layer.matmul(x) for layer in layers]
+    outs = kernels.qmatmul_many(_flat(x, x.shape[-1]), [layer.packed for layer in layers])
+    outs = [layer._finish(y, x) for layer, y in zip(layers, outs)]
+    if with_bias:
+        for layer, y in zip(layers, outs):
+            if layer.bias is not None:
+                y.add_(layer.bias)
+    return outs

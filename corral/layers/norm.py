@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from corral.kernels import ops
+
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):
@@ -11,14 +13,13 @@ class RMSNorm(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim), requires_grad=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (..., dim)
-        if x.dtype == torch.float32:
-            return torch.nn.functional.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
-        dtype = x.dtype
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (self.weight.float() * x32).to(dtype)
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None):
+        """norm(x) (..., dim); with `residual`: residual += x in place, then (norm(residual), residual),
+        the residual stream's add and the next norm in one pass. x's memory may hold the result
+        then, so pass an x that is not needed afterwards (a layer's fresh output)."""
+        if residual is None:
+            return ops.rms_norm(x, self.weight, self.eps)
+        return ops.add_rms_norm(x, residual, self.weight, self.eps, out=x), residual
 
     def load_param(self, name: str, tensor: torch.Tensor, keep_quantized: bool = False) -> None:
         if not isinstance(tensor, torch.Tensor):  # a norm stored quantized: dequantize (tiny)

@@ -86,16 +86,6 @@ class RotaryEmbedding(torch.nn.Module):
         self.register_buffer("sin", (emb.sin() * attn_factor).float(), persistent=False)
 
     def tables(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos and sin (T, 1, D) for these positions: gathered once per step, shared by all layers."""
-        return self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
-
-    @staticmethod
-    def apply(cos_sin: tuple[torch.Tensor, torch.Tensor], q: torch.Tensor, k: torch.Tensor):
-        # q: (T, Hq, D); k: (T, Hk, D); cos, sin: (T, 1, D)
-        cos, sin = (t.to(q.dtype) for t in cos_sin)
-        return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        """cos and sin (T, D) for these positions: gathered once per step, shared by all layers, and
+        applied to q and k by `corral.kernels.ops.bias_norm_rope_` (rotate_half layout)."""
+        return self.cos[positions], self.sin[positions]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -19,7 +20,7 @@ class SamplingBatch:
     top_k: torch.Tensor  # (N,) int64; 0 = off
     top_p: torch.Tensor  # (N,) float; 1 = off
     min_p: torch.Tensor  # (N,) float; 0 = off
-    generators: list[torch.Generator]
+    generators: list[torch.Generator | None]  # None for greedy rows, which draw nothing
     repetition_penalty: torch.Tensor | None = None  # (N,), None when all rows are 1
     presence_penalty: torch.Tensor | None = None  # (N,)
     frequency_penalty: torch.Tensor | None = None  # (N,)
@@ -49,7 +50,7 @@ def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
             if ids:
                 logits[row, ids] = float("-inf")
     greedy = batch.temperature == 0
-    tokens = logits.argmax(dim=-1)
+    tokens = _argmax(logits)
     if not bool(greedy.all()):
         sampled_rows = (~greedy).nonzero().flatten().tolist()
         rows = logits[sampled_rows] / batch.temperature[sampled_rows, None]
@@ -66,6 +67,14 @@ def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
         if batch.max_logprobs > 0:
             out.top_logprobs, out.top_ids = raw.topk(batch.max_logprobs, dim=-1)
     return out
+
+
+def _argmax(logits: torch.Tensor) -> torch.Tensor:
+    """(N, V) -> (N,) int64, the first maximum of each row. numpy's SIMD argmax on CPU float32:
+    torch's runs scalar code, ~0.4 ms for a 150k vocabulary against ~10 us."""
+    if logits.is_cpu and logits.dtype == torch.float32:
+        return torch.from_numpy(np.asarray(logits.contiguous().numpy().argmax(axis=-1), dtype=np.int64))
+    return logits.argmax(dim=-1)
 
 
 def _apply_penalties(logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:

@@ -15,4 +15,4 @@ class ForwardBatch:
     attn: AttentionMetadata
     kv_caches: list[torch.Tensor]  # per layer: (2, num_blocks, block_size, Hk, D)
     backend: AttentionBackend
-    rotary: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin (T, 1, D), set by the model
+    rotary: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin (T, D), set by the model

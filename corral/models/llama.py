@@ -10,6 +10,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from corral.kernels import ops
 from corral.layers.activation import gated
 from corral.layers.embedding import Embedding
 from corral.layers.linear import Linear, project_all
@@ -34,17 +35,23 @@ class LlamaAttention(nn.Module):
             self.q_norm = RMSNorm(self.head_dim, cfg.rms_norm_eps)
             self.k_norm = RMSNorm(self.head_dim, cfg.rms_norm_eps)
         self.qk_norm = cfg.qk_norm
+        self.eps = cfg.rms_norm_eps
 
     def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
         # x: (T, hidden)
         t = x.shape[0]
-        q, k, v = project_all(x, [self.q_proj, self.k_proj, self.v_proj])
+        q, k, v = project_all(x, [self.q_proj, self.k_proj, self.v_proj], with_bias=False)
         q = q.view(t, self.num_heads, self.head_dim)  # (T, Hq, D)
         k = k.view(t, self.num_kv_heads, self.head_dim)  # (T, Hk, D)
         v = v.view(t, self.num_kv_heads, self.head_dim)
-        if self.qk_norm:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = RotaryEmbedding.apply(batch.rotary, q, k)
+        # Biases (Qwen2), per-head q/k RMSNorm (Qwen3) and rotary, in place and in one pass.
+        ops.bias_norm_rope_(
+            q, k, v, *batch.rotary,
+            q_bias=self.q_proj.bias, k_bias=self.k_proj.bias, v_bias=self.v_proj.bias,
+            q_norm=self.q_norm.weight if self.qk_norm else None,
+            k_norm=self.k_norm.weight if self.qk_norm else None,
+            eps=self.eps,
+        )
         o = batch.backend.forward(q, k, v, batch.kv_caches[self.layer_idx], batch.attn, self.scale)  # (T, Hq, D)
         return self.o_proj(o.reshape(t, -1))
 
@@ -58,8 +65,8 @@ class LlamaMLP(nn.Module):
         self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = project_all(x, [self.gate_proj, self.up_proj])
-        return self.down_proj(gated(self.act, gate, up))
+        gate, up = project_all(x, [self.gate_proj, self.up_proj])  # (T, intermediate) each
+        return self.down_proj(gated(self.act, gate, up, out=gate))
 
 
 class LlamaDecoderLayer(nn.Module):
@@ -70,9 +77,16 @@ class LlamaDecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
-    def forward(self, h: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
-        h = h + self.self_attn(self.input_layernorm(h), batch)
-        return h + self.mlp(self.post_attention_layernorm(h))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None, batch: ForwardBatch):
+        """x: the previous layer's output (T, hidden), not yet added to the residual stream (None
+        before the first layer, whose x is the embedding). Returns (output, residual) the same way:
+        each residual add happens inside the next norm."""
+        if residual is None:
+            x, residual = self.input_layernorm(x), x
+        else:
+            x, residual = self.input_layernorm(x, residual)
+        x, residual = self.post_attention_layernorm(self.self_attn(x, batch), residual)
+        return self.mlp(x), residual
 
 
 class LlamaModel(nn.Module):
@@ -84,11 +98,11 @@ class LlamaModel(nn.Module):
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
-        h = self.embed_tokens(batch.input_ids)  # (T, hidden)
+        x, residual = self.embed_tokens(batch.input_ids), None  # (T, hidden)
         batch.rotary = self.rotary.tables(batch.positions)
         for layer in self.layers:
-            h = layer(h, batch)
-        return self.norm(h)
+            x, residual = layer(x, residual, batch)
+        return self.norm(x) if residual is None else self.norm(x, residual)[0]
 
 
 class LlamaForCausalLM(nn.Module):

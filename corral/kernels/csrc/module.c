@@ -3,6 +3,7 @@
 #include <Python.h>
 
 #include "dispatch.h"
+#include "ops.h"
 
 static const char *LEVEL_NAMES[] = {"scalar", "avx2", "avxvnni", "avx512vnni"};
 
@@ -68,6 +69,110 @@ static PyObject *py_qmatmul_many(PyObject *self, PyObject *args) {
     }
 }
 
+static int check_level(int level) {
+    if (level < 0 || level > kernels_best_level()) {
+        PyErr_Format(PyExc_ValueError, "instruction set level %d is not available on this CPU", level);
+        return -1;
+    }
+    return 0;
+}
+
+/* The small ops take microseconds at one token: they keep the GIL then, since handing it to
+ * another thread can cost a whole switch interval to get it back. Larger calls release it. */
+#define OPS_GIL_FREE_MIN 65536
+
+static PyObject *py_rms_norm(PyObject *self, PyObject *args) {
+    int level, T, D, nthreads;
+    unsigned long long x, residual, w, out;
+    float eps;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iKKKfiiKi", &level, &x, &residual, &w, &eps, &T, &D, &out, &nthreads)) return NULL;
+    if (check_level(level)) return NULL;
+    const float *px = (const float *)(uintptr_t)x, *pw = (const float *)(uintptr_t)w;
+    float *pr = (float *)(uintptr_t)residual, *po = (float *)(uintptr_t)out;
+    if ((long long)T * D >= OPS_GIL_FREE_MIN) {
+        Py_BEGIN_ALLOW_THREADS
+        ops_rms_norm(level, px, pr, pw, eps, T, D, po, nthreads);
+        Py_END_ALLOW_THREADS
+    } else {
+        ops_rms_norm(level, px, pr, pw, eps, T, D, po, nthreads);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_heads_epilogue(PyObject *self, PyObject *args) {
+    int level, T, D, nthreads;
+    unsigned long long cos, sin;
+    float eps;
+    PyObject *list;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iO!iifKKi", &level, &PyList_Type, &list, &T, &D, &eps, &cos, &sin, &nthreads))
+        return NULL;
+    if (check_level(level)) return NULL;
+    enum { MAX_JOBS = 8 };
+    ops_heads jobs[MAX_JOBS];
+    const Py_ssize_t n = PyList_GET_SIZE(list);
+    if (n > MAX_JOBS) {
+        PyErr_Format(PyExc_ValueError, "at most %d tensors per call, got %zd", (int)MAX_JOBS, n);
+        return NULL;
+    }
+    long long work = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long x, bias, norm_w;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "KiKKp", &x, &jobs[i].H, &bias, &norm_w, &jobs[i].rotate))
+            return NULL;
+        jobs[i].x = (float *)(uintptr_t)x;
+        jobs[i].bias = (const float *)(uintptr_t)bias;
+        jobs[i].norm_w = (const float *)(uintptr_t)norm_w;
+        work += (long long)T * jobs[i].H * D;
+    }
+    const float *pc = (const float *)(uintptr_t)cos, *ps = (const float *)(uintptr_t)sin;
+    if (work >= OPS_GIL_FREE_MIN) {
+        Py_BEGIN_ALLOW_THREADS
+        ops_heads_epilogue(level, jobs, (int)n, T, D, eps, pc, ps, nthreads);
+        Py_END_ALLOW_THREADS
+    } else {
+        ops_heads_epilogue(level, jobs, (int)n, T, D, eps, pc, ps, nthreads);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_silu_mul(PyObject *self, PyObject *args) {
+    int level, nthreads;
+    unsigned long long gate, up, out;
+    long long n;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iKKLKi", &level, &gate, &up, &n, &out, &nthreads)) return NULL;
+    if (check_level(level)) return NULL;
+    const float *pg = (const float *)(uintptr_t)gate, *pu = (const float *)(uintptr_t)up;
+    float *po = (float *)(uintptr_t)out;
+    if (n >= OPS_GIL_FREE_MIN) {
+        Py_BEGIN_ALLOW_THREADS
+        ops_silu_mul(level, pg, pu, n, po, nthreads);
+        Py_END_ALLOW_THREADS
+    } else {
+        ops_silu_mul(level, pg, pu, n, po, nthreads);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_dequant_rows(PyObject *self, PyObject *args) {
+    int type_id, n, K;
+    unsigned long long w, ids, out;
+    Py_ssize_t row_stride;
+    long long nrows;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iKnLKiiK", &type_id, &w, &row_stride, &nrows, &ids, &n, &K, &out)) return NULL;
+    const int rc = ops_dequant_rows(type_id, (const uint8_t *)(uintptr_t)w, (size_t)row_stride, nrows,
+                                    (const int64_t *)(uintptr_t)ids, n, (int)K, (float *)(uintptr_t)out);
+    switch (rc) {
+    case QM_OK: Py_RETURN_NONE;
+    case QM_ENOMEM: return PyErr_NoMemory();
+    case QM_ETYPE: PyErr_Format(PyExc_ValueError, "GGML type %d has no kernel", type_id); return NULL;
+    default: PyErr_Format(PyExc_ValueError, "row ids must be in [0, %lld) and K=%d whole blocks", nrows, K); return NULL;
+    }
+}
+
 static PyObject *py_best_level(PyObject *self, PyObject *args) {
     (void)self; (void)args;
     return PyLong_FromLong(kernels_best_level());
@@ -110,6 +215,17 @@ static PyMethodDef METHODS[] = {
     {"qmatmul_many", py_qmatmul_many, METH_VARARGS,
      "qmatmul_many(level, [(type_id, w_addr, row_stride, N, out_addr), ...], K, x_addr, T, n_threads)\n"
      "qmatmul for several weights sharing x(T, K): x is quantized once, one parallel region."},
+    {"rms_norm", py_rms_norm, METH_VARARGS,
+     "rms_norm(level, x_addr, residual_addr_or_0, w_addr, eps, T, D, out_addr, n_threads)\n"
+     "out(T, D) = RMSNorm(x) * w; with a residual, residual += x first and the norm is of the sum."},
+    {"heads_epilogue", py_heads_epilogue, METH_VARARGS,
+     "heads_epilogue(level, [(x_addr, H, bias_addr_or_0, norm_w_addr_or_0, rotate), ...], T, D, eps, cos_addr, "
+     "sin_addr, n_threads)\nIn place on each x(T, H, D): + bias, per-head RMSNorm, half-split rotary."},
+    {"silu_mul", py_silu_mul, METH_VARARGS,
+     "silu_mul(level, gate_addr, up_addr, n, out_addr, n_threads)\nout(n) = silu(gate) * up."},
+    {"dequant_rows", py_dequant_rows, METH_VARARGS,
+     "dequant_rows(type_id, w_addr, row_stride, n_rows, ids_addr, n, K, out_addr)\n"
+     "out(n, K) float32 = rows ids (int64) of a weight in GGUF blocks, dequantized."},
     {"best_level", py_best_level, METH_NOARGS, "Highest instruction set level this CPU runs."},
     {"level_name", py_level_name, METH_VARARGS, "Printable name of a level."},
     {"has_row_dot", py_has_row_dot, METH_VARARGS, "Whether a level has a few-token kernel for a type."},
@@ -118,6 +234,6 @@ static PyMethodDef METHODS[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_qmatmul", "Quantized matmul kernels.", -1, METHODS};
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_qmatmul", "Quantized matmul kernels and small fused float32 ops.", -1, METHODS};
 
 PyMODINIT_FUNC PyInit__qmatmul(void) { return PyModule_Create(&MODULE); }

@@ -1,0 +1,394 @@
+/* Small fused float32 ops (ops.h): scalar code for any CPU, AVX2 and AVX-512 versions picked at
+ * run time by the same ISA levels as the matmul kernels. */
+#include <math.h>
+#include <stddef.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "dispatch.h"
+#include "ops.h"
+#include "qtypes.h"
+
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+#define OPS_X86 1
+#include <immintrin.h>
+#endif
+
+/* Below this many floats a call stays on the calling thread: waking others costs more. */
+#define OPS_PARALLEL_MIN 65536
+
+typedef struct {
+    float (*sumsq)(const float *x, int n);               /* sum of x^2 */
+    float (*add_sumsq)(float *r, const float *x, int n); /* r += x; sum of r^2 */
+    void (*scale_mul)(const float *x, float s, const float *w, float *out, int n); /* out = x s w */
+    void (*add)(float *x, const float *b, int n);        /* x += b */
+    void (*rope)(float *x, const float *cos, const float *sin, int half);
+    void (*silu_mul)(const float *g, const float *u, long long n, float *out);
+} ops_set;
+
+/* ---- scalar ---------------------------------------------------------------------------------- */
+
+static float sumsq_scalar(const float *x, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += x[i + j] * x[i + j];
+    float s = 0;
+    for (; i < n; i++) s += x[i] * x[i];
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
+
+static float add_sumsq_scalar(float *r, const float *x, int n) {
+    for (int i = 0; i < n; i++) r[i] += x[i];
+    return sumsq_scalar(r, n);
+}
+
+static void scale_mul_scalar(const float *x, float s, const float *w, float *out, int n) {
+    for (int i = 0; i < n; i++) out[i] = x[i] * s * w[i];
+}
+
+static void add_scalar(float *x, const float *b, int n) {
+    for (int i = 0; i < n; i++) x[i] += b[i];
+}
+
+/* Pairs (x[i], x[i + half]) for i in [from, half). */
+static void rope_pairs(float *x, const float *c, const float *s, int half, int from) {
+    for (int i = from; i < half; i++) {
+        const float a = x[i], b = x[i + half];
+        x[i] = a * c[i] - b * s[i];
+        x[i + half] = b * c[i + half] + a * s[i + half];
+    }
+}
+
+static void rope_scalar(float *x, const float *c, const float *s, int half) { rope_pairs(x, c, s, half, 0); }
+
+static void silu_mul_scalar(const float *g, const float *u, long long n, float *out) {
+    for (long long i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static const ops_set OPS_SCALAR = {sumsq_scalar, add_sumsq_scalar, scale_mul_scalar, add_scalar, rope_scalar,
+                                   silu_mul_scalar};
+
+#ifdef OPS_X86
+
+/* exp(x) as Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2, exp(r) by a degree-7 polynomial, times 2^n.
+ * x is clamped to [-87, 88] (2^n stays a normal float), which only matters for SiLU's far tails. */
+#define EXP_LO -87.0f
+#define EXP_HI 88.0f
+#define LOG2E 1.44269504088896341f
+#define LN2_HI 0.693359375f
+#define LN2_LO -2.12194440e-4f
+#define P0 1.9875691500e-4f
+#define P1 1.3981999507e-3f
+#define P2 8.3334519073e-3f
+#define P3 4.1665795894e-2f
+#define P4 1.6666665459e-1f
+#define P5 5.0000001201e-1f
+
+/* ---- AVX2 + FMA ------------------------------------------------------------------------------ */
+
+#define Y_TARGET "avx2,fma"
+
+__attribute__((target(Y_TARGET))) static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target(Y_TARGET))) static float sumsq_avx2(const float *x, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+        a0 = _mm256_fmadd_ps(v0, v0, a0);
+        a1 = _mm256_fmadd_ps(v1, v1, a1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        a0 = _mm256_fmadd_ps(v, v, a0);
+    }
+    float s = hsum256(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += x[i] * x[i];
+    return s;
+}
+
+__attribute__((target(Y_TARGET))) static float add_sumsq_avx2(float *r, const float *x, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_add_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(x + i));
+        _mm256_storeu_ps(r + i, v);
+        acc = _mm256_fmadd_ps(v, v, acc);
+    }
+    float s = hsum256(acc);
+    for (; i < n; i++) {
+        r[i] += x[i];
+        s += r[i] * r[i];
+    }
+    return s;
+}
+
+__attribute__((target(Y_TARGET))) static void scale_mul_avx2(const float *x, float s, const float *w, float *out,
+                                                             int n) {
+    const __m256 vs = _mm256_set1_ps(s);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
+    for (; i < n; i++) out[i] = x[i] * s * w[i];
+}
+
+__attribute__((target(Y_TARGET))) static void add_avx2(float *x, const float *b, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(b + i)));
+    for (; i < n; i++) x[i] += b[i];
+}
+
+__attribute__((target(Y_TARGET))) static void rope_avx2(float *x, const float *c, const float *s, int half) {
+    int i = 0;
+    for (; i + 8 <= half; i += 8) {
+        const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + half);
+        const __m256 lo = _mm256_sub_ps(_mm256_mul_ps(a, _mm256_loadu_ps(c + i)), _mm256_mul_ps(b, _mm256_loadu_ps(s + i)));
+        const __m256 hi = _mm256_add_ps(_mm256_mul_ps(b, _mm256_loadu_ps(c + i + half)),
+                                        _mm256_mul_ps(a, _mm256_loadu_ps(s + i + half)));
+        _mm256_storeu_ps(x + i, lo);
+        _mm256_storeu_ps(x + i + half, hi);
+    }
+    rope_pairs(x, c, s, half, i);
+}
+
+__attribute__((target(Y_TARGET))) static inline __m256 exp_avx2(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    __m256 p = _mm256_set1_ps(P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P5));
+    const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+__attribute__((target(Y_TARGET))) static void silu_mul_avx2(const float *g, const float *u, long long n, float *out) {
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    long long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(g + i);
+        const __m256 e = exp_avx2(_mm256_sub_ps(zero, v));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+    }
+    silu_mul_scalar(g + i, u + i, n - i, out + i);
+}
+
+static const ops_set OPS_AVX2 = {sumsq_avx2, add_sumsq_avx2, scale_mul_avx2, add_avx2, rope_avx2, silu_mul_avx2};
+
+/* ---- AVX-512F: the same with 16 lanes; tails are masked, not scalar ------------------------- */
+
+#define Z_TARGET "avx512f"
+
+static inline __mmask16 tail_mask(int left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
+
+__attribute__((target(Z_TARGET))) static float sumsq_avx512(const float *x, int n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+        a0 = _mm512_fmadd_ps(v0, v0, a0);
+        a1 = _mm512_fmadd_ps(v1, v1, a1);
+    }
+    for (; i < n; i += 16) {
+        const __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - i), x + i);
+        a0 = _mm512_fmadd_ps(v, v, a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+__attribute__((target(Z_TARGET))) static float add_sumsq_avx512(float *r, const float *x, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, r + i), _mm512_maskz_loadu_ps(m, x + i));
+        _mm512_mask_storeu_ps(r + i, m, v);
+        acc = _mm512_fmadd_ps(v, v, acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+__attribute__((target(Z_TARGET))) static void scale_mul_avx512(const float *x, float s, const float *w, float *out,
+                                                               int n) {
+    const __m512 vs = _mm512_set1_ps(s);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs), _mm512_maskz_loadu_ps(m, w + i));
+        _mm512_mask_storeu_ps(out + i, m, v);
+    }
+}
+
+__attribute__((target(Z_TARGET))) static void add_avx512(float *x, const float *b, int n) {
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, b + i)));
+    }
+}
+
+__attribute__((target(Z_TARGET))) static void rope_avx512(float *x, const float *c, const float *s, int half) {
+    for (int i = 0; i < half; i += 16) {
+        const __mmask16 m = tail_mask(half - i);
+        const __m512 a = _mm512_maskz_loadu_ps(m, x + i), b = _mm512_maskz_loadu_ps(m, x + i + half);
+        const __m512 lo = _mm512_sub_ps(_mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, c + i)),
+                                        _mm512_mul_ps(b, _mm512_maskz_loadu_ps(m, s + i)));
+        const __m512 hi = _mm512_add_ps(_mm512_mul_ps(b, _mm512_maskz_loadu_ps(m, c + i + half)),
+                                        _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, s + i + half)));
+        _mm512_mask_storeu_ps(x + i, m, lo);
+        _mm512_mask_storeu_ps(x + i + half, m, hi);
+    }
+}
+
+__attribute__((target(Z_TARGET))) static inline __m512 exp_avx512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    __m512 p = _mm512_set1_ps(P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P5));
+    const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(y, n);
+}
+
+__attribute__((target(Z_TARGET))) static void silu_mul_avx512(const float *g, const float *u, long long n, float *out) {
+    const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    for (long long i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i < 16 ? (int)(n - i) : 16);
+        const __m512 v = _mm512_maskz_loadu_ps(m, g + i);
+        const __m512 e = exp_avx512(_mm512_sub_ps(zero, v));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_div_ps(v, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+static const ops_set OPS_AVX512 = {sumsq_avx512, add_sumsq_avx512, scale_mul_avx512, add_avx512, rope_avx512,
+                                   silu_mul_avx512};
+
+#endif /* OPS_X86 */
+
+static const ops_set *ops_for_level(int level) {
+#ifdef OPS_X86
+    if (level >= ISA_AVX512) return &OPS_AVX512;
+    if (level >= ISA_AVX2) return &OPS_AVX2;
+#endif
+    (void)level;
+    return &OPS_SCALAR;
+}
+
+/* Threads for `work` floats: one below OPS_PARALLEL_MIN. */
+static int threads_for(long long work, int nthreads) {
+#ifdef _OPENMP
+    return work >= OPS_PARALLEL_MIN && nthreads > 1 ? nthreads : 1;
+#else
+    (void)work; (void)nthreads;
+    return 1;
+#endif
+}
+
+/* ---- the ops --------------------------------------------------------------------------------- */
+
+static void rms_norm_row(const ops_set *o, const float *x, float *residual, const float *w, float eps, int D,
+                         float *out) {
+    const float ss = residual ? o->add_sumsq(residual, x, D) : o->sumsq(x, D);
+    const float scale = 1.0f / sqrtf(ss / (float)D + eps);
+    o->scale_mul(residual ? residual : x, scale, w, out, D);
+}
+
+void ops_rms_norm(int level, const float *x, float *residual, const float *w, float eps, int T, int D, float *out,
+                  int nthreads) {
+    const ops_set *o = ops_for_level(level);
+    const int nt = threads_for((long long)T * D, nthreads);
+    if (nt > 1) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+        for (int t = 0; t < T; t++)
+            rms_norm_row(o, x + (size_t)t * D, residual ? residual + (size_t)t * D : NULL, w, eps, D, out + (size_t)t * D);
+        return;
+    }
+    for (int t = 0; t < T; t++)
+        rms_norm_row(o, x + (size_t)t * D, residual ? residual + (size_t)t * D : NULL, w, eps, D, out + (size_t)t * D);
+}
+
+static void heads_token(const ops_set *o, const ops_heads *jobs, int njobs, int t, int D, float eps, const float *cos,
+                        const float *sin) {
+    for (int j = 0; j < njobs; j++) {
+        const ops_heads *job = &jobs[j];
+        for (int h = 0; h < job->H; h++) {
+            float *x = job->x + ((size_t)t * job->H + h) * D;
+            if (job->bias) o->add(x, job->bias + (size_t)h * D, D);
+            if (job->norm_w) {
+                const float scale = 1.0f / sqrtf(o->sumsq(x, D) / (float)D + eps);
+                o->scale_mul(x, scale, job->norm_w, x, D);
+            }
+            if (job->rotate && cos) o->rope(x, cos + (size_t)t * D, sin + (size_t)t * D, D / 2);
+        }
+    }
+}
+
+void ops_heads_epilogue(int level, const ops_heads *jobs, int njobs, int T, int D, float eps, const float *cos,
+                        const float *sin, int nthreads) {
+    const ops_set *o = ops_for_level(level);
+    long long work = 0;
+    for (int j = 0; j < njobs; j++) work += (long long)T * jobs[j].H * D;
+    const int nt = threads_for(work, nthreads);
+    if (nt > 1) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+        for (int t = 0; t < T; t++) heads_token(o, jobs, njobs, t, D, eps, cos, sin);
+        return;
+    }
+    for (int t = 0; t < T; t++) heads_token(o, jobs, njobs, t, D, eps, cos, sin);
+}
+
+void ops_silu_mul(int level, const float *gate, const float *up, long long n, float *out, int nthreads) {
+    const ops_set *o = ops_for_level(level);
+    const int nt = threads_for(n, nthreads);
+    if (nt > 1) {
+        const long long chunk = (n / nt + 15) / 16 * 16;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+        for (int p = 0; p < nt; p++) {
+            const long long lo = (long long)p * chunk, hi = lo + chunk < n ? lo + chunk : n;
+            if (lo < hi) o->silu_mul(gate + lo, up + lo, hi - lo, out + lo);
+        }
+        return;
+    }
+    o->silu_mul(gate, up, n, out);
+}
+
+int ops_dequant_rows(int type_id, const uint8_t *w, size_t row_stride, long long nrows, const int64_t *ids, int n,
+                     int K, float *out) {
+    const qtype_info *ti = qtype_get(type_id);
+    if (!ti) return QM_ETYPE;
+    if (K <= 0 || K % ti->block != 0 || n < 0) return QM_ESHAPE;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= nrows) return QM_ESHAPE;
+    wrows wr;   /* the matmul tiles' unpacked form: value = a[group] * q + b[group], exact for every type */
+    if (wrows_alloc(&wr, K, ti->group, 1) != 0) return QM_ENOMEM;
+    const int G = ti->group;
+    for (int i = 0; i < n; i++) {
+        wrows_unpack_scalar(&wr, type_id, w + (size_t)ids[i] * row_stride, row_stride, 1);
+        float *o = out + (size_t)i * K;
+        for (int k = 0; k < K; k++) o[k] = wr.a[k / G] * (float)wr.q[k] + wr.b[k / G];
+    }
+    wrows_free(&wr);
+    return QM_OK;
+}

@@ -1,0 +1,204 @@
+"""Small fused ops of a decoder layer: RMSNorm (with the residual add), the q/k/v epilogue (bias,
+per-head norm, rotary) and SiLU(gate) * up; and the token embedding's lookup of quantized rows.
+
+At one token a decode step spends more time dispatching small torch ops than computing them, and
+each op re-reads its inputs from caches the weight stream keeps evicting. Each op here is one
+pass in C (`_qmatmul` extension, ops.c) for contiguous CPU float32 tensors; anything else (no
+extension, GPU, bfloat16, strided views) runs the same math in torch, which is also what these
+functions compute: the C path differs from it only by float rounding.
+
+Shape errors raise ValueError. `isa` picks a kernel set from `corral.kernels.isa_levels()` (tests).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from corral.kernels.qmatmul import PackedWeight
+
+try:
+    from corral.kernels import _qmatmul as _ext
+except ImportError:  # not built: the torch path serves
+    _ext = None
+if _ext is not None and not hasattr(_ext, "rms_norm"):  # an extension built before these ops
+    _ext = None
+
+_LEVELS = ("scalar", "avx2", "avxvnni", "avx512vnni")
+_BEST = _ext.best_level() if _ext is not None else 0
+_F32 = torch.float32
+
+
+def is_available() -> bool:
+    """True when the C versions run (for contiguous CPU float32 tensors)."""
+    return _ext is not None
+
+
+def _c_ok(*tensors: torch.Tensor | None) -> bool:
+    if _ext is None:
+        return False
+    for t in tensors:
+        if t is not None and (t.dtype is not _F32 or not t.is_cpu or not t.is_contiguous()):
+            return False
+    return True
+
+
+def _level(isa: str | None) -> int:
+    if isa is None:
+        return _BEST
+    levels = _LEVELS[: _BEST + 1] if _ext is not None else ()
+    if isa not in levels:
+        raise ValueError(f"kernel set {isa!r} does not run here; available: {list(levels)}")
+    return levels.index(isa)
+
+
+def _check_norm(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None) -> int:
+    d = weight.shape[0]
+    if weight.dim() != 1 or d == 0 or x.dim() == 0 or x.shape[-1] != d:
+        raise ValueError(f"x (..., {tuple(weight.shape)[0]}) and a 1-D weight are needed, got x {tuple(x.shape)}, "
+                         f"weight {tuple(weight.shape)}")
+    if out is not None and out.shape != x.shape:
+        raise ValueError(f"out must have x's shape {tuple(x.shape)}, got {tuple(out.shape)}")
+    return d
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, out: torch.Tensor | None = None, *,
+             isa: str | None = None) -> torch.Tensor:
+    """x / sqrt(mean(x^2, -1) + eps) * weight over the last dim, computed in float32 and returned in
+    x's dtype. x: (..., D), weight: (D,). Written into `out` (x's shape; may be x) when given."""
+    d = _check_norm(x, weight, out)
+    if _c_ok(x, weight, out):
+        if out is None:
+            out = torch.empty(x.shape, dtype=_F32)
+        _ext.rms_norm(_level(isa), x.data_ptr(), 0, weight.data_ptr(), eps, x.numel() // d, d, out.data_ptr(),
+                      torch.get_num_threads())
+        return out
+    y = _torch_rms_norm(x, weight, eps)
+    return y if out is None else out.copy_(y)
+
+
+def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, eps: float,
+                 out: torch.Tensor | None = None, *, isa: str | None = None) -> torch.Tensor:
+    """residual += x (in place), then rms_norm(residual): the residual stream's add fused with the
+    next layer's norm. Returns the normed (..., D) tensor, in `out` when given (out may be x, not
+    residual). x and residual have the same shape."""
+    d = _check_norm(x, weight, out)
+    if residual.shape != x.shape:
+        raise ValueError(f"residual must have x's shape {tuple(x.shape)}, got {tuple(residual.shape)}")
+    if _c_ok(x, residual, weight, out):
+        if out is None:
+            out = torch.empty(x.shape, dtype=_F32)
+        _ext.rms_norm(_level(isa), x.data_ptr(), residual.data_ptr(), weight.data_ptr(), eps, x.numel() // d, d,
+                      out.data_ptr(), torch.get_num_threads())
+        return out
+    residual.add_(x)
+    y = _torch_rms_norm(residual, weight, eps)
+    return y if out is None else out.copy_(y)
+
+
+def bias_norm_rope_(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor | None,
+    cos: torch.Tensor | None,
+    sin: torch.Tensor | None,
+    *,
+    q_bias: torch.Tensor | None = None,
+    k_bias: torch.Tensor | None = None,
+    v_bias: torch.Tensor | None = None,
+    q_norm: torch.Tensor | None = None,
+    k_norm: torch.Tensor | None = None,
+    eps: float = 1e-6,
+    isa: str | None = None,
+) -> None:
+    """The attention projections' epilogue, in place: q, k, v += their biases (H * D,); q and k
+    RMSNormed per head by q_norm / k_norm (D,) (Qwen3); then q and k rotated by the half-split
+    (rotate_half) rotary embedding with cos, sin (T, D). None skips a part (cos None: no rotary).
+
+    q: (T, Hq, D), k and v: (T, Hk, D). Rotary needs an even D.
+    """
+    if q.dim() != 3 or k.dim() != 3 or k.shape[0] != q.shape[0] or k.shape[2] != q.shape[2]:
+        raise ValueError(f"q (T, Hq, D) and k (T, Hk, D) are needed, got {tuple(q.shape)} and {tuple(k.shape)}")
+    t, _, d = q.shape
+    if v is not None and (v.dim() != 3 or v.shape[0] != t or v.shape[2] != d):
+        raise ValueError(f"v must be (T, Hk, D) with T={t}, D={d}, got {tuple(v.shape)}")
+    for name, x, b in (("q_bias", q, q_bias), ("k_bias", k, k_bias), ("v_bias", v, v_bias)):
+        if b is not None and (x is None or b.shape != (x.shape[1] * d,)):
+            raise ValueError(f"{name} must be ({'H * D' if x is None else x.shape[1] * d},), got {tuple(b.shape)}")
+    for name, w in (("q_norm", q_norm), ("k_norm", k_norm)):
+        if w is not None and w.shape != (d,):
+            raise ValueError(f"{name} must be ({d},), got {tuple(w.shape)}")
+    if (cos is None) != (sin is None):
+        raise ValueError("cos and sin go together")
+    if cos is not None and (cos.shape != (t, d) or sin.shape != (t, d) or d % 2):
+        raise ValueError(f"cos and sin must be ({t}, {d}) with an even head size, got {tuple(cos.shape)}, "
+                         f"{tuple(sin.shape)}")
+    if _c_ok(q, k, v, cos, sin, q_bias, k_bias, v_bias, q_norm, k_norm):
+        jobs = [(q.data_ptr(), q.shape[1], _addr(q_bias), _addr(q_norm), True),
+                (k.data_ptr(), k.shape[1], _addr(k_bias), _addr(k_norm), True)]
+        if v is not None and v_bias is not None:
+            jobs.append((v.data_ptr(), v.shape[1], v_bias.data_ptr(), 0, False))
+        _ext.heads_epilogue(_level(isa), jobs, t, d, eps, _addr(cos), _addr(sin), torch.get_num_threads())
+        return
+    for x, b, w in ((q, q_bias, q_norm), (k, k_bias, k_norm)):
+        if b is not None:
+            x.add_(b.view(x.shape[1], d).to(x.dtype))
+        if w is not None:
+            x.copy_(_torch_rms_norm(x, w, eps))
+        if cos is not None:
+            c, s = cos[:, None, :].to(x.dtype), sin[:, None, :].to(x.dtype)  # (T, 1, D)
+            x.copy_(x * c + _rotate_half(x) * s)
+    if v is not None and v_bias is not None:
+        v.add_(v_bias.view(v.shape[1], d).to(v.dtype))
+
+
+def silu_mul(gate: torch.Tensor, up: torch.Tensor, out: torch.Tensor | None = None, *,
+             isa: str | None = None) -> torch.Tensor:
+    """silu(gate) * up = gate / (1 + exp(-gate)) * up, the SwiGLU core; into `out` (may be gate
+    or up) when given. gate, up and out have one shape."""
+    if up.shape != gate.shape or (out is not None and out.shape != gate.shape):
+        raise ValueError(f"gate, up (and out) need one shape, got {tuple(gate.shape)}, {tuple(up.shape)}"
+                         + (f", {tuple(out.shape)}" if out is not None else ""))
+    if _c_ok(gate, up, out):
+        if out is None:
+            out = torch.empty(gate.shape, dtype=_F32)
+        _ext.silu_mul(_level(isa), gate.data_ptr(), up.data_ptr(), gate.numel(), out.data_ptr(),
+                      torch.get_num_threads())
+        return out
+    if out is None:
+        return F.silu(gate) * up
+    return torch.mul(F.silu(gate), up, out=out)
+
+
+def dequantize_rows(w: PackedWeight, ids: torch.Tensor) -> torch.Tensor:
+    """Rows `ids` (T,) int64 of a quantized weight (N, K) as float32 (T, K), exactly as the GGUF
+    blocks define them: an embedding lookup that never dequantizes the whole table. Needs the
+    extension (RuntimeError without it); ValueError for ids outside [0, N)."""
+    if _ext is None:
+        raise RuntimeError("corral's kernels are not built; dequantize the rows with corral.loader.dequant")
+    if ids.dim() != 1 or ids.dtype != torch.int64 or not ids.is_cpu:
+        raise ValueError(f"ids must be a 1-D CPU int64 tensor, got {ids.dtype} {tuple(ids.shape)}")
+    ids = ids.contiguous()
+    n, k = w.shape
+    out = torch.empty((ids.shape[0], k), dtype=_F32)
+    _ext.dequant_rows(w.type_id, w.addr, w.row_stride, n, ids.data_ptr(), ids.shape[0], k, out.data_ptr())
+    return out
+
+
+def _addr(t: torch.Tensor | None) -> int:
+    return 0 if t is None else t.data_ptr()
+
+
+def _torch_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    if x.dtype == torch.float32:
+        return F.rms_norm(x, (x.shape[-1],), weight.float(), eps)
+    x32 = x.float()
+    x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
+    return (weight.float() * x32).to(x.dtype)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
