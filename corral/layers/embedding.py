@@ -23,7 +23,7 @@ class Embedding(nn.Module):
         if isinstance(value, QuantizedWeight):
             if keep_quantized:
                 self.quantized = value
-                if ops.is_available() and value.type_name in kernels.SUPPORTED_TYPES:
+                if ops.is_available() and value.type_name in kernels.SUPPORTED_TYPES and value.row_order is None:
                     self.packed = kernels.pack(value)
                 return
             value = value.dequantize()
