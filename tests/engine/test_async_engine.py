@@ -67,12 +67,16 @@ def test_closing_the_stream_aborts_and_frees_blocks(engine):
 
 def test_cancelled_consumer_aborts(engine):
     async def main():
+        streaming = asyncio.Event()
+
         async def consume():
             async for _ in engine.generate("tell me", SamplingParams(max_tokens=1000, ignore_eos=True)):
+                streaming.set()
                 await asyncio.sleep(0)
 
         task = asyncio.create_task(consume())
-        await asyncio.sleep(0.2)
+        # Cancel mid-stream: a fixed delay would race the whole generation (~120 tokens) on a fast step.
+        await streaming.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
