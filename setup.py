@@ -1,15 +1,18 @@
-"""Builds corral's one C extension, the quantized matmul kernels and small fused ops (corral/kernels/csrc).
+"""Builds corral's one C extension, the CPU kernels (corral/kernels/csrc): quantized matmul, paged
+decode attention and small fused ops.
 
 Everything else about the package is in pyproject.toml. The extension needs only a C11 compiler:
 no torch or numpy headers, so the isolated build environment stays setuptools + wheel. It is
-optional: when it cannot be compiled the package still installs and falls back to dense weights.
+optional: when it cannot be compiled the package still installs and falls back to dense weights
+and torch attention.
 """
 from __future__ import annotations
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-SOURCES = ["module.c", "dispatch.c", "scalar.c", "x86_avx2.c", "x86_avxvnni.c", "x86_avx512.c", "ops.c"]
+SOURCES = ["module.c", "dispatch.c", "scalar.c", "x86_avx2.c", "x86_avxvnni.c", "x86_avx512.c", "ops.c",
+           "attention.c", "attention_avx2.c", "attention_avx512.c"]
 
 
 class BuildExtWithOpenMP(build_ext):
@@ -40,7 +43,8 @@ setup(
             "corral.kernels._qmatmul",
             sources=[f"corral/kernels/csrc/{name}" for name in SOURCES],
             depends=["corral/kernels/csrc/qtypes.h", "corral/kernels/csrc/dispatch.h",
-                     "corral/kernels/csrc/x86_ymm_impl.h", "corral/kernels/csrc/ops.h"],
+                     "corral/kernels/csrc/x86_ymm_impl.h", "corral/kernels/csrc/ops.h",
+                     "corral/kernels/csrc/attention.h", "corral/kernels/csrc/attention_pair.h"],
             optional=True,
         )
     ],

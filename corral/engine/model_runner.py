@@ -71,10 +71,6 @@ class ModelRunner:
         tables = torch.tensor([r.block_ids + [0] * (width - len(r.block_ids)) for r in scheduled],
                               dtype=torch.long)  # (B, width), padded with 0
         dev = self.device
-        all_decode = len(input_ids) == len(scheduled)
-        decode_slots = decode_mask = None
-        if all_decode:
-            decode_slots, decode_mask = self._decode_slots(tables, seq_lens)
         attn = AttentionMetadata(
             block_size=bs,
             slot_mapping=torch.tensor(slots, dtype=torch.long, device=dev),
@@ -83,10 +79,8 @@ class ModelRunner:
             context_lens=context_lens,
             seq_lens=seq_lens,
             seq_lens_tensor=torch.tensor(seq_lens, dtype=torch.long, device=dev),
-            all_decode=all_decode,
+            all_decode=len(input_ids) == len(scheduled),
             sliding_window=self.sliding_window,
-            decode_slots=decode_slots.to(dev) if decode_slots is not None else None,
-            decode_mask=decode_mask.to(dev) if decode_mask is not None else None,
         )
         return ForwardBatch(
             input_ids=torch.tensor(input_ids, dtype=torch.long, device=dev),
@@ -95,20 +89,6 @@ class ModelRunner:
             kv_caches=self.kv_caches,
             backend=self.backend,
         )
-
-
-    def _decode_slots(self, tables: torch.Tensor, seq_lens: list[int]):
-        """(B, L) cache slots of positions 0..L-1 of each sequence, L the longest, and a (B, L)
-        mask of the real ones (None when all are real)."""
-        bs, longest = self.block_size, max(seq_lens)
-        num_blocks = -(-longest // bs)
-        slots = (tables[:, :num_blocks, None] * bs + torch.arange(bs)).flatten(1)[:, :longest]
-        pos = torch.arange(longest)
-        lens = torch.tensor(seq_lens)[:, None]
-        mask = pos[None, :] < lens
-        if self.sliding_window:
-            mask &= pos[None, :] >= lens - self.sliding_window
-        return slots, (None if bool(mask.all()) else mask)
 
 
 def _step_generator(seed: int | None, step: int) -> torch.Generator:

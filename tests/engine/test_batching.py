@@ -37,6 +37,19 @@ def test_batch_equals_each_alone_and_transformers(make_llm, tiny_models):
     assert_all_blocks_free(llm)
 
 
+def test_decode_without_the_attention_kernel_matches_transformers(make_llm, tiny_models):
+    """Decode steps on the gathered torch path (devices and dtypes the CPU kernel does not take)
+    give the same tokens as with the kernel, and as transformers; ragged lengths need its mask."""
+    llm = make_llm("qwen2", "hf")
+    prompts = prompts_of_lengths([3, 40, 17], seed=1)
+    with_kernel = llm.generate(prompts, GREEDY)
+    llm.engine.runner.backend.use_kernel = False
+    gathered = llm.generate(prompts, GREEDY)
+    reference = transformers.AutoModelForCausalLM.from_pretrained(tiny_models("qwen2", "hf"), dtype=torch.float64)
+    for k, g, p in zip(with_kernel, gathered, prompts):
+        assert g.outputs[0].token_ids == k.outputs[0].token_ids == hf_greedy(reference, p["prompt_token_ids"], 10)
+
+
 def test_chunked_prefill_gives_the_same_tokens(make_llm):
     whole = make_llm("llama31", "hf", max_num_batched_tokens=512)
     chunked = make_llm("llama31", "hf", max_num_batched_tokens=64, max_num_seqs=8)

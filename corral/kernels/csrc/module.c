@@ -2,6 +2,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "attention.h"
 #include "dispatch.h"
 #include "ops.h"
 
@@ -173,6 +174,47 @@ static PyObject *py_dequant_rows(PyObject *self, PyObject *args) {
     }
 }
 
+static PyObject *py_paged_decode_attention(PyObject *self, PyObject *args) {
+    int level, nthreads, bad_seq = -1;
+    unsigned long long q, kv, tables, lens, out;
+    long long num_blocks;
+    att_args a;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iKKKKKiiiiLiiifi", &level, &q, &kv, &tables, &lens, &out, &a.B, &a.Hq, &a.Hk,
+                          &a.D, &num_blocks, &a.block_size, &a.max_blocks, &a.window, &a.scale, &nthreads))
+        return NULL;
+    if (level < 0 || level > kernels_best_level()) {
+        PyErr_Format(PyExc_ValueError, "instruction set level %d is not available on this CPU", level);
+        return NULL;
+    }
+    a.num_blocks = (int64_t)num_blocks;
+    a.q = (const float *)(uintptr_t)q;
+    a.kv = (const float *)(uintptr_t)kv;
+    a.block_tables = (const int64_t *)(uintptr_t)tables;
+    a.seq_lens = (const int64_t *)(uintptr_t)lens;
+    a.out = (float *)(uintptr_t)out;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = paged_decode_attention_run(level, &a, nthreads, &bad_seq);
+    Py_END_ALLOW_THREADS
+    switch (rc) {
+    case ATT_OK: Py_RETURN_NONE;
+    case ATT_ELEN:
+        PyErr_Format(PyExc_ValueError, "seq_lens[%d] = %lld is outside 1..%lld (the block table's capacity)",
+                     bad_seq, (long long)a.seq_lens[bad_seq], (long long)a.max_blocks * a.block_size);
+        return NULL;
+    case ATT_EBLOCK:
+        PyErr_Format(PyExc_ValueError, "block_tables row %d names a block outside 0..%lld", bad_seq,
+                     (long long)a.num_blocks - 1);
+        return NULL;
+    default:
+        PyErr_Format(PyExc_ValueError, "bad attention shape B=%d Hq=%d Hk=%d D=%d blocks=%lld block_size=%d "
+                     "(Hq must be a multiple of Hk, at most %d times it)", a.B, a.Hq, a.Hk, a.D,
+                     (long long)a.num_blocks, a.block_size, ATT_MAX_GROUP);
+        return NULL;
+    }
+}
+
 static PyObject *py_best_level(PyObject *self, PyObject *args) {
     (void)self; (void)args;
     return PyLong_FromLong(kernels_best_level());
@@ -226,6 +268,12 @@ static PyMethodDef METHODS[] = {
     {"dequant_rows", py_dequant_rows, METH_VARARGS,
      "dequant_rows(type_id, w_addr, row_stride, n_rows, ids_addr, n, K, out_addr)\n"
      "out(n, K) float32 = rows ids (int64) of a weight in GGUF blocks, dequantized."},
+    {"paged_decode_attention", py_paged_decode_attention, METH_VARARGS,
+     "paged_decode_attention(level, q_addr, kv_addr, tables_addr, lens_addr, out_addr, B, Hq, Hk, D,\n"
+     "                       num_blocks, block_size, max_blocks, window, scale, n_threads)\n"
+     "out(B, Hq, D) = softmax(scale * q K^T) V over each sequence's cached positions (window 0: all);\n"
+     "q, out float32; kv (2, num_blocks, block_size, Hk, D) float32; tables (B, max_blocks) and lens (B)\n"
+     "int64; all contiguous."},
     {"best_level", py_best_level, METH_NOARGS, "Highest instruction set level this CPU runs."},
     {"level_name", py_level_name, METH_VARARGS, "Printable name of a level."},
     {"has_row_dot", py_has_row_dot, METH_VARARGS, "Whether a level has a few-token kernel for a type."},
@@ -234,6 +282,7 @@ static PyMethodDef METHODS[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_qmatmul", "Quantized matmul kernels and small fused float32 ops.", -1, METHODS};
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_qmatmul",
+                                     "corral's CPU kernels: quantized matmul, paged decode attention, small fused ops.", -1, METHODS};
 
 PyMODINIT_FUNC PyInit__qmatmul(void) { return PyModule_Create(&MODULE); }

@@ -25,8 +25,9 @@ class AttentionMetadata:
     seq_lens_tensor: torch.Tensor  # (B,) int64, same as seq_lens
     all_decode: bool  # every sequence has exactly one query token
     sliding_window: int | None = None
-    # Decode-only batches: cache slot of every (sequence, position) up to the longest sequence,
-    # and which of them are real (None when every position is); built once, used by every layer.
+    # Decode-only batches on the gathered torch path: cache slot of every (sequence, position) up
+    # to the longest sequence, and which of them are attended (None when all are). Left None by the
+    # model runner; built once per step by the first layer that needs them (torch_paged.decode_slots).
     decode_slots: torch.Tensor | None = None  # (B, L) int64
     decode_mask: torch.Tensor | None = None  # (B, L) bool
 

@@ -1,14 +1,21 @@
-"""Reference paged attention in plain torch: works on any device, mixed prefill and decode."""
+"""Paged attention in plain torch (any device, mixed prefill and decode), with decode-only batches
+on the CPU handed to the C kernel that reads K/V in place when it is built."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from corral.kernels import attention as kernel
 from corral.layers.attention.backend import AttentionBackend
 from corral.layers.attention.metadata import AttentionMetadata
 
 
 class TorchPagedAttention(AttentionBackend):
+    """`use_kernel=False` keeps decode on the gathered torch path even where the kernel could run."""
+
+    def __init__(self, use_kernel: bool = True):
+        self.use_kernel = use_kernel and kernel.is_available()
+
     def forward(self, q, k, v, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
         num_heads_kv, head_dim = k.shape[1], k.shape[2]
         k_cache = kv_cache[0].view(-1, num_heads_kv, head_dim)  # (num_blocks * block_size, Hk, D)
@@ -20,16 +27,36 @@ class TorchPagedAttention(AttentionBackend):
         return self._varlen(q, kv_cache, meta, scale)
 
     def _decode(self, q, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
-        # One query token per sequence: two batched matmuls over each sequence's gathered slots.
+        # One query token per sequence (q: (B, Hq, D)).
+        if self._kernel_fits(q, kv_cache):
+            out = kernel.paged_decode_attention(
+                q.to(torch.float32).contiguous(), kv_cache, meta.block_tables, meta.seq_lens_tensor, scale,
+                meta.sliding_window or None,
+            )  # (B, Hq, D)
+            return out.to(q.dtype)
+        return self._decode_gathered(q, kv_cache, meta, scale)
+
+    def _kernel_fits(self, q, kv_cache) -> bool:
+        return (
+            self.use_kernel
+            and kv_cache.is_cpu
+            and kv_cache.dtype == torch.float32
+            and kv_cache.is_contiguous()
+            and q.shape[1] // kv_cache.shape[3] <= kernel.MAX_GROUP
+        )
+
+    def _decode_gathered(self, q, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
+        # Two batched matmuls over each sequence's slots, gathered into new (B, L, Hk, D) tensors.
         num_seqs, num_heads, head_dim = q.shape
         num_heads_kv = kv_cache.shape[3]
         group = num_heads // num_heads_kv
-        keys = kv_cache[0].view(-1, num_heads_kv, head_dim)[meta.decode_slots]  # (B, L, Hk, D)
-        values = kv_cache[1].view(-1, num_heads_kv, head_dim)[meta.decode_slots]
-        q = q.view(num_seqs, num_heads_kv, group, head_dim).to(keys.dtype)  # (B, Hk, G, D)
-        scores = torch.matmul(q, keys.permute(0, 2, 3, 1)) * scale  # (B, Hk, G, L)
-        if meta.decode_mask is not None:
-            scores.masked_fill_(~meta.decode_mask[:, None, None, :], float("-inf"))
+        slots, mask = decode_slots(meta)
+        keys = kv_cache[0].view(-1, num_heads_kv, head_dim)[slots]  # (B, L, Hk, D)
+        values = kv_cache[1].view(-1, num_heads_kv, head_dim)[slots]
+        qg = q.view(num_seqs, num_heads_kv, group, head_dim).to(keys.dtype)  # (B, Hk, G, D)
+        scores = torch.matmul(qg, keys.permute(0, 2, 3, 1)) * scale  # (B, Hk, G, L)
+        if mask is not None:
+            scores.masked_fill_(~mask[:, None, None, :], float("-inf"))
         probs = torch.softmax(scores, dim=-1)
         out = torch.matmul(probs, values.transpose(1, 2))  # (B, Hk, G, D)
         return out.reshape(num_seqs, num_heads, head_dim).to(q.dtype)
@@ -59,3 +86,27 @@ class TorchPagedAttention(AttentionBackend):
             o = o[0]  # (Hq, n, D)
             out[start:end] = o.transpose(0, 1).to(q.dtype)
         return out
+
+
+def decode_slots(meta: AttentionMetadata) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, L) cache slots of positions 0..L-1 of each sequence of a decode batch, L the longest,
+    and a (B, L) mask of the attended ones (None when all are). Built by the first layer that asks
+    and kept in `meta` for the step's other layers."""
+    if meta.decode_slots is None:
+        bs, longest, window = meta.block_size, meta.max_seq_len, meta.sliding_window
+        tables = meta.block_tables
+        num_blocks = -(-longest // bs)
+        offsets = torch.arange(bs, device=tables.device)
+        meta.decode_slots = (tables[:, :num_blocks, None] * bs + offsets).flatten(1)[:, :longest]
+        # Known from the Python lengths, so no device sync: every position is attended when all
+        # sequences are equally long and none is past the window.
+        if min(meta.seq_lens) == longest and not (window and longest > window):
+            meta.decode_mask = None
+        else:
+            pos = torch.arange(longest, device=tables.device)[None, :]  # (1, L)
+            lens = meta.seq_lens_tensor[:, None]  # (B, 1)
+            mask = pos < lens
+            if window:
+                mask &= pos >= lens - window
+            meta.decode_mask = mask
+    return meta.decode_slots, meta.decode_mask

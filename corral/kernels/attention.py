@@ -1,0 +1,125 @@
+"""Decode attention over a paged KV cache, reading keys and values where they lie in the blocks.
+
+One query token per sequence (a decode step): out[b, h] = softmax(scale * q[b, h] . K_b^T) V_b over
+the positions 0 .. seq_lens[b]-1 of sequence b (the last `sliding_window` of them when set), query
+head h reading KV head h // (Hq // Hk). The C extension (csrc/attention.c) streams each sequence's
+blocks through an online softmax in float32; `reference_paged_decode_attention` is the float64
+ground truth tests use.
+"""
+from __future__ import annotations
+
+import torch
+
+from corral.kernels.qmatmul import isa_levels
+
+try:
+    from corral.kernels import _qmatmul as _ext
+except ImportError:  # not built: callers gather K/V and use torch
+    _ext = None
+
+MAX_GROUP = 256  # query heads per KV head the kernel takes (ATT_MAX_GROUP in csrc/attention.h)
+_BEST = _ext.best_level() if _ext is not None else 0
+
+
+def is_available() -> bool:
+    """True when the compiled kernel can be used in this process."""
+    return _ext is not None
+
+
+def paged_decode_attention(
+    q: torch.Tensor,
+    kv_cache: torch.Tensor,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
+    scale: float,
+    sliding_window: int | None = None,
+    *,
+    out: torch.Tensor | None = None,
+    num_threads: int | None = None,
+    isa: str | None = None,
+) -> torch.Tensor:
+    """(B, Hq, D) float32 attention of one query token per sequence over its cached positions.
+
+    q: (B, Hq, D) float32. kv_cache: (2, num_blocks, block_size, Hk, D) float32, keys then values.
+    block_tables: (B, max_blocks) int64, block ids of each sequence in order (entries past a
+    sequence's last block are not read). seq_lens: (B,) int64 or int32, each in 1 ..
+    max_blocks * block_size. All on the CPU and contiguous. Raises ValueError otherwise, or when
+    a block id in use is outside the cache. `num_threads` defaults to torch.get_num_threads();
+    `isa` picks a kernel set from `isa_levels()` (default: the best).
+    """
+    if _ext is None:
+        raise RuntimeError("corral's CPU kernels are not built; gather the keys and values and use torch")
+    _check_float("q", q, 3)
+    _check_float("kv_cache", kv_cache, 5)
+    b, hq, d = q.shape
+    _, num_blocks, block_size, hk, d_kv = kv_cache.shape
+    if kv_cache.shape[0] != 2 or d_kv != d:
+        raise ValueError(f"kv_cache must be (2, num_blocks, block_size, Hk, {d}), got {tuple(kv_cache.shape)}")
+    if hk == 0 or hq % hk != 0 or hq // hk > MAX_GROUP:
+        raise ValueError(f"{hq} query heads cannot share {hk} KV heads (a multiple, at most {MAX_GROUP} per KV head)")
+    if block_tables.dim() != 2 or block_tables.shape[0] != b or block_tables.dtype != torch.int64:
+        raise ValueError(
+            f"block_tables must be ({b}, max_blocks) int64, got {block_tables.dtype} {tuple(block_tables.shape)}"
+        )
+    if seq_lens.shape != (b,) or seq_lens.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"seq_lens must be ({b},) int64 or int32, got {seq_lens.dtype} {tuple(seq_lens.shape)}")
+    if not (block_tables.is_cpu and seq_lens.is_cpu and block_tables.is_contiguous() and seq_lens.is_contiguous()):
+        raise ValueError("block_tables and seq_lens must be contiguous CPU tensors")
+    if sliding_window is not None and sliding_window < 1:
+        raise ValueError(f"sliding_window must be None or at least 1, got {sliding_window}")
+    if out is None:
+        out = torch.empty_like(q)
+    elif out.shape != q.shape or out.dtype != torch.float32 or not out.is_cpu or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous CPU float32 {tuple(q.shape)} tensor")
+    if b == 0:
+        return out
+    if seq_lens.dtype == torch.int32:
+        seq_lens = seq_lens.to(torch.int64)
+    level = _BEST if isa is None else _level(isa)
+    threads = num_threads if num_threads is not None else torch.get_num_threads()
+    _ext.paged_decode_attention(
+        level, q.data_ptr(), kv_cache.data_ptr(), block_tables.data_ptr(), seq_lens.data_ptr(), out.data_ptr(),
+        b, hq, hk, d, num_blocks, block_size, block_tables.shape[1], sliding_window or 0, float(scale), threads,
+    )
+    return out
+
+
+def _check_float(name: str, t: torch.Tensor, dims: int) -> None:
+    if t.dim() != dims or t.dtype != torch.float32 or not t.is_cpu or not t.is_contiguous():
+        raise ValueError(
+            f"{name} must be a contiguous {dims}-D CPU float32 tensor, got {t.dtype} {tuple(t.shape)} on {t.device}"
+            + ("" if t.is_contiguous() else " (not contiguous)")
+        )
+
+
+def _level(isa: str) -> int:
+    levels = isa_levels()
+    if isa not in levels:
+        raise ValueError(f"kernel set {isa!r} does not run on this CPU; available: {list(levels)}")
+    return levels.index(isa)
+
+
+def reference_paged_decode_attention(
+    q: torch.Tensor,
+    kv_cache: torch.Tensor,
+    block_tables: torch.Tensor,
+    seq_lens: torch.Tensor,
+    scale: float,
+    sliding_window: int | None = None,
+) -> torch.Tensor:
+    """float64 (B, Hq, D): each sequence's keys and values gathered block by block, exact softmax."""
+    b, hq, d = q.shape
+    hk, block_size = kv_cache.shape[3], kv_cache.shape[2]
+    out = torch.empty(b, hq, d, dtype=torch.float64)
+    for i in range(b):
+        n = int(seq_lens[i])
+        blocks = block_tables[i, : -(-n // block_size)]
+        keys = kv_cache[0][blocks].flatten(0, 1)[:n].to(torch.float64)  # (n, Hk, D)
+        values = kv_cache[1][blocks].flatten(0, 1)[:n].to(torch.float64)
+        first = max(0, n - sliding_window) if sliding_window else 0
+        keys, values = keys[first:], values[first:]
+        heads = q[i].to(torch.float64).view(hk, hq // hk, d)  # (Hk, G, D)
+        scores = torch.einsum("kgd,nkd->kgn", heads, keys) * scale  # (Hk, G, n)
+        probs = torch.softmax(scores, dim=-1)
+        out[i] = torch.einsum("kgn,nkd->kgd", probs, values).reshape(hq, d)
+    return out

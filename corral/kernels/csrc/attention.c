@@ -1,0 +1,140 @@
+/* Paged decode attention: each (sequence, KV head) pair streams its cached keys and values once,
+ * in tiles of up to TILE positions, for all the query heads that share that KV head, keeping a
+ * float32 online softmax (running max m, running sum l, output rescaled when m grows) per head.
+ * No (B, L, Hk, D) gather: rows are found through the block table where they lie. This file holds
+ * the checks, the threads and the plain C kernel; attention_avx2.c and attention_avx512.c the
+ * vector ones. */
+#include <math.h>
+#include <string.h>
+
+#include "attention_pair.h"
+#include "dispatch.h"
+
+/* exp(x) for x <= 0, as described with EXP_* in attention_pair.h. */
+static inline float exp_neg(float x) {
+    if (x < EXP_LO) return 0.0f;
+    if (x > 0.0f) x = 0.0f;
+    const float fn = x * EXP_LOG2E;
+    const int n = (int)(fn - 0.5f);   /* fn <= 0: truncating fn - 0.5 rounds to nearest */
+    const float r = x - (float)n * EXP_C1 - (float)n * EXP_C2;
+    float y = EXP_P0;
+    y = y * r + EXP_P1;
+    y = y * r + EXP_P2;
+    y = y * r + EXP_P3;
+    y = y * r + EXP_P4;
+    y = y * r + EXP_P5;
+    y = y * r * r + r + 1.0f;
+    const uint32_t bits = (uint32_t)(n + 127) << 23;
+    float two_n;
+    memcpy(&two_n, &bits, 4);
+    return y * two_n;
+}
+
+/* Plain C, one head at a time: any head dim, any CPU. */
+void pair_scalar(const att_pair *j) {
+    const int G = j->G, D = j->D;
+    float m[ATT_MAX_GROUP], l[ATT_MAX_GROUP], s[TILE];
+    const float *rows[TILE + 1];
+    for (int g = 0; g < G; g++) { m[g] = -INFINITY; l[g] = 0.0f; }
+    memset(j->out, 0, (size_t)G * D * sizeof(float));
+    for (int t0 = j->start; t0 < j->end; t0 += TILE) {
+        const int n = tile_rows(j, t0, rows);
+        for (int g = 0; g < G; g++) {
+            const float *q = j->q + (size_t)g * D;
+            float *o = j->out + (size_t)g * D;
+            float top = -INFINITY;
+            for (int t = 0; t < n; t++) {
+                float d = 0.0f;
+                for (int i = 0; i < D; i++) d += q[i] * rows[t][i];
+                s[t] = d * j->scale;
+                top = s[t] > top ? s[t] : top;
+            }
+            const float mn = top > m[g] ? top : m[g];
+            const float corr = exp_neg(m[g] - mn);   /* 0 on the first tile */
+            float sum = 0.0f;
+            for (int t = 0; t < n; t++) { s[t] = exp_neg(s[t] - mn); sum += s[t]; }
+            l[g] = l[g] * corr + sum;
+            m[g] = mn;
+            for (int i = 0; i < D; i++) o[i] *= corr;
+            for (int t = 0; t < n; t++) {
+                const float *v = rows[t] + j->v_off;
+                for (int i = 0; i < D; i++) o[i] += s[t] * v[i];
+            }
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        const float inv = 1.0f / l[g];
+        for (int i = 0; i < D; i++) j->out[(size_t)g * D + i] *= inv;
+    }
+}
+
+typedef void (*pair_fn)(const att_pair *);
+
+static pair_fn pick(int level, int D) {
+#ifdef ATT_HAVE_X86
+    if (level >= ISA_AVX512 && D % 16 == 0) return pair_avx512;
+    if (level >= ISA_AVX2 && D % 8 == 0) return pair_avx2;
+#endif
+    (void)level; (void)D;
+    return pair_scalar;
+}
+
+/* First position a sequence of `len` tokens attends to. */
+static int first_pos(int64_t len, int window) { return window > 0 && len > window ? (int)(len - window) : 0; }
+
+static int check(const att_args *a, int *bad_seq) {
+    if (a->B < 0 || a->Hq <= 0 || a->Hk <= 0 || a->Hq % a->Hk != 0 || a->Hq / a->Hk > ATT_MAX_GROUP ||
+        a->D <= 0 || a->num_blocks <= 0 || a->block_size <= 0 || a->max_blocks < 0 || a->window < 0)
+        return ATT_ESHAPE;
+    const int64_t cap = (int64_t)a->max_blocks * a->block_size;
+    for (int b = 0; b < a->B; b++) {
+        const int64_t len = a->seq_lens[b];
+        *bad_seq = b;
+        if (len < 1 || len > cap || len > INT32_MAX) return ATT_ELEN;
+        const int64_t *table = a->block_tables + (size_t)b * a->max_blocks;
+        for (int64_t blk = first_pos(len, a->window) / a->block_size; blk <= (len - 1) / a->block_size; blk++)
+            if (table[blk] < 0 || table[blk] >= a->num_blocks) return ATT_EBLOCK;
+    }
+    return ATT_OK;
+}
+
+/* The work of pair i = b * Hk + kvh. */
+static att_pair pair_job(const att_args *a, int i) {
+    const int b = i / a->Hk, kvh = i % a->Hk, G = a->Hq / a->Hk;
+    const int64_t len = a->seq_lens[b];
+    const size_t slot = (size_t)a->Hk * a->D;
+    const att_pair job = {
+        .q = a->q + ((size_t)b * a->Hq + (size_t)kvh * G) * a->D,
+        .out = a->out + ((size_t)b * a->Hq + (size_t)kvh * G) * a->D,
+        .k0 = a->kv + (size_t)kvh * a->D,
+        .v_off = (size_t)a->num_blocks * a->block_size * slot,
+        .slot_stride = slot,
+        .table = a->block_tables + (size_t)b * a->max_blocks,
+        .block_size = a->block_size,
+        .start = first_pos(len, a->window),
+        .end = (int)len,
+        .G = G,
+        .D = a->D,
+        .scale = a->scale,
+    };
+    return job;
+}
+
+int paged_decode_attention_run(int level, const att_args *a, int nthreads, int *bad_seq) {
+    const int rc = check(a, bad_seq);
+    if (rc != ATT_OK) return rc;
+    const pair_fn fn = pick(level, a->D);
+    const int pairs = a->B * a->Hk;
+    if (nthreads > pairs) nthreads = pairs;
+    if (nthreads < 1) nthreads = 1;
+    /* Pairs are claimed one at a time: sequences differ in length, and the CPU may be shared. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (nthreads > 1)
+#endif
+    for (int i = 0; i < pairs; i++) {
+        const att_pair job = pair_job(a, i);
+        fn(&job);
+    }
+    (void)nthreads;
+    return ATT_OK;
+}

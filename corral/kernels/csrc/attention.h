@@ -1,0 +1,34 @@
+/* Decode attention over a paged KV cache: one query token per sequence, K/V read where they lie. */
+#ifndef CORRAL_ATTENTION_H
+#define CORRAL_ATTENTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { ATT_OK = 0, ATT_ESHAPE = -1, ATT_ELEN = -2, ATT_EBLOCK = -3 };
+
+/* Query heads sharing one KV head that a call takes (their softmax states live on the stack). */
+#define ATT_MAX_GROUP 256
+
+/* One decode-attention call. Every buffer is contiguous; q, kv and out are float32. */
+typedef struct {
+    const float *q;               /* (B, Hq, D) */
+    const float *kv;              /* (2, num_blocks, block_size, Hk, D): keys, then values */
+    const int64_t *block_tables;  /* (B, max_blocks): block ids of each sequence, in order */
+    const int64_t *seq_lens;      /* (B,): cache positions 0 .. seq_lens[b]-1 hold sequence b */
+    float *out;                   /* (B, Hq, D) */
+    int B, Hq, Hk, D;
+    int64_t num_blocks;
+    int block_size, max_blocks;
+    int window;                   /* > 0: keys at positions >= seq_len - window only; 0: all */
+    float scale;                  /* applied to q . k before the softmax */
+} att_args;
+
+/* out[b, h] = softmax(scale * q[b, h] . K[b, kvh]) @ V[b, kvh] over the sequence's cached
+ * positions, kvh = h / (Hq / Hk), with float32 online softmax. `level` (an ISA_* of dispatch.h,
+ * at most kernels_best_level()) picks the instruction set. Returns ATT_OK, ATT_ESHAPE, or ATT_ELEN /
+ * ATT_EBLOCK with *bad_seq set to the sequence whose length or block id is out of range (checked
+ * before anything is written). */
+int paged_decode_attention_run(int level, const att_args *a, int nthreads, int *bad_seq);
+
+#endif

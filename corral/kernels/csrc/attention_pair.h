@@ -1,0 +1,108 @@
+/* Internal to the attention kernels: the work of one (sequence, KV head) pair and what every
+ * instruction-set version of it shares. */
+#ifndef CORRAL_ATTENTION_PAIR_H
+#define CORRAL_ATTENTION_PAIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attention.h"
+
+/* Inlined into each instruction-set version (a prefetch-only function left out of line would be
+ * taken for one without effects, and its calls dropped). */
+#if defined(__GNUC__)
+#define ATT_INLINE static inline __attribute__((always_inline))
+#else
+#define ATT_INLINE static inline
+#endif
+
+/* Cache positions per tile: their K and V rows (2 x 32 x D floats) stay in L1 between the score
+ * pass and the value pass. */
+#define TILE 32
+
+typedef struct {
+    const float *q;         /* (G, D): the query rows of the group's heads */
+    float *out;             /* (G, D) */
+    const float *k0;        /* key row of slot 0 for this KV head: kv + kvh * D */
+    size_t v_off;           /* floats from a key row to the value row of the same slot */
+    size_t slot_stride;     /* floats between consecutive slots: Hk * D */
+    const int64_t *table;   /* the sequence's block ids */
+    int block_size, start, end;   /* positions [start, end) */
+    int G, D;
+    float scale;
+} att_pair;
+
+/* Key rows of positions t0 .. t0+n-1 into rows[0..n) (n <= TILE, returned; 0 past the end); value
+ * rows are v_off further. rows[n] repeats rows[n-1], so kernels may take positions in pairs. */
+ATT_INLINE int tile_rows(const att_pair *j, int t0, const float **rows) {
+    if (t0 >= j->end) return 0;
+    const int n = j->end - t0 < TILE ? j->end - t0 : TILE;
+    int blk = t0 / j->block_size, off = t0 % j->block_size;
+    for (int i = 0; i < n; i++) {
+        rows[i] = j->k0 + ((size_t)j->table[blk] * (size_t)j->block_size + (size_t)off) * j->slot_stride;
+        if (++off == j->block_size) { off = 0; blk++; }
+    }
+    rows[n] = rows[n - 1];
+    return n;
+}
+
+/* The rows of the tile being computed and of the two after it, which are prefetched meanwhile (the
+ * next into L1, the one after into L2): left to the hardware prefetchers, the kernels wait on the
+ * scattered blocks and compute in turn (16 sequences of 200 tokens from DRAM: 1.8x the time, see
+ * docs/benchmarks.md). Tile i (counting from the pair's first) is rows[i % 3]. */
+typedef struct {
+    const float *rows[3][TILE + 1];
+    int n[3];
+} tile_ring;
+
+ATT_INLINE void ring_start(tile_ring *r, const att_pair *j) {
+    r->n[0] = tile_rows(j, j->start, r->rows[0]);
+    r->n[1] = tile_rows(j, j->start + TILE, r->rows[1]);
+}
+
+/* Before computing tile i: finds the rows of tile i + 2. */
+ATT_INLINE void ring_advance(tile_ring *r, const att_pair *j, int i) {
+    r->n[(i + 2) % 3] = tile_rows(j, j->start + (i + 2) * TILE, r->rows[(i + 2) % 3]);
+}
+
+/* While computing position t of tile i: starts fetching position t of tiles i + 1 and i + 2. */
+ATT_INLINE void prefetch_ahead(const tile_ring *r, int i, int t, size_t v_off, int D) {
+#if defined(__GNUC__)
+    const int a = (i + 1) % 3, b = (i + 2) % 3;
+    if (t < r->n[a])
+        for (int c = 0; c < D; c += 16) {
+            __builtin_prefetch(r->rows[a][t] + c, 0, 3);
+            __builtin_prefetch(r->rows[a][t] + v_off + c, 0, 3);
+        }
+    if (t < r->n[b])
+        for (int c = 0; c < D; c += 16) {
+            __builtin_prefetch(r->rows[b][t] + c, 0, 2);
+            __builtin_prefetch(r->rows[b][t] + v_off + c, 0, 2);
+        }
+#else
+    (void)r; (void)i; (void)t; (void)v_off; (void)D;
+#endif
+}
+
+/* exp(x) for x <= 0 (larger x are taken as 0) within 2 ulp, and exactly 0 below ln(FLT_MIN), so
+ * exp(-inf) = 0. Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2, e^r by a degree-6 polynomial, times 2^n. */
+#define EXP_LO (-87.33654475f)
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_C1 0.693359375f
+#define EXP_C2 (-2.12194440e-4f)
+#define EXP_P0 1.9875691500e-4f
+#define EXP_P1 1.3981999507e-3f
+#define EXP_P2 8.3334519073e-3f
+#define EXP_P3 4.1665795894e-2f
+#define EXP_P4 1.6666665459e-1f
+#define EXP_P5 5.0000001201e-1f
+
+/* The pair kernels: out rows = softmax(scale * q K^T) V over positions [start, end). */
+void pair_scalar(const att_pair *j);
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+#define ATT_HAVE_X86 1
+void pair_avx2(const att_pair *j);     /* D % 8 == 0; needs AVX2 + FMA */
+void pair_avx512(const att_pair *j);   /* D % 16 == 0; needs AVX-512F */
+#endif
+
+#endif
