@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 from corral import kernels
+from corral.layers.lean_module import LeanModule
 from corral.loader.quantized import QuantizedWeight
 
 
-class Linear(nn.Module):
+class Linear(LeanModule):
     """y = x @ W.T (+ b), W of shape (out_features, in_features) as in `nn.Linear`."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False, dtype=torch.float32):
