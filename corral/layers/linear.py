@@ -84,16 +84,23 @@ def _pack_with_kernels(layer: Linear, qw: QuantizedWeight) -> bool:
     return False
 
 
-def project_all(x: torch.Tensor, layers: list[Linear], *, with_bias: bool = True) -> list[torch.Tensor]:
+def project_all(x: torch.Tensor, layers: list[Linear], *, with_bias: bool = True,
+                out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """[layer(x) for layer in layers] for projections that read the same input (q/k/v, gate/up);
-    with_bias=False leaves the biases out (the caller fuses them into a later op).
+    with_bias=False leaves the biases out (the caller fuses them into a later op). `out` holds one
+    contiguous tensor per layer to write into, of any shape with x's rows times out_features
+    elements (e.g. (T, heads, head_dim)); those are returned then.
 
     When every layer is kept quantized, one kernel call quantizes x once and runs them all.
     """
     if any(layer.packed is None for layer in layers):
-        return [layer(x) if with_bias else layer.matmul(x) for layer in layers]
+        ys = [layer(x) if with_bias else layer.matmul(x) for layer in layers]
+        return ys if out is None else [o.copy_(y.view(o.shape)) for o, y in zip(out, ys)]
     if x.dim() == 2 and x.dtype is torch.float32:
-        outs = kernels.qmatmul_many(x, [layer.packed for layer in layers])
+        outs = kernels.qmatmul_many(x, [layer.packed for layer in layers], out=out)
+    elif out is not None:
+        ys = project_all(x.reshape(-1, x.shape[-1]).float(), layers, with_bias=False)
+        outs = [o.copy_(y.view(o.shape)) for o, y in zip(out, ys)]
     else:
         shape = x.shape
         outs = kernels.qmatmul_many(x.reshape(-1, shape[-1]).float(), [layer.packed for layer in layers])
@@ -101,5 +108,5 @@ def project_all(x: torch.Tensor, layers: list[Linear], *, with_bias: bool = True
     if with_bias:
         for layer, y in zip(layers, outs):
             if layer.bias is not None:
-                y.add_(layer.bias)
+                y.view(-1, layer.out_features).add_(layer.bias)
     return outs

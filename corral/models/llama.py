@@ -41,10 +41,10 @@ class LlamaAttention(LeanModule):
     def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
         # x: (T, hidden)
         t = x.shape[0]
-        q, k, v = project_all(x, [self.q_proj, self.k_proj, self.v_proj], with_bias=False)
-        q = q.view(t, self.num_heads, self.head_dim)  # (T, Hq, D)
-        k = k.view(t, self.num_kv_heads, self.head_dim)  # (T, Hk, D)
-        v = v.view(t, self.num_kv_heads, self.head_dim)
+        q = x.new_empty(t, self.num_heads, self.head_dim)  # (T, Hq, D)
+        k = x.new_empty(t, self.num_kv_heads, self.head_dim)  # (T, Hk, D)
+        v = x.new_empty(t, self.num_kv_heads, self.head_dim)
+        project_all(x, [self.q_proj, self.k_proj, self.v_proj], with_bias=False, out=[q, k, v])
         # Biases (Qwen2), per-head q/k RMSNorm (Qwen3) and rotary, in place and in one pass.
         ops.bias_norm_rope_(
             q, k, v, *batch.rotary,
