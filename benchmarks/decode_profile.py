@@ -85,6 +85,7 @@ def wrap_step_functions(timers: Timers, engine) -> None:
     import corral.kernels as kernels
     qmatmul_module = sys.modules["corral.kernels.qmatmul"]  # the package's `qmatmul` is the function
     import corral.layers.linear as linear
+    import corral.layers.sampler as sampler
     import corral.models.llama as llama
     from corral.core.scheduler import Scheduler
     from corral.engine.llm_engine import LLMEngine
@@ -107,6 +108,8 @@ def wrap_step_functions(timers: Timers, engine) -> None:
         ("prepare inputs", model_runner.ModelRunner, "_prepare"),
         ("sampling batch", model_runner, "_sampling_batch"),
         ("sampler", model_runner, "sample"),
+        ("sampler argmax", sampler, "_argmax"),
+        ("sampler: tokens to Python", model_runner, "_to_tokens"),
         ("model forward (rest)", model_cls, "forward"),
         ("compute_logits (rest)", model_cls, "compute_logits"),
         ("embedding", Embedding, "forward"),

@@ -40,7 +40,10 @@ class ModelRunner:
         rows = [i for i, r in enumerate(sched.scheduled) if r.sample]
         if not rows:
             return {}
-        picked = hidden[torch.tensor([ends[i] - 1 for i in rows], device=self.device)]  # (N, hidden)
+        if len(rows) == hidden.shape[0]:  # every token samples (all decodes): no gather
+            picked = hidden
+        else:
+            picked = hidden[torch.tensor([ends[i] - 1 for i in rows], device=self.device)]  # (N, hidden)
         logits = self.model.compute_logits(picked)  # (N, V)
         requests = [sched.scheduled[i] for i in rows]
         result = sample(logits, _sampling_batch(requests, logits.device))
@@ -132,6 +135,7 @@ def _sampling_batch(requests: list[ScheduledRequest], device) -> SamplingBatch:
         output_token_ids=[r.generated_token_ids for r in requests],
         suppress_token_ids=suppress if any(suppress) else None,
         max_logprobs=max(want) if want else None,
+        sampled_rows=[i for i, p in enumerate(params) if p.temperature != 0],
     )
 
 

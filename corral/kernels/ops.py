@@ -119,39 +119,39 @@ def bias_norm_rope_(
 
     q: (T, Hq, D), k and v: (T, Hk, D). Rotary needs an even D.
     """
-    if q.dim() != 3 or k.dim() != 3 or k.shape[0] != q.shape[0] or k.shape[2] != q.shape[2]:
+    if q.dim() != 3 or k.dim() != 3:
         raise ValueError(f"q (T, Hq, D) and k (T, Hk, D) are needed, got {tuple(q.shape)} and {tuple(k.shape)}")
-    t, _, d = q.shape
-    if v is not None and (v.dim() != 3 or v.shape[0] != t or v.shape[2] != d):
-        raise ValueError(f"v must be (T, Hk, D) with T={t}, D={d}, got {tuple(v.shape)}")
-    for name, x, b in (("q_bias", q, q_bias), ("k_bias", k, k_bias), ("v_bias", v, v_bias)):
-        if b is not None and (x is None or b.shape != (x.shape[1] * d,)):
-            raise ValueError(f"{name} must be ({'H * D' if x is None else x.shape[1] * d},), got {tuple(b.shape)}")
-    for name, w in (("q_norm", q_norm), ("k_norm", k_norm)):
-        if w is not None and w.shape != (d,):
-            raise ValueError(f"{name} must be ({d},), got {tuple(w.shape)}")
-    if (cos is None) != (sin is None):
-        raise ValueError("cos and sin go together")
-    if cos is not None and (cos.shape != (t, d) or sin.shape != (t, d) or d % 2):
-        raise ValueError(f"cos and sin must be ({t}, {d}) with an even head size, got {tuple(cos.shape)}, "
-                         f"{tuple(sin.shape)}")
+    t, hq, d = q.shape
+    tk, hk, dk = k.shape
+    if tk != t or dk != d or (v is not None and v.shape != k.shape):
+        raise ValueError(f"q (T, Hq, D), k and v (T, Hk, D) are needed, got {tuple(q.shape)}, {tuple(k.shape)}"
+                         + (f" and {tuple(v.shape)}" if v is not None else ""))
+    if ((q_bias is not None and q_bias.shape != (hq * d,)) or (k_bias is not None and k_bias.shape != (hk * d,))
+            or (v_bias is not None and (v is None or v_bias.shape != (hk * d,)))):
+        raise ValueError(f"biases must be (H * D,): ({hq * d},) for q, ({hk * d},) for k and v; got "
+                         f"{[None if b is None else tuple(b.shape) for b in (q_bias, k_bias, v_bias)]}")
+    if (q_norm is not None and q_norm.shape != (d,)) or (k_norm is not None and k_norm.shape != (d,)):
+        raise ValueError(f"q_norm and k_norm must be ({d},)")
+    if (cos is not None or sin is not None) and (
+            cos is None or sin is None or cos.shape != (t, d) or sin.shape != (t, d) or d % 2):
+        raise ValueError(f"cos and sin go together, each ({t}, {d}) with an even head size")
     if _c_ok(q, k, v, cos, sin, q_bias, k_bias, v_bias, q_norm, k_norm):
-        jobs = [(q.data_ptr(), q.shape[1], _addr(q_bias), _addr(q_norm), True),
-                (k.data_ptr(), k.shape[1], _addr(k_bias), _addr(k_norm), True)]
-        if v is not None and v_bias is not None:
-            jobs.append((v.data_ptr(), v.shape[1], v_bias.data_ptr(), 0, False))
+        jobs = [(q.data_ptr(), hq, _addr(q_bias), _addr(q_norm), True),
+                (k.data_ptr(), hk, _addr(k_bias), _addr(k_norm), True)]
+        if v_bias is not None:
+            jobs.append((v.data_ptr(), hk, v_bias.data_ptr(), 0, False))
         _ext.heads_epilogue(_level(isa), jobs, t, d, eps, _addr(cos), _addr(sin), torch.get_num_threads())
         return
     for x, b, w in ((q, q_bias, q_norm), (k, k_bias, k_norm)):
         if b is not None:
-            x.add_(b.view(x.shape[1], d).to(x.dtype))
+            x.add_(b.view(-1, d).to(x.dtype))
         if w is not None:
             x.copy_(_torch_rms_norm(x, w, eps))
         if cos is not None:
             c, s = cos[:, None, :].to(x.dtype), sin[:, None, :].to(x.dtype)  # (T, 1, D)
             x.copy_(x * c + _rotate_half(x) * s)
-    if v is not None and v_bias is not None:
-        v.add_(v_bias.view(v.shape[1], d).to(v.dtype))
+    if v_bias is not None:
+        v.add_(v_bias.view(hk, d).to(v.dtype))
 
 
 def silu_mul(gate: torch.Tensor, up: torch.Tensor, out: torch.Tensor | None = None, *,

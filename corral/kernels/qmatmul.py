@@ -136,6 +136,7 @@ def qmatmul_many(
     x: torch.Tensor,
     weights: Sequence[PackedWeight],
     *,
+    out: Sequence[torch.Tensor] | None = None,
     num_threads: int | None = None,
     isa: str | None = None,
 ) -> list[torch.Tensor]:
@@ -143,7 +144,9 @@ def qmatmul_many(
 
     For weights that read the same input (q/k/v, gate/up): x is quantized once and, for few tokens,
     all rows of all weights share one parallel region. Weights may differ in type and row count
-    but must all have K = x.shape[1] columns.
+    but must all have K = x.shape[1] columns. `out` gives one contiguous CPU float32 tensor per
+    weight to write into, of any shape with T * N_i elements (e.g. (T, heads, head_dim)); they are
+    what is returned then.
     """
     if _ext is None:
         raise RuntimeError("corral's quantized kernels are not built; use a dense weight instead")
@@ -156,7 +159,16 @@ def qmatmul_many(
         if w.shape[1] != k:
             raise ValueError(f"every weight needs K = {k} columns, got a {w.type_name} weight of shape {w.shape}")
     x = x.contiguous()
-    outs = [torch.empty((t, w.shape[0]), dtype=torch.float32) for w in weights]
+    if out is None:
+        outs = [torch.empty((t, w.shape[0]), dtype=torch.float32) for w in weights]
+    else:
+        outs = list(out)
+        if len(outs) != len(weights) or any(
+            o.dtype != torch.float32 or not o.is_cpu or not o.is_contiguous() or o.numel() != t * w.shape[0]
+            for w, o in zip(weights, outs)
+        ):
+            raise ValueError(f"out must be {len(weights)} contiguous CPU float32 tensors of T * N elements, "
+                             f"N = {[w.shape[0] for w in weights]}, T = {t}")
     if t == 0 or not weights:
         return outs
     level = _BEST if isa is None else _level(isa)

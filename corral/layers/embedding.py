@@ -6,10 +6,11 @@ from torch import nn
 
 from corral import kernels
 from corral.kernels import ops
+from corral.layers.lean_module import LeanModule
 from corral.loader.quantized import QuantizedWeight
 
 
-class Embedding(nn.Module):
+class Embedding(LeanModule):
     def __init__(self, num_embeddings: int, dim: int, dtype=torch.float32):
         super().__init__()
         self.num_embeddings = num_embeddings

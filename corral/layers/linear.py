@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 from corral import kernels
+from corral.layers.lean_module import LeanModule
 from corral.loader.quantized import QuantizedWeight
 
 
-class Linear(nn.Module):
+class Linear(LeanModule):
     """y = x @ W.T (+ b), W of shape (out_features, in_features) as in `nn.Linear`."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False, dtype=torch.float32):
@@ -92,18 +93,30 @@ def _pack_with_kernels(layer: Linear, qw: QuantizedWeight) -> bool:
     return False
 
 
-def project_all(x: torch.Tensor, layers: list[Linear], *, with_bias: bool = True) -> list[torch.Tensor]:
+def project_all(x: torch.Tensor, layers: list[Linear], *, with_bias: bool = True,
+                out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """[layer(x) for layer in layers] for projections that read the same input (q/k/v, gate/up);
-    with_bias=False leaves the biases out (the caller fuses them into a later op).
+    with_bias=False leaves the biases out (the caller fuses them into a later op). `out` holds one
+    contiguous tensor per layer to write into, of any shape with x's rows times out_features
+    elements (e.g. (T, heads, head_dim)); those are returned then.
 
     When every layer is kept quantized, one kernel call quantizes x once and runs them all.
     """
     if any(layer.packed is None for layer in layers):
-        return [layer(x) if with_bias else layer.matmul(x) for layer in layers]
-    outs = kernels.qmatmul_many(_flat(x, x.shape[-1]), [layer.packed for layer in layers])
-    outs = [layer._finish(y, x) for layer, y in zip(layers, outs)]
+        ys = [layer(x) if with_bias else layer.matmul(x) for layer in layers]
+        return ys if out is None else [o.copy_(y.view(o.shape)) for o, y in zip(out, ys)]
+    flat = _flat(x, x.shape[-1])
+    if out is not None and (flat is not x or any(layer.out_order is not None for layer in layers)):
+        # rows to reorder or a reshape first: compute, then copy into place
+        ys = project_all(flat, layers, with_bias=False)
+        outs = [o.copy_(y.view(o.shape)) for o, y in zip(out, ys)]
+    elif out is not None:
+        outs = kernels.qmatmul_many(flat, [layer.packed for layer in layers], out=out)
+    else:
+        outs = kernels.qmatmul_many(flat, [layer.packed for layer in layers])
+        outs = [layer._finish(y, x) for layer, y in zip(layers, outs)]
     if with_bias:
         for layer, y in zip(layers, outs):
             if layer.bias is not None:
-                y.add_(layer.bias)
+                y.view(-1, layer.out_features).add_(layer.bias)
     return outs

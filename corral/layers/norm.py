@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from corral.kernels import ops
+from corral.layers.lean_module import LeanModule
 
 
-class RMSNorm(nn.Module):
+class RMSNorm(LeanModule):
     def __init__(self, dim: int, eps: float):
         super().__init__()
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim), requires_grad=False)
+        self.weight = torch.ones(dim)  # a plain tensor like Linear's: read without nn.Module's lookup
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None):
         """norm(x) (..., dim); with `residual`: residual += x in place, then (norm(residual), residual),
@@ -26,4 +26,4 @@ class RMSNorm(nn.Module):
             from corral.loader.dequant import dequantize
 
             tensor = dequantize(tensor.type_name, tensor.data, tensor.shape)
-        self.weight = nn.Parameter(tensor.to(torch.float32).reshape(self.weight.shape), requires_grad=False)
+        self.weight = tensor.to(torch.float32).reshape(self.weight.shape).contiguous()

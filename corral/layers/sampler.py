@@ -28,6 +28,7 @@ class SamplingBatch:
     output_token_ids: list[list[int]] | None = None
     suppress_token_ids: list[list[int]] | None = None  # e.g. EOS while below min_tokens
     max_logprobs: int | None = None  # None: no logprobs wanted by any row
+    sampled_rows: list[int] | None = None  # rows with temperature > 0; None: read them off `temperature`
 
 
 @dataclass
@@ -41,7 +42,6 @@ class SamplerOutput:
 
 def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
     """logits: (N, V) float32 -> one token per row."""
-    out = SamplerOutput(token_ids=torch.empty(0))
     if batch.max_logprobs is not None:
         raw = torch.log_softmax(logits, dim=-1)
     logits = _apply_penalties(logits, batch)
@@ -49,17 +49,18 @@ def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
         for row, ids in enumerate(batch.suppress_token_ids):
             if ids:
                 logits[row, ids] = float("-inf")
-    greedy = batch.temperature == 0
     tokens = _argmax(logits)
-    if not bool(greedy.all()):
-        sampled_rows = (~greedy).nonzero().flatten().tolist()
+    sampled_rows = batch.sampled_rows
+    if sampled_rows is None:
+        sampled_rows = (batch.temperature != 0).nonzero().flatten().tolist()
+    if sampled_rows:
         rows = logits[sampled_rows] / batch.temperature[sampled_rows, None]
         probs = _filter(rows, batch.top_k[sampled_rows], batch.top_p[sampled_rows], batch.min_p[sampled_rows])
         for j, row in enumerate(sampled_rows):
             # Exponential race: argmax(p / E), E ~ Exp(1), draws from p with one generator call.
             noise = torch.empty_like(probs[j]).exponential_(generator=batch.generators[row])
             tokens[row] = (probs[j] / noise).argmax()
-    out.token_ids = tokens
+    out = SamplerOutput(token_ids=tokens)
     if batch.max_logprobs is not None:
         chosen = raw.gather(1, tokens[:, None]).squeeze(1)
         out.logprobs = chosen

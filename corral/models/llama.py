@@ -13,6 +13,7 @@ from torch import nn
 from corral.kernels import ops
 from corral.layers.activation import gated
 from corral.layers.embedding import Embedding
+from corral.layers.lean_module import LeanModule
 from corral.layers.linear import Linear, project_all
 from corral.layers.norm import RMSNorm
 from corral.layers.rotary import RotaryEmbedding
@@ -21,7 +22,7 @@ from corral.models.forward_batch import ForwardBatch
 from corral.models.weights import load_named_weights
 
 
-class LlamaAttention(nn.Module):
+class LlamaAttention(LeanModule):
     def __init__(self, cfg: ModelConfig, layer_idx: int):
         super().__init__()
         self.layer_idx = layer_idx
@@ -40,10 +41,10 @@ class LlamaAttention(nn.Module):
     def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
         # x: (T, hidden)
         t = x.shape[0]
-        q, k, v = project_all(x, [self.q_proj, self.k_proj, self.v_proj], with_bias=False)
-        q = q.view(t, self.num_heads, self.head_dim)  # (T, Hq, D)
-        k = k.view(t, self.num_kv_heads, self.head_dim)  # (T, Hk, D)
-        v = v.view(t, self.num_kv_heads, self.head_dim)
+        q = x.new_empty(t, self.num_heads, self.head_dim)  # (T, Hq, D)
+        k = x.new_empty(t, self.num_kv_heads, self.head_dim)  # (T, Hk, D)
+        v = x.new_empty(t, self.num_kv_heads, self.head_dim)
+        project_all(x, [self.q_proj, self.k_proj, self.v_proj], with_bias=False, out=[q, k, v])
         # Biases (Qwen2), per-head q/k RMSNorm (Qwen3) and rotary, in place and in one pass.
         ops.bias_norm_rope_(
             q, k, v, *batch.rotary,
@@ -56,7 +57,7 @@ class LlamaAttention(nn.Module):
         return self.o_proj(o.reshape(t, -1))
 
 
-class LlamaMLP(nn.Module):
+class LlamaMLP(LeanModule):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.act = cfg.hidden_act
@@ -69,7 +70,7 @@ class LlamaMLP(nn.Module):
         return self.down_proj(gated(self.act, gate, up, out=gate))
 
 
-class LlamaDecoderLayer(nn.Module):
+class LlamaDecoderLayer(LeanModule):
     def __init__(self, cfg: ModelConfig, layer_idx: int):
         super().__init__()
         self.self_attn = LlamaAttention(cfg, layer_idx)
@@ -89,7 +90,7 @@ class LlamaDecoderLayer(nn.Module):
         return self.mlp(x), residual
 
 
-class LlamaModel(nn.Module):
+class LlamaModel(LeanModule):
     def __init__(self, cfg: ModelConfig, max_positions: int):
         super().__init__()
         self.embed_tokens = Embedding(cfg.vocab_size, cfg.hidden_size)
@@ -105,7 +106,7 @@ class LlamaModel(nn.Module):
         return self.norm(x) if residual is None else self.norm(x, residual)[0]
 
 
-class LlamaForCausalLM(nn.Module):
+class LlamaForCausalLM(LeanModule):
     """forward() gives final hidden states (T, hidden); compute_logits() projects chosen rows."""
 
     def __init__(self, cfg: ModelConfig, max_positions: int):

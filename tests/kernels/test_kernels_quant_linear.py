@@ -104,3 +104,35 @@ class _no_warning:
 
     def __exit__(self, *exc):
         return self._ctx.__exit__(*exc)
+
+
+@pytest.mark.filterwarnings("ignore:corral's quantized kernels are not built")
+@pytest.mark.parametrize("quantized", [True, False])
+def test_project_all_writes_into_given_tensors(quantized: bool) -> None:
+    from corral.layers.linear import project_all
+
+    layers = []
+    for n, seed in ((32, 1), (16, 2)):
+        layer = Linear(64, n, bias=True)
+        layer.load_param("bias", torch.randn(n))
+        qw = QuantizedWeight("Q8_0", (n, 64), random_blocks("Q8_0", n, 64, np.random.default_rng(seed)))
+        layer.load_param("weight", qw, keep_quantized=quantized)
+        layers.append(layer)
+    x = torch.randn(3, 64)
+    out = [torch.empty(3, 4, 8), torch.empty(3, 2, 8)]  # (T, heads, head_dim)
+    got = project_all(x, layers, out=out)
+    assert got[0] is out[0] and got[1] is out[1]
+    for layer, y in zip(layers, out):
+        assert torch.equal(y.view(3, -1), layer(x))
+    bare = project_all(x, layers, with_bias=False, out=[torch.empty(3, 32), torch.empty(3, 16)])
+    for layer, y in zip(layers, bare):
+        assert torch.allclose(y + layer.bias, layer(x), atol=1e-6)
+
+
+@pytest.mark.skipif(not kernels.is_available(), reason="quantized kernels not built")
+def test_qmatmul_many_rejects_wrong_out() -> None:
+    w = kernels.pack(_weight("Q4_0", 8, 64))
+    x = torch.randn(2, 64)
+    for bad in ([torch.empty(2, 9)], [torch.empty(2, 8, dtype=torch.float64)], [torch.empty(8, 2).t()], []):
+        with pytest.raises(ValueError, match="out must be"):
+            kernels.qmatmul_many(x, [w], out=bad)
