@@ -71,7 +71,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, out: torch.Tenso
     d = _check_norm(x, weight, out)
     if _c_ok(x, weight, out):
         if out is None:
-            out = torch.empty(x.shape, dtype=_F32)
+            out = x.new_empty(x.shape)  # x is CPU float32 here; cheaper than torch.empty
         _ext.rms_norm(_level(isa), x.data_ptr(), 0, weight.data_ptr(), eps, x.numel() // d, d, out.data_ptr(),
                       torch.get_num_threads())
         return out
@@ -89,7 +89,7 @@ def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, 
         raise ValueError(f"residual must have x's shape {tuple(x.shape)}, got {tuple(residual.shape)}")
     if _c_ok(x, residual, weight, out):
         if out is None:
-            out = torch.empty(x.shape, dtype=_F32)
+            out = x.new_empty(x.shape)
         _ext.rms_norm(_level(isa), x.data_ptr(), residual.data_ptr(), weight.data_ptr(), eps, x.numel() // d, d,
                       out.data_ptr(), torch.get_num_threads())
         return out
@@ -163,7 +163,7 @@ def silu_mul(gate: torch.Tensor, up: torch.Tensor, out: torch.Tensor | None = No
                          + (f", {tuple(out.shape)}" if out is not None else ""))
     if _c_ok(gate, up, out):
         if out is None:
-            out = torch.empty(gate.shape, dtype=_F32)
+            out = gate.new_empty(gate.shape)
         _ext.silu_mul(_level(isa), gate.data_ptr(), up.data_ptr(), gate.numel(), out.data_ptr(),
                       torch.get_num_threads())
         return out
