@@ -192,6 +192,17 @@ static void prefetch_rows(const qm_weight *j, int n0, int n1, size_t row_bytes) 
  * on the weight type's group and offset; jobs of one call share them. */
 #define QM_MAX_JOBS 8
 
+/* Tokens [lo, hi) of x quantized into `rows` and interleaved into each format's tiles. */
+static void quantize_into_tiles(const kernel_set *ks, act_set *rows, act_tiles *at, const qtype_info **fmt,
+                                int nfmt, const float *x, int K, int lo, int hi) {
+    for (int t = lo; t < hi; t++) {
+        act_row r = act_set_row(rows, t);
+        ks->quantize_row(x + (size_t)t * K, K, ACT_BLOCK, (int8_t *)r.q, (float *)r.d, (int16_t *)r.s16,
+                         (int16_t *)r.s32);
+    }
+    for (int f = 0; f < nfmt; f++) act_tiles_fill(&at[f], rows, fmt[f], lo, hi);
+}
+
 /* Every job's rows through tiles in one parallel region: x is quantized once, and interleaved once
  * per distinct (group, offset) of the jobs' types. */
 static int run_tiles(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *x, int T,
@@ -222,26 +233,27 @@ static int run_tiles(const kernel_set *ks, const qm_weight *jobs, int njobs, int
     }
     first[njobs] = nunits;
     int failed = rc != QM_OK, next = 0;
+    /* A few tokens are quantized before the threads start (microseconds), so the region has no
+     * barrier where one thread the OS has not scheduled yet would hold up the others. */
+    const int serial_quant = T <= TILE_STREAM_MAX_T;
+    if (!failed && serial_quant) quantize_into_tiles(ks, &rows, at, fmt, nfmt, x, K, 0, T);
     if (!failed) {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads)
 #endif
     {
-        int part = 0, parts = 1;
+        if (!serial_quant) {
+            int part = 0, parts = 1;
 #ifdef _OPENMP
-        part = omp_get_thread_num(); parts = omp_get_num_threads();
+            part = omp_get_thread_num(); parts = omp_get_num_threads();
 #endif
-        int lo, hi;
-        split(T, parts, part, 1, &lo, &hi);
-        for (int t = lo; t < hi; t++) {
-            act_row r = act_set_row(&rows, t);
-            ks->quantize_row(x + (size_t)t * K, K, ACT_BLOCK, (int8_t *)r.q, (float *)r.d, (int16_t *)r.s16,
-                             (int16_t *)r.s32);
-        }
-        for (int f = 0; f < nfmt; f++) act_tiles_fill(&at[f], &rows, fmt[f], lo, hi);
+            int lo, hi;
+            split(T, parts, part, 1, &lo, &hi);
+            quantize_into_tiles(ks, &rows, at, fmt, nfmt, x, K, lo, hi);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
+        }
         wrows wr;
         if (wrows_alloc(&wr, K, 16, sub) != 0) {   /* group 16: room for the scales of either group */
 #ifdef _OPENMP

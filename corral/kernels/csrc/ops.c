@@ -16,8 +16,10 @@
 #include <immintrin.h>
 #endif
 
-/* Below this many floats a call stays on the calling thread: waking others costs more. */
-#define OPS_PARALLEL_MIN 65536
+/* Below this many floats a call stays on the calling thread: waking others costs more, and each
+ * parallel region can stall a whole timeslice when another process holds a core (16 sequences'
+ * SiLU * up, 78k floats, takes tens of microseconds on one thread). */
+#define OPS_PARALLEL_MIN (1 << 18)
 
 typedef struct {
     float (*sumsq)(const float *x, int n);               /* sum of x^2 */
