@@ -55,10 +55,10 @@ def _level(isa: str | None) -> int:
 
 
 def _check_norm(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None) -> int:
-    d = weight.shape[0]
-    if weight.dim() != 1 or d == 0 or x.dim() == 0 or x.shape[-1] != d:
-        raise ValueError(f"x (..., {tuple(weight.shape)[0]}) and a 1-D weight are needed, got x {tuple(x.shape)}, "
+    if weight.dim() != 1 or x.dim() == 0 or weight.shape[0] == 0 or x.shape[-1] != weight.shape[0]:
+        raise ValueError(f"x (..., D) and a weight (D,) are needed, got x {tuple(x.shape)}, "
                          f"weight {tuple(weight.shape)}")
+    d = weight.shape[0]
     if out is not None and out.shape != x.shape:
         raise ValueError(f"out must have x's shape {tuple(x.shape)}, got {tuple(out.shape)}")
     return d

@@ -79,9 +79,9 @@ class LlamaDecoderLayer(LeanModule):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None, batch: ForwardBatch):
-        """x: the previous layer's output (T, hidden), not yet added to the residual stream (None
-        before the first layer, whose x is the embedding). Returns (output, residual) the same way:
-        each residual add happens inside the next norm."""
+        """x (T, hidden): the previous layer's output, not yet added to `residual`, the running sum
+        of the outputs before it (None at the first layer, whose x is the embedding itself).
+        Returns (output, residual) in the same form: each add happens inside the next norm."""
         if residual is None:
             x, residual = self.input_layernorm(x), x
         else:

@@ -161,6 +161,8 @@ def test_shape_errors_are_value_errors() -> None:
     with pytest.raises(ValueError):
         ops.rms_norm(torch.ones(2, 8), w, 1e-6, out=torch.empty(3, 8))
     with pytest.raises(ValueError):
+        ops.rms_norm(torch.ones(2, 8), torch.tensor(1.0), 1e-6)
+    with pytest.raises(ValueError):
         ops.add_rms_norm(torch.ones(2, 8), torch.ones(1, 8), w, 1e-6)
     cos, sin = torch.ones(2, 8), torch.zeros(2, 8)
     q, k = torch.ones(2, 4, 8), torch.ones(2, 2, 8)
