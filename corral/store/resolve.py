@@ -39,8 +39,23 @@ def resolve(name_or_path: str | Path, *, home: str | Path | None = None) -> Reso
         return resolve_path(path)
     layout = StoreLayout.at(home)
     name = parse_name(str(name_or_path))
-    manifest = read_manifest(layout, name)
+    try:
+        manifest = read_manifest(layout, name)
+    except ModelNotFoundError:
+        bundled = _bundled(name)
+        if bundled is None:
+            raise
+        return bundled
     return resolved_from_manifest(layout, manifest, str(name))
+
+
+def _bundled(name) -> ResolvedModel | None:
+    """The model shipped in the package, by its name (a store model of that name comes first)."""
+    from corral.store.default_model import DEFAULT_MODEL_NAME, default_model_path
+
+    if name.is_local and str(name) == f"{DEFAULT_MODEL_NAME}:latest":
+        return ResolvedModel(default_model_path(), "gguf")
+    return None
 
 
 def resolve_path(path: Path) -> ResolvedModel:
