@@ -121,6 +121,18 @@ static inline __attribute__((target(Z_TARGET), always_inline)) __m512i pair_nibb
                               _mm256_and_si256(_mm256_srli_epi16(y, 4), m4), 1);
 }
 
+/* Q5_0 fifth bits of two blocks (4 bytes after each scale) as a byte mask in the pair order
+ * [lo(b), lo(b+1), hi(b), hi(b+1)]: where set, the value gains 0x10. */
+static inline __attribute__((target(Z_TARGET), always_inline)) __m512i
+pair_q5_high(const uint8_t *p0, const uint8_t *p1) {
+    uint32_t h0, h1;
+    memcpy(&h0, p0 + 2, 4);
+    memcpy(&h1, p1 + 2, 4);
+    const __mmask64 hb = (uint64_t)(h0 & 0xffff) | ((uint64_t)(h1 & 0xffff) << 16) |
+                         ((uint64_t)(h0 >> 16) << 32) | ((uint64_t)(h1 >> 16) << 48);
+    return _mm512_maskz_mov_epi8(hb, _mm512_set1_epi8(0x10));
+}
+
 static act_row tail_row(const act_row *x, int b) {
     act_row r = {x->q + 32 * b, x->d + b, x->s16 + 2 * b, x->s32 + b};
     return r;
@@ -146,16 +158,10 @@ static __attribute__((target(Z_TARGET))) float dot_q4_0_z(const uint8_t *w, cons
 static __attribute__((target(Z_TARGET))) float dot_q5_0_z(const uint8_t *w, const act_row *x, int K) {
     const int nb = K / 32;
     __m512 acc = _mm512_setzero_ps();
-    const __m512i m10 = _mm512_set1_epi8(0x10);
     int b = 0;
     for (; b + 1 < nb; b += 2) {
         const uint8_t *p0 = w + 22 * b, *p1 = p0 + 22;
-        uint32_t h0, h1;
-        memcpy(&h0, p0 + 2, 4);
-        memcpy(&h1, p1 + 2, 4);
-        const __mmask64 hb = (uint64_t)(h0 & 0xffff) | ((uint64_t)(h1 & 0xffff) << 16) |
-                             ((uint64_t)(h0 >> 16) << 32) | ((uint64_t)(h1 >> 16) << 48);
-        __m512i q = _mm512_or_si512(pair_nibbles(p0 + 6, p1 + 6), _mm512_maskz_mov_epi8(hb, m10));
+        __m512i q = _mm512_or_si512(pair_nibbles(p0 + 6, p1 + 6), pair_q5_high(p0, p1));
         __m512i id = _mm512_dpbusd_epi32(pair_offset(x, b, 2), q, pair_x(x, b));
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(id), pair_scale(f16(p0), f16(p1), x, b), acc);
     }
@@ -228,7 +234,7 @@ ZFN void rows_pairs(const uint8_t *w, size_t stride, const int NR, const act_row
     const __m512i qidx = _mm512_loadu_si512(qi), q8idx = _mm512_loadu_si512(q8i);
     const __m256i sidx = load256(TYPE == QT_Q8_0 ? si : spi);
     const __m512i hishift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
-    const __m512i m4 = _mm512_set1_epi8(15), m10 = _mm512_set1_epi8(0x10), flip = _mm512_set1_epi8((char)0x80);
+    const __m512i m4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char)0x80);
     const __mmask64 pair_bytes = ((__mmask64)1 << (2 * bytes)) - 1;
     __m512 acc[4][4];
     for (int r = 0; r < NR; r++)
@@ -251,14 +257,7 @@ ZFN void rows_pairs(const uint8_t *w, size_t stride, const int NR, const act_row
             } else {
                 z = _mm512_maskz_loadu_epi8(pair_bytes, p0);
                 q[r] = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi16(qidx, z), hishift), m4);
-                if (TYPE == QT_Q5_0) {
-                    uint32_t h0, h1;
-                    memcpy(&h0, p0 + 2, 4);
-                    memcpy(&h1, p1 + 2, 4);
-                    const __mmask64 hb = (uint64_t)(h0 & 0xffff) | ((uint64_t)(h1 & 0xffff) << 16) |
-                                         ((uint64_t)(h0 >> 16) << 32) | ((uint64_t)(h1 >> 16) << 48);
-                    q[r] = _mm512_or_si512(q[r], _mm512_maskz_mov_epi8(hb, m10));
-                }
+                if (TYPE == QT_Q5_0) q[r] = _mm512_or_si512(q[r], pair_q5_high(p0, p1));
             }
             ws[r] = TYPE == QT_Q8_0
                 ? _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_castsi256_si512(sidx), z)))
