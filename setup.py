@@ -44,7 +44,8 @@ setup(
             sources=[f"corral/kernels/csrc/{name}" for name in SOURCES],
             depends=["corral/kernels/csrc/qtypes.h", "corral/kernels/csrc/dispatch.h",
                      "corral/kernels/csrc/x86_ymm_impl.h", "corral/kernels/csrc/ops.h",
-                     "corral/kernels/csrc/attention.h", "corral/kernels/csrc/attention_pair.h"],
+                     "corral/kernels/csrc/attention.h", "corral/kernels/csrc/attention_pair.h",
+                     "corral/kernels/csrc/exp_cephes.h"],
             optional=True,
         )
     ],

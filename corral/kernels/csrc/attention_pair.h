@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "attention.h"
+#include "exp_cephes.h"
 
 /* Inlined into each instruction-set version (a prefetch-only function left out of line would be
  * taken for one without effects, and its calls dropped). */
@@ -85,17 +86,8 @@ ATT_INLINE void prefetch_ahead(const tile_ring *r, int i, int t, size_t v_off, i
 }
 
 /* exp(x) for x <= 0 (larger x are taken as 0) within 2 ulp, and exactly 0 below ln(FLT_MIN), so
- * exp(-inf) = 0. Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2, e^r by a degree-6 polynomial, times 2^n. */
+ * exp(-inf) = 0. Cephes' expf (exp_cephes.h). */
 #define EXP_LO (-87.33654475f)
-#define EXP_LOG2E 1.44269504088896341f
-#define EXP_C1 0.693359375f
-#define EXP_C2 (-2.12194440e-4f)
-#define EXP_P0 1.9875691500e-4f
-#define EXP_P1 1.3981999507e-3f
-#define EXP_P2 8.3334519073e-3f
-#define EXP_P3 4.1665795894e-2f
-#define EXP_P4 1.6666665459e-1f
-#define EXP_P5 5.0000001201e-1f
 
 /* The pair kernels: out rows = softmax(scale * q K^T) V over positions [start, end). */
 void pair_scalar(const att_pair *j);
