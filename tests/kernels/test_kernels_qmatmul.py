@@ -48,6 +48,17 @@ def test_matches_float64_reference(type_name: str, t: int, isa: str) -> None:
     _check(x, qw, y)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("type_name", ["Q4_0", "Q5_0", "Q8_0", "Q4_K", "Q6_K"])
+def test_row_blocks_split_into_every_tile_height(type_name: str, isa: str) -> None:
+    # 50 tokens take the unpack-once path: a block of 64 rows, then 31 = 16 + 8 + 4 + 2 + 1 rows,
+    # so every tile height a kernel set has runs, over a partial last tile of tokens.
+    k = 512 if type_name in K_QUANTS else 32 * 9
+    qw = _weight(type_name, 95, k, seed=3)
+    x = torch.randn(50, k, generator=torch.Generator().manual_seed(3))
+    _check(x, qw, kernels.qmatmul(x, kernels.pack(qw), isa=isa))
+
+
 @pytest.mark.parametrize("t", [1, 2, 5])
 @pytest.mark.parametrize("type_name", sorted(kernels.SUPPORTED_TYPES - K_QUANTS))
 def test_odd_block_count(type_name: str, t: int) -> None:
