@@ -11,10 +11,19 @@ def add_parser(sub) -> None:
     p.add_argument("--num-requests", type=int, default=None, help="requests per run (default: the concurrency)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-num-batched-tokens", type=int, default=1024)
+    p.add_argument("--repeats", type=int, default=1,
+                   help="run the concurrency list this many times in turn, then print each value's median "
+                        "output tok/s and its ratio to the first value's (steadier on a shared machine)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import statistics
+    import sys
+
+    if args.repeats < 1:
+        print("corral bench: --repeats must be at least 1", file=sys.stderr)
+        return 2
     from corral.engine.benchmark import run_benchmark
     from corral.engine.engine_args import EngineArgs
     from corral.engine.llm_engine import LLMEngine
@@ -37,10 +46,19 @@ def run(args) -> int:
     # slow, and the first large prefill step of a run took up to 1.5x as long as the next one.
     run_benchmark(engine, top, args.input_len, min(args.output_len, 4))
     run_benchmark(engine, 1, args.input_len, args.output_len)
-    for c in args.concurrency:
-        r = run_benchmark(engine, c, args.input_len, args.output_len, args.num_requests)
-        print(f"{c:>5} {r.num_requests:>5} {r.prefill_tok_s:>14.1f} {r.output_tok_s:>13.1f} "
-              f"{_fmt(r.ttft_ms):>24} {_fmt(r.tpot_ms):>24}", flush=True)
+    output: dict[int, list[float]] = {}
+    for _ in range(args.repeats):
+        for c in args.concurrency:
+            r = run_benchmark(engine, c, args.input_len, args.output_len, args.num_requests)
+            output.setdefault(c, []).append(r.output_tok_s)
+            print(f"{c:>5} {r.num_requests:>5} {r.prefill_tok_s:>14.1f} {r.output_tok_s:>13.1f} "
+                  f"{_fmt(r.ttft_ms):>24} {_fmt(r.tpot_ms):>24}", flush=True)
+    if args.repeats > 1:
+        base = statistics.median(output[args.concurrency[0]])
+        print(f"median output tok/s over {args.repeats} repeats (ratio to concurrency {args.concurrency[0]}):")
+        for c, values in output.items():
+            m = statistics.median(values)
+            print(f"{c:>5} {m:>13.1f} {m / base:>7.2f}x")
     return 0
 
 

@@ -32,6 +32,25 @@ def test_bench_prints_a_row_per_concurrency(tiny_models):
         assert ttft[1] <= ttft[2] and tpot[1] <= tpot[2]   # p50 <= p99
 
 
+def test_repeats_print_medians_and_ratios(tiny_models):
+    model = tiny_models("qwen2", "Q8_0")
+    args = [sys.executable, "-m", "corral.cli.main", "bench", str(model), "--concurrency", "1", "2",
+            "--input-len", "4", "--output-len", "3", "--threads", "1"]
+    result = subprocess.run(args + ["--repeats", "2"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[2:6]] == ["1", "2", "1", "2"]
+    assert lines[6].startswith("median output tok/s over 2 repeats")
+    summary = {int(line.split()[0]): line.split()[1:] for line in lines[7:]}
+    assert set(summary) == {1, 2} and summary[1][1] == "1.00x"
+    for c, (median, ratio) in summary.items():
+        runs = sorted(float(line.split()[3]) for line in lines[2:6] if line.split()[0] == str(c))
+        assert float(median) == pytest.approx(sum(runs) / 2, abs=0.06)
+        assert float(ratio[:-1]) == pytest.approx(float(median) / float(summary[1][0]), abs=0.006)
+    bad = subprocess.run(args + ["--repeats", "0"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--repeats" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_run_benchmark_counts_every_token(tiny_models):
     engine = LLMEngine(EngineArgs(model=str(tiny_models("llama31", "Q8_0")), max_model_len=64,
                                   max_num_seqs=8, num_threads=1))
