@@ -1,5 +1,5 @@
-/* AVX-512 (F, BW, VL, VNNI) kernels: 512-bit tiles of 8 rows x 16 tokens for many tokens; the
- * 256-bit row dots with EVEX VNNI for few tokens (they are memory-bound, wider buys nothing). */
+/* AVX-512 (F, BW, VL, VNNI) kernels: 512-bit tiles of 8 or 16 rows x 16 tokens for many tokens;
+ * the 256-bit row dots with EVEX VNNI for few tokens (they are memory-bound, wider buys nothing). */
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #include <string.h>
