@@ -22,16 +22,8 @@ ZFN __m512 exp_neg16(__m512 x) {
     const __m512 lo = _mm512_set1_ps(EXP_LO);
     const __mmask16 tiny = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
     x = _mm512_min_ps(_mm512_setzero_ps(), _mm512_max_ps(lo, x));   /* this order keeps NaN */
-    const __m512 fn = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXP_LOG2E)),
-                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(EXP_C1), x);
-    r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(EXP_C2), r);
-    __m512 y = _mm512_set1_ps(EXP_P0);
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(EXP_P1));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(EXP_P2));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(EXP_P3));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(EXP_P4));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(EXP_P5));
+    __m512 fn, r;
+    __m512 y = exp_cephes_poly16(x, &fn, &r);
     y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_maskz_scalef_ps((__mmask16)~tiny, y, fn);   /* y * 2^fn */
 }
