@@ -83,36 +83,6 @@ YFN void tile8(const att_pair *j, const tile_ring *ring, int i, int pf, const fl
 }
 
 __attribute__((target("avx2,fma"))) void pair_avx2(const att_pair *j) {
-    const int G = j->G, D = j->D, nch = (G + HC - 1) / HC;
-    __m256 m[ATT_MAX_GROUP / HC], l[ATT_MAX_GROUP / HC];   /* lanes: the heads of a chunk */
-    tile_ring ring;
-    for (int ch = 0; ch < nch; ch++) { m[ch] = _mm256_set1_ps(-INFINITY); l[ch] = _mm256_setzero_ps(); }
-    memset(j->out, 0, (size_t)G * D * sizeof(float));
-    ring_start(&ring, j);
-    for (int i = 0; j->start + i * TILE < j->end; i++) {
-        ring_advance(&ring, j, i);
-        for (int ch = 0; ch < nch; ch++) {
-            const float *q = j->q + (size_t)ch * HC * D;
-            float *o = j->out + (size_t)ch * HC * D;
-            const int pf = ch == 0;   /* the first head chunk prefetches for the others */
-            switch (G - ch * HC < HC ? G - ch * HC : HC) {   /* one copy of the tile per head count */
-            case 1: tile8(j, &ring, i, pf, q, o, &m[ch], &l[ch], 1); break;
-            case 2: tile8(j, &ring, i, pf, q, o, &m[ch], &l[ch], 2); break;
-            case 3: tile8(j, &ring, i, pf, q, o, &m[ch], &l[ch], 3); break;
-            case 4: tile8(j, &ring, i, pf, q, o, &m[ch], &l[ch], 4); break;
-            case 5: tile8(j, &ring, i, pf, q, o, &m[ch], &l[ch], 5); break;
-            case 6: tile8(j, &ring, i, pf, q, o, &m[ch], &l[ch], 6); break;
-            case 7: tile8(j, &ring, i, pf, q, o, &m[ch], &l[ch], 7); break;
-            default: tile8(j, &ring, i, pf, q, o, &m[ch], &l[ch], 8); break;
-            }
-        }
-    }
-    for (int g = 0; g < G; g++) {
-        float lg[HC];
-        _mm256_storeu_ps(lg, l[g / HC]);
-        const __m256 inv = _mm256_set1_ps(1.0f / lg[g % HC]);
-        float *o = j->out + (size_t)g * D;
-        for (int c = 0; c < D; c += 8) _mm256_storeu_ps(o + c, _mm256_mul_ps(_mm256_loadu_ps(o + c), inv));
-    }
+    ATT_PAIR_BODY(tile8)
 }
 #endif

@@ -93,6 +93,42 @@ ATT_INLINE void prefetch_ahead(const tile_ring *r, int i, int t, size_t v_off, i
 void pair_scalar(const att_pair *j);
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
 #define ATT_HAVE_X86 1
+/* The body of pair_avx2 and pair_avx512 (TILE_FN: tile8 or tile16, which keep each head chunk's
+ * running max m and sum l, HC heads a chunk, in 8 lanes): one copy of the tile per head count,
+ * then each head's output divided by its sum. */
+#define ATT_PAIR_BODY(TILE_FN) \
+    const int G = j->G, D = j->D, nch = (G + HC - 1) / HC; \
+    __m256 m[ATT_MAX_GROUP / HC], l[ATT_MAX_GROUP / HC];   /* lanes: the heads of a chunk */ \
+    tile_ring ring; \
+    for (int ch = 0; ch < nch; ch++) { m[ch] = _mm256_set1_ps(-INFINITY); l[ch] = _mm256_setzero_ps(); } \
+    memset(j->out, 0, (size_t)G * D * sizeof(float)); \
+    ring_start(&ring, j); \
+    for (int i = 0; j->start + i * TILE < j->end; i++) { \
+        ring_advance(&ring, j, i); \
+        for (int ch = 0; ch < nch; ch++) { \
+            const float *q = j->q + (size_t)ch * HC * D; \
+            float *o = j->out + (size_t)ch * HC * D; \
+            const int pf = ch == 0;   /* the first head chunk prefetches for the others */ \
+            switch (G - ch * HC < HC ? G - ch * HC : HC) { \
+            case 1: TILE_FN(j, &ring, i, pf, q, o, &m[ch], &l[ch], 1); break; \
+            case 2: TILE_FN(j, &ring, i, pf, q, o, &m[ch], &l[ch], 2); break; \
+            case 3: TILE_FN(j, &ring, i, pf, q, o, &m[ch], &l[ch], 3); break; \
+            case 4: TILE_FN(j, &ring, i, pf, q, o, &m[ch], &l[ch], 4); break; \
+            case 5: TILE_FN(j, &ring, i, pf, q, o, &m[ch], &l[ch], 5); break; \
+            case 6: TILE_FN(j, &ring, i, pf, q, o, &m[ch], &l[ch], 6); break; \
+            case 7: TILE_FN(j, &ring, i, pf, q, o, &m[ch], &l[ch], 7); break; \
+            default: TILE_FN(j, &ring, i, pf, q, o, &m[ch], &l[ch], 8); break; \
+            } \
+        } \
+    } \
+    for (int g = 0; g < G; g++) { \
+        float lg[HC]; \
+        _mm256_storeu_ps(lg, l[g / HC]); \
+        const float inv = 1.0f / lg[g % HC]; \
+        float *o = j->out + (size_t)g * D; \
+        for (int c = 0; c < D; c++) o[c] *= inv; \
+    }
+
 void pair_avx2(const att_pair *j);     /* D % 8 == 0; needs AVX2 + FMA */
 void pair_avx512(const att_pair *j);   /* D % 16 == 0; needs AVX-512F */
 #endif
