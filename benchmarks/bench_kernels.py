@@ -7,6 +7,7 @@ Weights are random valid GGUF blocks: kernels time the same on them as on real w
 
     python benchmarks/bench_kernels.py                       # Qwen2.5-0.5B shapes, all main types
     python benchmarks/bench_kernels.py --types Q4_0 --threads 1 --cold
+    python benchmarks/bench_kernels.py --types Q4_0 --tokens 1,16,512 --repack   # as models load them
 
 Times are the best of repeated runs (others may share the CPU; the best is the least disturbed).
 `--cold` rotates decode through enough copies of the weight to exceed the last-level cache, so
@@ -77,18 +78,18 @@ QWEN_LAYER = {"q": (896, 896), "k": (128, 896), "v": (128, 896), "o": (896, 896)
 K_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0", "Q2_K": "Q4_0", "Q3_K": "Q4_0"}
 
 
-def decode_step(type_name: str, threads: int, min_time: float, rng: np.random.Generator, tokens: int = 1) -> None:
+def decode_step(type_name: str, threads: int, min_time: float, rng: np.random.Generator, tokens: int = 1,
+                repack: bool = False) -> None:
     """Print ms per step and weight GB/s for Qwen2.5-0.5B's decode matmuls, single and grouped,
     with `tokens` sequences decoding together (one token each)."""
-    packed: dict[tuple[int, int, str], kernels.PackedWeight] = {}
+    blocks: dict[tuple[int, int, str], np.ndarray] = {}
 
     def weight(shape: tuple[int, int]) -> kernels.PackedWeight:
         name = type_name if shape[1] % BLOCK[type_name] == 0 else K_FALLBACK[type_name]
         key = (*shape, name)
-        if key not in packed:
-            packed[key] = kernels.pack(QuantizedWeight(name, shape, random_blocks(name, *shape, rng)))
-        first = packed[key]
-        return kernels.pack(QuantizedWeight(name, shape, first.data.copy()))
+        if key not in blocks:
+            blocks[key] = random_blocks(name, *shape, rng)
+        return kernels.pack(QuantizedWeight(name, shape, blocks[key].copy()), repack=repack)
 
     layers = [{role: weight(shape) for role, shape in QWEN_LAYER.items()} for _ in range(QWEN_LAYERS)]
     head = weight((151936, 896))
@@ -126,6 +127,8 @@ def main() -> None:
     parser.add_argument("--no-dense", action="store_true", help="skip the float32 torch baseline")
     parser.add_argument("--isa", default=None, help="kernel set (default: the best this CPU runs)")
     parser.add_argument("--decode-step", action="store_true", help="time a whole Qwen2.5-0.5B decode step")
+    parser.add_argument("--repack", action="store_true",
+                        help="pack weights as the model loader does (Q4_0 in groups of 16 rows on AVX-512)")
     args = parser.parse_args()
     if not kernels.is_available():
         raise SystemExit("corral's kernels are not built (pip install -e . builds them)")
@@ -138,7 +141,7 @@ def main() -> None:
     if args.decode_step:
         for type_name in args.types.split(","):
             for t in tokens:
-                decode_step(type_name, args.threads, args.min_time, rng, t)
+                decode_step(type_name, args.threads, args.min_time, rng, t, args.repack)
         return
     dense_ms: dict[tuple[int, int, int], float] = {}
     header = f"{'type':5} {'N x K':>12} {'T':>4} {'ms':>9} {'GB/s':>7} {'GFLOP/s':>8} {'vs f32':>7} {'of read BW':>10}"
@@ -160,13 +163,13 @@ def main() -> None:
                 print(f"{type_name:5} {n:>6}x{k:<5}    - (K is not a multiple of {BLOCK[type_name]})")
                 continue
             qw = QuantizedWeight(type_name, shape, random_blocks(type_name, n, k, rng))
-            pw = kernels.pack(qw)
+            pw = kernels.pack(qw, repack=args.repack)
             for t in tokens:
                 x = torch.randn(t, k)
                 out = torch.empty(t, n)
                 if args.cold and t == 1:
                     copies = [pw] + [
-                        kernels.pack(QuantizedWeight(type_name, shape, qw.data.copy()))
+                        kernels.pack(QuantizedWeight(type_name, shape, qw.data.copy()), repack=args.repack)
                         for _ in range(2 * llc_bytes() // pw.nbytes + 1)
                     ]
                     it = iter(range(1 << 62))

@@ -180,6 +180,8 @@ def dequantize_rows(w: PackedWeight, ids: torch.Tensor) -> torch.Tensor:
         raise RuntimeError("corral's kernels are not built; dequantize the rows with corral.loader.dequant")
     if ids.dim() != 1 or ids.dtype != torch.int64 or not ids.is_cpu:
         raise ValueError(f"ids must be a 1-D CPU int64 tensor, got {ids.dtype} {tuple(ids.shape)}")
+    if w.layout != "gguf":
+        raise ValueError(f"row lookup needs a weight in its GGUF layout, got one packed as {w.layout!r}")
     ids = ids.contiguous()
     n, k = w.shape
     out = torch.empty((ids.shape[0], k), dtype=_F32)

@@ -84,7 +84,7 @@ def _pack_with_kernels(layer: Linear, qw: QuantizedWeight) -> bool:
     from corral import kernels
 
     if kernels.is_available() and qw.type_name in kernels.SUPPORTED_TYPES:
-        layer.packed = kernels.pack(qw)
+        layer.packed = kernels.pack(qw, repack=True)
         return True
     reason = ("corral's quantized kernels are not built" if not kernels.is_available()
               else f"no quantized kernel for {qw.type_name}")

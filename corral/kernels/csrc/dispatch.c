@@ -38,6 +38,7 @@
 
 static int chunk_rows(const qm_weight *j) {
     const int rows = (int)(ROWDOT_CHUNK_BYTES / j->row_stride) + 1;
+    if (j->type_id == QT_Q4_0_X16) return rows < 32 ? 32 : (rows + X16_ROWS - 1) / X16_ROWS * X16_ROWS;
     return rows < 32 ? 32 : (rows + 3) / 4 * 4;
 }
 
@@ -207,7 +208,10 @@ static void quantize_into_tiles(const kernel_set *ks, act_set *rows, act_tiles *
  * per distinct (group, offset) of the jobs' types. */
 static int run_tiles(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *x, int T,
                      int nthreads) {
-    const int stream = T <= TILE_STREAM_MAX_T, sub = stream ? STREAM_ROWS : ROW_BLOCK;
+    int any_x16 = 0;
+    for (int i = 0; i < njobs; i++) any_x16 |= jobs[i].type_id == QT_Q4_0_X16;
+    /* x16 rows unpack by whole groups of 16 */
+    const int stream = T <= TILE_STREAM_MAX_T, sub = stream ? (any_x16 ? X16_ROWS : STREAM_ROWS) : ROW_BLOCK;
     const qtype_info *fmt[QM_MAX_JOBS];
     act_tiles at[QM_MAX_JOBS];
     int job_fmt[QM_MAX_JOBS], nfmt = 0, nunits = 0, rc = QM_OK;
@@ -300,10 +304,90 @@ static int run_tiles(const kernel_set *ks, const qm_weight *jobs, int njobs, int
     return failed ? QM_ENOMEM : rc;
 }
 
+/* Tokens per unit of work on the x16 path: a unit is (these tokens, one row chunk), so a long
+ * prompt's activations are read from L2 by each group of rows (1024 tokens of a 4864-wide input
+ * are 5 MB and would otherwise stream from L3 once per 16 rows). Units go token chunk by token
+ * chunk, so consecutive units share their tokens. */
+#ifndef X16_TOKEN_CHUNK
+#define X16_TOKEN_CHUNK 128
+#endif
+
+static int x16_row_chunks(const qm_weight *j) {
+    const int rows = chunk_rows(j);
+    return (j->N + rows - 1) / rows;
+}
+
+/* Every job (all QT_Q4_0_X16) in one parallel region through the x16 kernel, for any number of
+ * tokens: it reads a group of 16 rows once per 8 tokens, from L1 after the first, and measured
+ * faster than unpacking into tiles up to 128 tokens and as fast at 512 (docs/benchmarks.md). */
+static void x16_quantize(const kernel_set *ks, act_set *a, int32_t *xo, const float *x, int K, int lo, int hi) {
+    const int nb = K / 32;
+    for (int t = lo; t < hi; t++) {
+        act_row r = act_set_row(a, t);
+        ks->quantize_row(x + (size_t)t * K, K, 32, (int8_t *)r.q, (float *)r.d, (int16_t *)r.s16, (int16_t *)r.s32);
+        for (int b = 0; b < nb; b++) xo[(size_t)t * nb + b] = -8 * r.s32[b];
+    }
+}
+
+static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *x, int T,
+                   int nthreads) {
+    const int nb = K / 32, tchunks = (T + X16_TOKEN_CHUNK - 1) / X16_TOKEN_CHUNK;
+    act_set a;
+    if (act_set_alloc(&a, T, K, 32) != 0) return QM_ENOMEM;
+    int32_t *xo = malloc((size_t)T * nb * sizeof(int32_t));
+    if (!xo) { act_set_free(&a); return QM_ENOMEM; }
+    int nunits = 0;
+    size_t bytes = 0;
+    for (int i = 0; i < njobs; i++) {
+        nunits += x16_row_chunks(&jobs[i]) * tchunks;
+        bytes += (size_t)jobs[i].N * jobs[i].row_stride;
+    }
+    if (bytes < PARALLEL_MIN_BYTES && T <= X16_TOKEN_CHUNK) nthreads = 1;
+    /* As on the tile path: a few tokens are quantized before the threads start, many by all of them. */
+    const int serial_quant = T <= TILE_STREAM_MAX_T;
+    if (serial_quant) x16_quantize(ks, &a, xo, x, K, 0, T);
+    int next = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+#endif
+    {
+        if (!serial_quant) {
+            int part = 0, parts = 1;
+#ifdef _OPENMP
+            part = omp_get_thread_num(); parts = omp_get_num_threads();
+#endif
+            int lo, hi;
+            split(T, parts, part, 1, &lo, &hi);
+            x16_quantize(ks, &a, xo, x, K, lo, hi);
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+        }
+        for (int j = 0, first = 0;;) {   /* units are claimed in increasing order: j only moves on */
+            const int c = claim(&next);
+            if (c >= nunits) break;
+            int rc = x16_row_chunks(&jobs[j]);
+            while (c >= first + rc * tchunks) { first += rc * tchunks; j++; rc = x16_row_chunks(&jobs[j]); }
+            const qm_weight *job = &jobs[j];
+            const int u = c - first, t0 = u / rc * X16_TOKEN_CHUNK, crows = chunk_rows(job);
+            const int n0 = u % rc * crows, n1 = n0 + crows < job->N ? n0 + crows : job->N;
+            const int nt = T - t0 < X16_TOKEN_CHUNK ? T - t0 : X16_TOKEN_CHUNK;
+            ks->x16_gemm(job->w + (size_t)n0 * job->row_stride, n1 - n0, K, a.q + (size_t)t0 * K,
+                         a.d + (size_t)t0 * nb, xo + (size_t)t0 * nb, nt, job->out + (size_t)t0 * job->N + n0,
+                         (size_t)job->N);
+        }
+    }
+    (void)nthreads;
+    free(xo);
+    act_set_free(&a);
+    return QM_OK;
+}
+
 static int check(const qm_weight *j, int K, int T) {
     const qtype_info *ti = qtype_get(j->type_id);
     if (!ti) return QM_ETYPE;
     if (j->N <= 0 || T <= 0 || K <= 0 || K % ti->block != 0) return QM_ESHAPE;
+    if (j->type_id == QT_Q4_0_X16 && (j->N % X16_ROWS != 0 || j->row_stride != (size_t)(K / 32) * 18)) return QM_ESHAPE;
     return QM_OK;
 }
 
@@ -330,6 +414,13 @@ int qmatmul_many_run(int level, const qm_weight *jobs, int njobs, int K, const f
     }
     if (nthreads < 1) nthreads = 1;
     const kernel_set *ks = kernels_for_level(level);
+    const int x16 = ks->x16_gemm != NULL;
+    int all_x16 = 1, any_x16 = 0;
+    for (int i = 0; i < njobs; i++) {
+        all_x16 = all_x16 && jobs[i].type_id == QT_Q4_0_X16;
+        any_x16 = any_x16 || jobs[i].type_id == QT_Q4_0_X16;
+    }
+    if (x16 && all_x16) return run_x16(ks, jobs, njobs, K, x, T, nthreads);
     int rowdot = 1, tiles = 1;
     for (int i = 0; i < njobs; i++) {
         const int r = uses_row_dots(ks, jobs[i].type_id, T);
@@ -337,11 +428,12 @@ int qmatmul_many_run(int level, const qm_weight *jobs, int njobs, int K, const f
         tiles = tiles && !r;
     }
     if (rowdot) return run_row_dots(ks, jobs, njobs, K, x, T, nthreads);
-    if (tiles && njobs <= QM_MAX_JOBS) return run_tiles(ks, jobs, njobs, K, x, T, nthreads);
-    for (int i = 0; i < njobs; i++) {   /* a mix (few tokens of 32- and 256-value types): one job at a time */
+    if (tiles && njobs <= QM_MAX_JOBS && !(x16 && any_x16)) return run_tiles(ks, jobs, njobs, K, x, T, nthreads);
+    for (int i = 0; i < njobs; i++) {   /* a mix of paths: one job at a time */
         const qm_weight *j = &jobs[i];
-        const int rc = uses_row_dots(ks, j->type_id, T) ? run_row_dots(ks, j, 1, K, x, T, nthreads)
-                                                        : run_tiles(ks, j, 1, K, x, T, nthreads);
+        const int rc = x16 && j->type_id == QT_Q4_0_X16 ? run_x16(ks, j, 1, K, x, T, nthreads)
+                       : uses_row_dots(ks, j->type_id, T) ? run_row_dots(ks, j, 1, K, x, T, nthreads)
+                                                          : run_tiles(ks, j, 1, K, x, T, nthreads);
         if (rc != QM_OK) return rc;
     }
     return QM_OK;

@@ -174,6 +174,23 @@ static PyObject *py_dequant_rows(PyObject *self, PyObject *args) {
     }
 }
 
+static PyObject *py_repack_q4_0_x16(PyObject *self, PyObject *args) {
+    unsigned long long src, dst;
+    Py_ssize_t stride;
+    int N, K;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "KniiK", &src, &stride, &N, &K, &dst)) return NULL;
+    if (N <= 0 || N % X16_ROWS != 0 || K <= 0 || K % 32 != 0 || stride < (Py_ssize_t)(K / 32) * 18) {
+        PyErr_Format(PyExc_ValueError, "cannot repack a %dx%d Q4_0 weight with rows %zd bytes apart into groups of %d",
+                     N, K, stride, X16_ROWS);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    repack_q4_0_x16((const uint8_t *)(uintptr_t)src, (size_t)stride, N, K, (uint8_t *)(uintptr_t)dst);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_paged_decode_attention(PyObject *self, PyObject *args) {
     int level, nthreads, bad_seq = -1;
     unsigned long long q, kv, tables, lens, out;
@@ -274,6 +291,9 @@ static PyMethodDef METHODS[] = {
      "out(B, Hq, D) = softmax(scale * q K^T) V over each sequence's cached positions (window 0: all);\n"
      "q, out float32; kv (2, num_blocks, block_size, Hk, D) float32; tables (B, max_blocks) and lens (B)\n"
      "int64; all contiguous."},
+    {"repack_q4_0_x16", py_repack_q4_0_x16, METH_VARARGS,
+     "repack_q4_0_x16(src_addr, src_stride, N, K, dst_addr)\n"
+     "N rows (a multiple of 16) of GGUF Q4_0 into the 16-row-group layout (N * K / 32 * 18 bytes at dst)."},
     {"best_level", py_best_level, METH_NOARGS, "Highest instruction set level this CPU runs."},
     {"level_name", py_level_name, METH_VARARGS, "Printable name of a level."},
     {"has_row_dot", py_has_row_dot, METH_VARARGS, "Whether a level has a few-token kernel for a type."},

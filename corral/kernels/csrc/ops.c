@@ -357,7 +357,7 @@ void ops_silu_mul(int level, const float *gate, const float *up, long long n, fl
 int ops_dequant_rows(int type_id, const uint8_t *w, size_t row_stride, long long nrows, const int64_t *ids, int n,
                      int K, float *out) {
     const qtype_info *ti = qtype_get(type_id);
-    if (!ti) return QM_ETYPE;
+    if (!ti || type_id == QT_Q4_0_X16) return QM_ETYPE;   /* rows of x16 groups are not contiguous */
     if (K <= 0 || K % ti->block != 0 || n < 0) return QM_ESHAPE;
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= nrows) return QM_ESHAPE;

@@ -8,6 +8,9 @@
  *    multiplied against tiles of tokens whose int8 activations are interleaved so that a broadcast
  *    of 4 weight bytes meets 4 values of every token of the tile in one VNNI instruction. Each
  *    weight byte is read from memory once per call, not once per token.
+ * One exception to "weights stay in their blocks": on AVX-512, model loading rearranges Q4_0 into
+ * groups of 16 rows (QT_Q4_0_X16 below), whose kernel takes any number of tokens with lanes = rows:
+ * a 64-byte load is 16 rows x 8 values, met by broadcasts of 4 activation bytes, no unpacking pass.
  */
 #ifndef CORRAL_QTYPES_H
 #define CORRAL_QTYPES_H
@@ -19,8 +22,17 @@
 enum {
     QT_Q4_0 = 2, QT_Q4_1 = 3, QT_Q5_0 = 6, QT_Q5_1 = 7, QT_Q8_0 = 8,
     QT_Q2_K = 10, QT_Q3_K = 11, QT_Q4_K = 12, QT_Q5_K = 13, QT_Q6_K = 14,
-    QT_MAX = 15
+    /* Not a file type: Q4_0 rearranged at load time (repack_q4_0_x16) for the x16 kernels. Rows
+     * come in groups of 16; a group holds its blocks in order, each 16 f16 scales (one per row)
+     * then 4 runs of 64 bytes, byte 64c + 4r + i of a block holding row r's values 8c + i (low
+     * nibble) and 8c + 4 + i (high nibble), unsigned with offset 8 as in Q4_0. Same 18 bytes per
+     * 32 values, so row n starts at n * (K / 32) * 18 bytes when n is a multiple of 16. */
+    QT_Q4_0_X16 = 16,
+    QT_MAX = 17
 };
+
+#define X16_ROWS 16
+#define X16_BLOCK_BYTES (X16_ROWS * 18)
 
 typedef struct {
     int block;      /* values per block: 32 or 256 */
@@ -91,8 +103,13 @@ typedef struct {
 
 int wrows_alloc(wrows *w, int K, int group, int cap);
 void wrows_free(wrows *w);
-/* Scalar unpacking of rows [0, nrows) of a weight whose rows are row_stride bytes apart. */
+/* Scalar unpacking of rows [0, nrows) of a weight whose rows are row_stride bytes apart. For
+ * QT_Q4_0_X16, `rows` starts a group of 16 rows and nrows is a multiple of 16. */
 void wrows_unpack_scalar(wrows *w, int type_id, const uint8_t *rows, size_t row_stride, int nrows);
+
+/* N rows (a multiple of 16) of K values of GGUF Q4_0, rows src_stride bytes apart, into the
+ * QT_Q4_0_X16 layout at dst (N * K / 32 * 18 bytes). */
+void repack_q4_0_x16(const uint8_t *src, size_t src_stride, int N, int K, uint8_t *dst);
 
 /* Kernel sets, one per instruction-set level. */
 typedef float (*row_dot_fn)(const uint8_t *wrow, const act_row *x, int K);
@@ -121,6 +138,12 @@ typedef struct {
      * tile `tile` below T. */
     void (*tile_gemm)(const wrows *w, int r0, int nr, const act_tiles *x, int tile, float *out,
                       size_t ldo, int offset_type);
+    /* Optional: out[t * ldo + r] for r < nrows (a multiple of 16) and t < T, of QT_Q4_0_X16 rows
+     * starting at w against T activation rows quantized in blocks of 32: xq (T, K) int8, xd
+     * (T, K / 32) scales, xo (T, K / 32) = -8 * each block's sum of xq. Each (row, token) result
+     * is computed alike whatever T and nrows are. */
+    void (*x16_gemm)(const uint8_t *w, int nrows, int K, const int8_t *xq, const float *xd, const int32_t *xo,
+                     int T, float *out, size_t ldo);
 } kernel_set;
 
 extern const kernel_set kernels_scalar;

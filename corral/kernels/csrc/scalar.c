@@ -11,7 +11,7 @@ static const qtype_info TYPES[QT_MAX] = {
     [QT_Q4_0] = {32, 18, 32, 8},    [QT_Q4_1] = {32, 20, 32, 0},    [QT_Q5_0] = {32, 22, 32, 16},
     [QT_Q5_1] = {32, 24, 32, 0},    [QT_Q8_0] = {32, 34, 32, 128},  [QT_Q2_K] = {256, 84, 16, 0},
     [QT_Q3_K] = {256, 110, 16, 4},  [QT_Q4_K] = {256, 144, 32, 0},  [QT_Q5_K] = {256, 176, 32, 0},
-    [QT_Q6_K] = {256, 210, 16, 32},
+    [QT_Q6_K] = {256, 210, 16, 32}, [QT_Q4_0_X16] = {32, 18, 32, 8},
 };
 
 const qtype_info *qtype_get(int type_id) {
@@ -193,7 +193,55 @@ static void unpack_block(int type_id, const uint8_t *p, uint8_t *q, float *a, fl
     }
 }
 
+/* Rows [0, nrows) of QT_Q4_0_X16 groups at `rows` (row_stride is (K / 32) * 18). */
+static void unpack_x16(wrows *w, const uint8_t *rows, int nrows) {
+    const int K = w->K, nb = K / 32;
+    w->wide = 0;
+    for (int r0 = 0; r0 < nrows; r0 += X16_ROWS) {
+        const uint8_t *grp = rows + (size_t)r0 * nb * 18;
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *p = grp + (size_t)b * X16_BLOCK_BYTES;
+            for (int r = 0; r < X16_ROWS; r++) {
+                uint8_t *q = w->q + (size_t)(r0 + r) * K + 32 * b;
+                for (int c = 0; c < 4; c++)
+                    for (int i = 0; i < 4; i++) {
+                        const uint8_t v = p[32 + 64 * c + 4 * r + i];
+                        q[8 * c + i] = v & 15;
+                        q[8 * c + 4 + i] = v >> 4;
+                    }
+                const float a = read_f16(p + 2 * r);
+                w->a[(size_t)(r0 + r) * (K / w->group) + b] = a;
+                w->b[(size_t)(r0 + r) * (K / w->group) + b] = -8.0f * a;
+            }
+        }
+    }
+}
+
+void repack_q4_0_x16(const uint8_t *src, size_t src_stride, int N, int K, uint8_t *dst) {
+    const int nb = K / 32;
+    for (int r0 = 0; r0 < N; r0 += X16_ROWS)
+        for (int b = 0; b < nb; b++) {
+            uint8_t *o = dst + ((size_t)r0 * nb + (size_t)b * X16_ROWS) * 18;
+            for (int r = 0; r < X16_ROWS; r++) {
+                const uint8_t *blk = src + (size_t)(r0 + r) * src_stride + (size_t)b * 18;
+                o[2 * r] = blk[0];
+                o[2 * r + 1] = blk[1];
+                for (int c = 0; c < 4; c++)
+                    for (int i = 0; i < 4; i++) {   /* values 8c + i and 8c + 4 + i of 32: low then high nibbles */
+                        const int k0 = 8 * c + i, k1 = k0 + 4;
+                        const int v0 = k0 < 16 ? blk[2 + k0] & 15 : blk[2 + k0 - 16] >> 4;
+                        const int v1 = k1 < 16 ? blk[2 + k1] & 15 : blk[2 + k1 - 16] >> 4;
+                        o[32 + 64 * c + 4 * r + i] = (uint8_t)(v0 | v1 << 4);
+                    }
+            }
+        }
+}
+
 void wrows_unpack_scalar(wrows *w, int type_id, const uint8_t *rows, size_t row_stride, int nrows) {
+    if (type_id == QT_Q4_0_X16) {
+        unpack_x16(w, rows, nrows);
+        return;
+    }
     const qtype_info *ti = qtype_get(type_id);
     const int K = w->K, ng = K / w->group, nb = K / ti->block, gpb = ti->block / w->group;
     w->wide = type_id == QT_Q8_0;

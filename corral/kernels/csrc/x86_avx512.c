@@ -488,6 +488,78 @@ ZFN void rows_q6_k_n(const uint8_t *w, size_t stride, const int NR, const act_ro
 ROWS_FN_K(rows_q4_k, rows_q4_k_n)
 ROWS_FN_K(rows_q6_k, rows_q6_k_n)
 
+/* ---- Q4_0 repacked in groups of 16 rows (QT_Q4_0_X16) ----
+ * Lanes are the 16 rows. One 64-byte load of a block gives two weight registers (the low and the
+ * high nibbles: 16 rows x 4 values each), and each meets a broadcast of 4 activation bytes of a
+ * token in one dpbusd. Tokens go 8 at a time: per block and token 8 dpbusd, then one convert, one
+ * scale product and one fma; the unpacking (3 operations per 64 bytes) is shared by the 8 tokens.
+ * Each token's arithmetic is the same whichever tokens share its group. */
+
+#define X16_TOK 8   /* x16_gemm has a case for each count up to it */
+
+ZFN void x16_tokens(const uint8_t *w, int K, const int8_t *xq, const float *xd, const int32_t *xo, const int NT,
+                    float *out, size_t ldo, const uint8_t *pf) {
+    const int nb = K / 32;
+    const __m512i m4 = _mm512_set1_epi8(15);
+    __m512 acc[X16_TOK];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *p = w + (size_t)b * X16_BLOCK_BYTES;
+        if (pf)
+            for (int o = 0; o < X16_BLOCK_BYTES; o += 64) _mm_prefetch((const char *)pf + (size_t)b * X16_BLOCK_BYTES + o, _MM_HINT_T0);
+        __m512i ia[X16_TOK];
+        for (int t = 0; t < NT; t++) ia[t] = _mm512_set1_epi32(xo[(size_t)t * nb + b]);
+        for (int c = 0; c < 4; c++) {
+            const __m512i v = _mm512_loadu_si512(p + 32 + 64 * c);
+            const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            for (int t = 0; t < NT; t++) {
+                int32_t x4;
+                memcpy(&x4, xq + (size_t)t * K + 32 * b + 8 * c, 4);
+                ia[t] = _mm512_dpbusd_epi32(ia[t], lo, _mm512_set1_epi32(x4));
+            }
+            for (int t = 0; t < NT; t++) {
+                int32_t x4;
+                memcpy(&x4, xq + (size_t)t * K + 32 * b + 8 * c + 4, 4);
+                ia[t] = _mm512_dpbusd_epi32(ia[t], hi, _mm512_set1_epi32(x4));
+            }
+        }
+        const __m512 ws = _mm512_cvtph_ps(load256(p));
+        for (int t = 0; t < NT; t++)
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[t]), _mm512_mul_ps(ws, _mm512_set1_ps(xd[(size_t)t * nb + b])),
+                                     acc[t]);
+    }
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * ldo, acc[t]);
+}
+
+/* Each group of 16 rows against every token, X16_TOK at a time: the group (K / 32 * 288 bytes)
+ * stays in L1 for the later token groups; while the first reads it, the next group is prefetched. */
+static __attribute__((target(Z_TARGET))) void x16_gemm(const uint8_t *w, int nrows, int K, const int8_t *xq,
+                                                       const float *xd, const int32_t *xo, int T, float *out,
+                                                       size_t ldo) {
+    const int nb = K / 32;
+    const size_t group_bytes = (size_t)nb * X16_BLOCK_BYTES;
+    for (int r0 = 0; r0 < nrows; r0 += X16_ROWS) {
+        const uint8_t *wg = w + (size_t)(r0 / X16_ROWS) * group_bytes;
+        const uint8_t *pf = r0 + X16_ROWS < nrows ? wg + group_bytes : NULL;
+        for (int t0 = 0; t0 < T; t0 += X16_TOK, pf = NULL) {
+            const int8_t *x = xq + (size_t)t0 * K;
+            const float *d = xd + (size_t)t0 * nb;
+            const int32_t *o = xo + (size_t)t0 * nb;
+            float *op = out + (size_t)t0 * ldo + r0;
+            switch (T - t0 < X16_TOK ? T - t0 : X16_TOK) {
+            case 8: x16_tokens(wg, K, x, d, o, 8, op, ldo, pf); break;
+            case 7: x16_tokens(wg, K, x, d, o, 7, op, ldo, pf); break;
+            case 6: x16_tokens(wg, K, x, d, o, 6, op, ldo, pf); break;
+            case 5: x16_tokens(wg, K, x, d, o, 5, op, ldo, pf); break;
+            case 4: x16_tokens(wg, K, x, d, o, 4, op, ldo, pf); break;
+            case 3: x16_tokens(wg, K, x, d, o, 3, op, ldo, pf); break;
+            case 2: x16_tokens(wg, K, x, d, o, 2, op, ldo, pf); break;
+            default: x16_tokens(wg, K, x, d, o, 1, op, ldo, pf); break;
+            }
+        }
+    }
+}
+
 /* Tile-path unpacking with 512-bit registers for Q4_0 (two blocks per step: one masked load, one
  * word permute, one variable shift, one and); the other types use the 256-bit unpacking. Offset
  * types need only a (the tiles take the offset from the activations), so b is left unset. */
@@ -539,5 +611,6 @@ const kernel_set kernels_avx512 = {
     .rows = KTILE_ROWS,
     .unpack = unpack_rows_z,
     .tile_gemm = KTILE_GEMM,
+    .x16_gemm = x16_gemm,
 };
 #endif
