@@ -18,6 +18,7 @@ from corral.core.sampling_params import SamplingParams
 from corral.core.scheduler import Scheduler, SchedulerConfig
 from corral.engine import kv_cache
 from corral.engine.engine_args import EngineArgs
+from corral.engine.host_memory import keep_freed_memory
 from corral.engine.loading import LoadedModel, load_model
 from corral.engine.model_runner import ModelRunner
 from corral.engine.output_processor import OutputProcessor
@@ -29,6 +30,7 @@ class LLMEngine:
         self.args = args
         if args.num_threads:
             torch.set_num_threads(args.num_threads)
+        keep_freed_memory()
         self.loaded = loaded or load_model(args)
         self.tokenizer = self.loaded.tokenizer
         self.model_config = self.loaded.config
