@@ -11,6 +11,8 @@ def add_parser(sub) -> None:
     p.add_argument("--num-requests", type=int, default=None, help="requests per run (default: the concurrency)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-num-batched-tokens", type=int, default=1024)
+    p.add_argument("--kv-cache-dtype", choices=["auto", "float32", "float16"], default="auto",
+                   help="KV cache element type (auto: float16 for quantized weights, else float32)")
     p.add_argument("--repeats", type=int, default=1,
                    help="run the concurrency list this many times in turn, then print each value's median "
                         "output tok/s and its ratio to the first value's (steadier on a shared machine)")
@@ -33,9 +35,10 @@ def run(args) -> int:
     engine = LLMEngine(EngineArgs(
         model=model, max_model_len=args.input_len + args.output_len + 16, max_num_seqs=top,
         max_num_batched_tokens=max(args.max_num_batched_tokens, top), num_threads=args.threads,
-        enable_prefix_caching=False,
+        enable_prefix_caching=False, kv_cache_dtype=args.kv_cache_dtype,
     ))
-    print(f"model {model}  input {args.input_len}  output {args.output_len}")
+    print(f"model {model}  input {args.input_len}  output {args.output_len}  "
+          f"KV cache {str(engine.kv_cache_dtype).removeprefix('torch.')}")
     header = f"{'conc':>5} {'reqs':>5} {'prefill tok/s':>14} {'output tok/s':>13} " \
              f"{'TTFT ms mean/p50/p99':>24} {'TPOT ms mean/p50/p99':>24}"
     print(header)

@@ -36,6 +36,8 @@ def add_parser(subparsers) -> None:
                    help="unload idle models when loaded models would exceed this many GiB")
     p.add_argument("--max-model-len", type=int, default=None, help="context length per model (default: the model's)")
     p.add_argument("--kv-cache-memory", type=float, default=None, metavar="GIB", help="KV cache size per model")
+    p.add_argument("--kv-cache-dtype", choices=["auto", "float32", "float16"], default="auto",
+                   help="KV cache element type (auto: float16 for quantized weights, else float32)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: the engine's choice)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=run)
@@ -47,6 +49,8 @@ def engine_kwargs(args: argparse.Namespace) -> dict:
         kwargs["max_model_len"] = args.max_model_len
     if args.kv_cache_memory:
         kwargs["kv_cache_memory"] = int(args.kv_cache_memory * GIB)
+    if getattr(args, "kv_cache_dtype", "auto") != "auto":
+        kwargs["kv_cache_dtype"] = args.kv_cache_dtype
     if args.device:
         kwargs["device"] = args.device
     if envs.num_threads():

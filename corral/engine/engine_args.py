@@ -10,6 +10,9 @@ class EngineArgs:
     max_model_len: int | None = None  # default: the model's context, capped at DEFAULT_MAX_LEN_CAP
     block_size: int = 16
     kv_cache_memory: int | None = None  # bytes for the KV cache; default a share of free memory
+    # "auto": float16 when the weights stay quantized (as llama.cpp and Ollama keep the cache: its
+    # rounding is far below the weights'), else the activations' float32; or "float32" / "float16"
+    kv_cache_dtype: str = "auto"
     max_num_seqs: int = 64
     max_num_batched_tokens: int = 1024
     enable_prefix_caching: bool = True
@@ -19,3 +22,4 @@ class EngineArgs:
     seed: int = 0  # base for requests without a seed
 
     DEFAULT_MAX_LEN_CAP = 8192
+    KV_CACHE_DTYPES = ("auto", "float32", "float16")

@@ -25,9 +25,22 @@ from corral.engine.output_processor import OutputProcessor
 from corral.errors import ValidationError
 
 
+def kv_cache_dtype(name: str, model: torch.nn.Module) -> torch.dtype:
+    """The KV cache's dtype for EngineArgs.kv_cache_dtype: "auto" is float16 when any weight is
+    kept quantized for the CPU kernels, float32 otherwise."""
+    if name == "auto":
+        quantized = any(getattr(m, "packed", None) is not None for m in model.modules())
+        return torch.float16 if quantized else torch.float32
+    return getattr(torch, name)
+
+
 class LLMEngine:
     def __init__(self, args: EngineArgs, loaded: LoadedModel | None = None):
         self.args = args
+        if args.kv_cache_dtype not in EngineArgs.KV_CACHE_DTYPES:  # before the model loads
+            raise ValidationError(
+                "kv_cache_dtype", f"must be one of {', '.join(EngineArgs.KV_CACHE_DTYPES)}, got {args.kv_cache_dtype!r}"
+            )
         if args.num_threads:
             torch.set_num_threads(args.num_threads)
         keep_freed_memory()
@@ -35,7 +48,8 @@ class LLMEngine:
         self.tokenizer = self.loaded.tokenizer
         self.model_config = self.loaded.config
         self.max_model_len = self.loaded.max_model_len
-        dtype = torch.float32
+        dtype = kv_cache_dtype(args.kv_cache_dtype, self.loaded.model)
+        self.kv_cache_dtype = dtype
         num_blocks = kv_cache.plan_num_blocks(
             self.model_config, args.block_size, dtype, args.kv_cache_memory, self.max_model_len, args.max_num_seqs
         )

@@ -40,7 +40,8 @@ def paged_decode_attention(
 ) -> torch.Tensor:
     """(B, Hq, D) float32 attention of one query token per sequence over its cached positions.
 
-    q: (B, Hq, D) float32. kv_cache: (2, num_blocks, block_size, Hk, D) float32, keys then values.
+    q: (B, Hq, D) float32. kv_cache: (2, num_blocks, block_size, Hk, D) float32 or float16, keys then
+    values (float16 is read as float32; the arithmetic is float32 either way).
     block_tables: (B, max_blocks) int64, block ids of each sequence in order (entries past a
     sequence's last block are not read). seq_lens: (B,) int64 or int32, each in 1 ..
     max_blocks * block_size. All on the CPU and contiguous. Raises ValueError otherwise, or when
@@ -50,7 +51,7 @@ def paged_decode_attention(
     if _ext is None:
         raise RuntimeError("corral's CPU kernels are not built; gather the keys and values and use torch")
     _check_float("q", q, 3)
-    _check_float("kv_cache", kv_cache, 5)
+    _check_float("kv_cache", kv_cache, 5, (torch.float32, torch.float16))
     b, hq, d = q.shape
     _, num_blocks, block_size, hk, d_kv = kv_cache.shape
     if kv_cache.shape[0] != 2 or d_kv != d:
@@ -80,14 +81,16 @@ def paged_decode_attention(
     _ext.paged_decode_attention(
         level, q.data_ptr(), kv_cache.data_ptr(), block_tables.data_ptr(), seq_lens.data_ptr(), out.data_ptr(),
         b, hq, hk, d, num_blocks, block_size, block_tables.shape[1], sliding_window or 0, float(scale), threads,
+        kv_cache.dtype == torch.float16,
     )
     return out
 
 
-def _check_float(name: str, t: torch.Tensor, dims: int) -> None:
-    if t.dim() != dims or t.dtype != torch.float32 or not t.is_cpu or not t.is_contiguous():
+def _check_float(name: str, t: torch.Tensor, dims: int, dtypes: tuple = (torch.float32,)) -> None:
+    if t.dim() != dims or t.dtype not in dtypes or not t.is_cpu or not t.is_contiguous():
+        kinds = " or ".join(str(d).removeprefix("torch.") for d in dtypes)
         raise ValueError(
-            f"{name} must be a contiguous {dims}-D CPU float32 tensor, got {t.dtype} {tuple(t.shape)} on {t.device}"
+            f"{name} must be a contiguous {dims}-D CPU {kinds} tensor, got {t.dtype} {tuple(t.shape)} on {t.device}"
             + ("" if t.is_contiguous() else " (not contiguous)")
         )
 

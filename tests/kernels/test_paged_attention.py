@@ -54,6 +54,23 @@ def test_matches_float64_reference(hq: int, hk: int, d: int, block_size: int, is
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("hq,hk,d", [(14, 2, 64), (8, 4, 128), (9, 1, 64), (6, 2, 72), (4, 2, 12)])
+def test_float16_cache(hq: int, hk: int, d: int, isa: str) -> None:
+    """A float16 cache is read as float32: against float64 on the same (float16) values, the same
+    bound holds, for every kernel set and the head dims that fall back to narrower ones."""
+    q, kv, tables, lens = paged_case(hq, hk, d, 16, LENGTHS, seed=d + hq)
+    kv16 = kv.half()
+    out = kernels.paged_decode_attention(q, kv16, tables, lens, d**-0.5, 7, isa=isa)
+    assert_close_to_reference(out, kernels.reference_paged_decode_attention(q, kv16, tables, lens, d**-0.5, 7))
+    out = kernels.paged_decode_attention(q, kv16, tables, lens, d**-0.5, isa=isa)
+    ref = kernels.reference_paged_decode_attention(q, kv16, tables, lens, d**-0.5)
+    assert_close_to_reference(out, ref)
+    # and within float16's rounding of the float32 cache's result
+    full = kernels.reference_paged_decode_attention(q, kv, tables, lens, d**-0.5)
+    assert (ref - full).abs().max().item() <= 4e-3 * full.abs().max().item()
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("window", [1, 5, 16, 40, 1000])
 def test_sliding_window(window: int, isa: str) -> None:
     q, kv, tables, lens = paged_case(14, 2, 64, 16, LENGTHS, seed=window)
@@ -114,7 +131,7 @@ def _bad_calls():
     yield "q 2-D", dict(q=q[0])
     yield "kv 4-D", dict(kv=kv[0])
     yield "kv head dim", dict(kv=kv[..., :32].contiguous())
-    yield "kv float16", dict(kv=kv.half())
+    yield "kv bfloat16", dict(kv=kv.bfloat16())
     yield "heads not a multiple", dict(q=torch.randn(2, 7, 64))
     yield "no KV heads", dict(kv=kv[:, :, :, :0].contiguous())
     yield "no blocks", dict(kv=kv[:, :0].contiguous())

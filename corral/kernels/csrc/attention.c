@@ -30,11 +30,23 @@ static inline float exp_neg(float x) {
     return y * two_n;
 }
 
+/* Element i of a K or V row. */
+static inline float kv_at(const char *row, int i, int half) {
+    if (half) {
+        uint16_t h;
+        memcpy(&h, row + 2 * (size_t)i, 2);
+        return fp16_to_f32(h);
+    }
+    float f;
+    memcpy(&f, row + 4 * (size_t)i, 4);
+    return f;
+}
+
 /* Plain C, one head at a time: any head dim, any CPU. */
 void pair_scalar(const att_pair *j) {
-    const int G = j->G, D = j->D;
+    const int G = j->G, D = j->D, half = j->half;
     float m[ATT_MAX_GROUP], l[ATT_MAX_GROUP], s[TILE];
-    const float *rows[TILE + 1];
+    const char *rows[TILE + 1];
     for (int g = 0; g < G; g++) { m[g] = -INFINITY; l[g] = 0.0f; }
     memset(j->out, 0, (size_t)G * D * sizeof(float));
     for (int t0 = j->start; t0 < j->end; t0 += TILE) {
@@ -45,7 +57,7 @@ void pair_scalar(const att_pair *j) {
             float top = -INFINITY;
             for (int t = 0; t < n; t++) {
                 float d = 0.0f;
-                for (int i = 0; i < D; i++) d += q[i] * rows[t][i];
+                for (int i = 0; i < D; i++) d += q[i] * kv_at(rows[t], i, half);
                 s[t] = d * j->scale;
                 top = s[t] > top ? s[t] : top;
             }
@@ -57,8 +69,8 @@ void pair_scalar(const att_pair *j) {
             m[g] = mn;
             for (int i = 0; i < D; i++) o[i] *= corr;
             for (int t = 0; t < n; t++) {
-                const float *v = rows[t] + j->v_off;
-                for (int i = 0; i < D; i++) o[i] += s[t] * v[i];
+                const char *v = rows[t] + j->v_off;
+                for (int i = 0; i < D; i++) o[i] += s[t] * kv_at(v, i, half);
             }
         }
     }
@@ -102,13 +114,14 @@ static int check(const att_args *a, int *bad_seq) {
 static att_pair pair_job(const att_args *a, int i) {
     const int b = i / a->Hk, kvh = i % a->Hk, G = a->Hq / a->Hk;
     const int64_t len = a->seq_lens[b];
-    const size_t slot = (size_t)a->Hk * a->D;
+    const size_t esize = a->kv_half ? 2 : 4, slot = (size_t)a->Hk * a->D * esize;
     const att_pair job = {
         .q = a->q + ((size_t)b * a->Hq + (size_t)kvh * G) * a->D,
         .out = a->out + ((size_t)b * a->Hq + (size_t)kvh * G) * a->D,
-        .k0 = a->kv + (size_t)kvh * a->D,
+        .k0 = (const char *)a->kv + (size_t)kvh * a->D * esize,
         .v_off = (size_t)a->num_blocks * a->block_size * slot,
         .slot_stride = slot,
+        .half = a->kv_half,
         .table = a->block_tables + (size_t)b * a->max_blocks,
         .block_size = a->block_size,
         .start = first_pos(len, a->window),

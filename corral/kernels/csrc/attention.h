@@ -10,10 +10,12 @@ enum { ATT_OK = 0, ATT_ESHAPE = -1, ATT_ELEN = -2, ATT_EBLOCK = -3 };
 /* Query heads sharing one KV head that a call takes (their softmax states live on the stack). */
 #define ATT_MAX_GROUP 256
 
-/* One decode-attention call. Every buffer is contiguous; q, kv and out are float32. */
+/* One decode-attention call. Every buffer is contiguous; q and out are float32, kv float32 or
+ * IEEE float16 (kv_half). */
 typedef struct {
     const float *q;               /* (B, Hq, D) */
-    const float *kv;              /* (2, num_blocks, block_size, Hk, D): keys, then values */
+    const void *kv;               /* (2, num_blocks, block_size, Hk, D): keys, then values */
+    int kv_half;                  /* 1: kv holds float16, converted to float32 as it is read */
     const int64_t *block_tables;  /* (B, max_blocks): block ids of each sequence, in order */
     const int64_t *seq_lens;      /* (B,): cache positions 0 .. seq_lens[b]-1 hold sequence b */
     float *out;                   /* (B, Hq, D) */

@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#define YFN static inline __attribute__((target("avx2,fma"), always_inline))
+#define YFN static inline __attribute__((target("avx2,fma,f16c"), always_inline))
 #define HC 8
 
 /* exp_neg (attention.c) on 8 lanes; NaN stays NaN. */
@@ -35,12 +35,18 @@ YFN __m256 sum8(const __m256 *a) {
     return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
 }
 
+/* 8 values from element c of a K or V row, float32 or (HALF) float16. */
+YFN __m256 load8(const char *row, int c, const int HALF) {
+    return HALF ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)c)))
+                : _mm256_loadu_ps((const float *)row + c);
+}
+
 /* Tile i of the ring for NG heads (a constant after inlining) from query rows q into output rows
  * o: scores, online-softmax update of (m, l), o = o * corr + p V; with pf, prefetches the next two
  * tiles a position at a time. */
 YFN void tile8(const att_pair *j, const tile_ring *ring, int i, int pf, const float *q, float *o,
-               __m256 *m, __m256 *l, const int NG) {
-    const float *const *rows = ring->rows[i % 3];
+               __m256 *m, __m256 *l, const int NG, const int HALF) {
+    const char *const *rows = ring->rows[i % 3];
     const int n = ring->n[i % 3];
     const int D = j->D;
     __m256 s[TILE];   /* scores, then probabilities; lanes: heads (beyond NG: 0, unused) */
@@ -48,11 +54,11 @@ YFN void tile8(const att_pair *j, const tile_ring *ring, int i, int pf, const fl
     const __m256 scale = _mm256_set1_ps(j->scale);
     __m256 top = _mm256_set1_ps(-INFINITY);
     for (int t = 0; t < n; t++) {
-        if (pf) prefetch_ahead(ring, i, t, j->v_off, D);
+        if (pf) prefetch_ahead(ring, i, t, j->v_off, D * (HALF ? 2 : 4));
         __m256 acc[HC];
         for (int g = 0; g < HC; g++) acc[g] = _mm256_setzero_ps();
         for (int c = 0; c < D; c += 8) {
-            const __m256 k = _mm256_loadu_ps(rows[t] + c);
+            const __m256 k = load8(rows[t], c, HALF);
             for (int g = 0; g < NG; g++)
                 acc[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)g * D + c), k, acc[g]);
         }
@@ -75,14 +81,18 @@ YFN void tile8(const att_pair *j, const tile_ring *ring, int i, int pf, const fl
         for (int g = 0; g < NG; g++)
             acc[g] = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)g * D + c), _mm256_set1_ps(corr[g]));
         for (int t = 0; t < n; t++) {
-            const __m256 v = _mm256_loadu_ps(rows[t] + j->v_off + c);
+            const __m256 v = load8(rows[t] + j->v_off, c, HALF);
             for (int g = 0; g < NG; g++) acc[g] = _mm256_fmadd_ps(_mm256_set1_ps(p[t * HC + g]), v, acc[g]);
         }
         for (int g = 0; g < NG; g++) _mm256_storeu_ps(o + (size_t)g * D + c, acc[g]);
     }
 }
 
-__attribute__((target("avx2,fma"))) void pair_avx2(const att_pair *j) {
-    ATT_PAIR_BODY(tile8)
+__attribute__((target("avx2,fma,f16c"))) void pair_avx2(const att_pair *j) {
+    if (j->half) {
+        ATT_PAIR_BODY(tile8, 1)
+    } else {
+        ATT_PAIR_BODY(tile8, 0)
+    }
 }
 #endif

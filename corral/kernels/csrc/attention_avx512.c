@@ -14,7 +14,7 @@
 #include <math.h>
 #include <string.h>
 
-#define ZFN static inline __attribute__((target("avx2,fma,avx512f"), always_inline))
+#define ZFN static inline __attribute__((target("avx2,fma,f16c,avx512f"), always_inline))
 #define HC 8
 
 /* exp_neg (attention.c) on 16 lanes; NaN stays NaN. */
@@ -52,16 +52,28 @@ ZFN __m512 sum8x2(const __m512 *x) {
     return _mm512_shuffle_f32x4(r, r, _MM_SHUFFLE(3, 1, 2, 0));
 }
 
-/* 8 key values (from column c) of positions t and t+1 in the low and high halves. */
-ZFN __m512 keys2(const float *k0, const float *k1, int c) {
-    const __m512d lo = _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(k0 + c)));
-    return _mm512_castpd_ps(_mm512_insertf64x4(lo, _mm256_castps_pd(_mm256_loadu_ps(k1 + c)), 1));
+/* 8 key values (from column c) of positions t and t+1 in the low and high halves; float32 or
+ * (HALF) float16 rows. */
+ZFN __m512 keys2(const char *k0, const char *k1, int c, const int HALF) {
+    if (HALF) {
+        const __m128i lo = _mm_loadu_si128((const __m128i *)(k0 + 2 * (size_t)c));
+        const __m128i hi = _mm_loadu_si128((const __m128i *)(k1 + 2 * (size_t)c));
+        return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
+    }
+    const __m512d lo = _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps((const float *)k0 + c)));
+    return _mm512_castpd_ps(_mm512_insertf64x4(lo, _mm256_castps_pd(_mm256_loadu_ps((const float *)k1 + c)), 1));
+}
+
+/* 16 values from element c of a value row. */
+ZFN __m512 load16(const char *row, int c, const int HALF) {
+    return HALF ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * (size_t)c)))
+                : _mm512_loadu_ps((const float *)row + c);
 }
 
 /* o[g] (W 16-wide chunks from column c) = o[g] * corr[g] + sum over the tile's positions of
  * p[t][g] V[t]; W = 1 or 2 and NG constants after inlining. */
-ZFN void values16(const att_pair *j, const float *const *rows, int n, const float *p, const float *corr, float *o,
-                  int c, const int W, const int NG) {
+ZFN void values16(const att_pair *j, const char *const *rows, int n, const float *p, const float *corr, float *o,
+                  int c, const int W, const int NG, const int HALF) {
     const int D = j->D;
     __m512 acc[2][HC];
     for (int w = 0; w < W; w++)
@@ -69,7 +81,7 @@ ZFN void values16(const att_pair *j, const float *const *rows, int n, const floa
             acc[w][g] = _mm512_mul_ps(_mm512_loadu_ps(o + (size_t)g * D + c + 16 * w), _mm512_set1_ps(corr[g]));
     for (int t = 0; t < n; t++) {
         __m512 v[2];
-        for (int w = 0; w < W; w++) v[w] = _mm512_loadu_ps(rows[t] + j->v_off + c + 16 * w);
+        for (int w = 0; w < W; w++) v[w] = load16(rows[t] + j->v_off, c + 16 * w, HALF);
         for (int g = 0; g < NG; g++) {
             const __m512 pg = _mm512_set1_ps(p[t * HC + g]);
             for (int w = 0; w < W; w++) acc[w][g] = _mm512_fmadd_ps(pg, v[w], acc[w][g]);
@@ -81,8 +93,8 @@ ZFN void values16(const att_pair *j, const float *const *rows, int n, const floa
 
 /* One tile, as tile8 in attention_avx2.c. */
 ZFN void tile16(const att_pair *j, const tile_ring *ring, int i, int pf, const float *q, float *o,
-                __m256 *m, __m256 *l, const int NG) {
-    const float *const *rows = ring->rows[i % 3];
+                __m256 *m, __m256 *l, const int NG, const int HALF) {
+    const char *const *rows = ring->rows[i % 3];
     const int n = ring->n[i % 3];
     const int D = j->D;
     __m512 s[TILE / 2];   /* scores, then probabilities: s[u] = [2u: heads | 2u+1: heads], float t * HC + g */
@@ -91,13 +103,13 @@ ZFN void tile16(const att_pair *j, const tile_ring *ring, int i, int pf, const f
     __m512 top = _mm512_set1_ps(-INFINITY);
     for (int t = 0; t < n; t += 2) {   /* when n is odd, rows[n] repeats rows[n-1]: same score */
         if (pf) {
-            prefetch_ahead(ring, i, t, j->v_off, D);
-            prefetch_ahead(ring, i, t + 1, j->v_off, D);
+            prefetch_ahead(ring, i, t, j->v_off, D * (HALF ? 2 : 4));
+            prefetch_ahead(ring, i, t + 1, j->v_off, D * (HALF ? 2 : 4));
         }
         __m512 acc[HC];
         for (int g = 0; g < HC; g++) acc[g] = _mm512_setzero_ps();
         for (int c = 0; c < D; c += 8) {
-            const __m512 k = keys2(rows[t], rows[t + 1], c);
+            const __m512 k = keys2(rows[t], rows[t + 1], c, HALF);
             for (int g = 0; g < NG; g++)
                 acc[g] = _mm512_fmadd_ps(dup256(_mm256_loadu_ps(q + (size_t)g * D + c)), k, acc[g]);
         }
@@ -119,11 +131,15 @@ ZFN void tile16(const att_pair *j, const tile_ring *ring, int i, int pf, const f
     *m = mn;
     const float *p = (const float *)s;
     int c = 0;
-    for (; c + 32 <= D; c += 32) values16(j, rows, n, p, corr, o, c, 2, NG);
-    if (c < D) values16(j, rows, n, p, corr, o, c, 1, NG);
+    for (; c + 32 <= D; c += 32) values16(j, rows, n, p, corr, o, c, 2, NG, HALF);
+    if (c < D) values16(j, rows, n, p, corr, o, c, 1, NG, HALF);
 }
 
-__attribute__((target("avx2,fma,avx512f"))) void pair_avx512(const att_pair *j) {
-    ATT_PAIR_BODY(tile16)
+__attribute__((target("avx2,fma,f16c,avx512f"))) void pair_avx512(const att_pair *j) {
+    if (j->half) {
+        ATT_PAIR_BODY(tile16, 1)
+    } else {
+        ATT_PAIR_BODY(tile16, 0)
+    }
 }
 #endif

@@ -197,8 +197,8 @@ static PyObject *py_paged_decode_attention(PyObject *self, PyObject *args) {
     long long num_blocks;
     att_args a;
     (void)self;
-    if (!PyArg_ParseTuple(args, "iKKKKKiiiiLiiifi", &level, &q, &kv, &tables, &lens, &out, &a.B, &a.Hq, &a.Hk,
-                          &a.D, &num_blocks, &a.block_size, &a.max_blocks, &a.window, &a.scale, &nthreads))
+    if (!PyArg_ParseTuple(args, "iKKKKKiiiiLiiifip", &level, &q, &kv, &tables, &lens, &out, &a.B, &a.Hq, &a.Hk,
+                          &a.D, &num_blocks, &a.block_size, &a.max_blocks, &a.window, &a.scale, &nthreads, &a.kv_half))
         return NULL;
     if (level < 0 || level > kernels_best_level()) {
         PyErr_Format(PyExc_ValueError, "instruction set level %d is not available on this CPU", level);
@@ -206,7 +206,7 @@ static PyObject *py_paged_decode_attention(PyObject *self, PyObject *args) {
     }
     a.num_blocks = (int64_t)num_blocks;
     a.q = (const float *)(uintptr_t)q;
-    a.kv = (const float *)(uintptr_t)kv;
+    a.kv = (const void *)(uintptr_t)kv;
     a.block_tables = (const int64_t *)(uintptr_t)tables;
     a.seq_lens = (const int64_t *)(uintptr_t)lens;
     a.out = (float *)(uintptr_t)out;
@@ -287,9 +287,10 @@ static PyMethodDef METHODS[] = {
      "out(n, K) float32 = rows ids (int64) of a weight in GGUF blocks, dequantized."},
     {"paged_decode_attention", py_paged_decode_attention, METH_VARARGS,
      "paged_decode_attention(level, q_addr, kv_addr, tables_addr, lens_addr, out_addr, B, Hq, Hk, D,\n"
-     "                       num_blocks, block_size, max_blocks, window, scale, n_threads)\n"
+     "                       num_blocks, block_size, max_blocks, window, scale, n_threads, kv_half)\n"
      "out(B, Hq, D) = softmax(scale * q K^T) V over each sequence's cached positions (window 0: all);\n"
-     "q, out float32; kv (2, num_blocks, block_size, Hk, D) float32; tables (B, max_blocks) and lens (B)\n"
+     "q, out float32; kv (2, num_blocks, block_size, Hk, D) float32 (float16 with kv_half); tables (B, max_blocks)\n"
+     "and lens (B)\n"
      "int64; all contiguous."},
     {"repack_q4_0_x16", py_repack_q4_0_x16, METH_VARARGS,
      "repack_q4_0_x16(src_addr, src_stride, N, K, dst_addr)\n"

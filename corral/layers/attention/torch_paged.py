@@ -40,7 +40,7 @@ class TorchPagedAttention(AttentionBackend):
         return (
             self.use_kernel
             and kv_cache.is_cpu
-            and kv_cache.dtype == torch.float32
+            and kv_cache.dtype in (torch.float32, torch.float16)
             and kv_cache.is_contiguous()
             and q.shape[1] // kv_cache.shape[3] <= kernel.MAX_GROUP
         )
@@ -51,15 +51,16 @@ class TorchPagedAttention(AttentionBackend):
         num_heads_kv = kv_cache.shape[3]
         group = num_heads // num_heads_kv
         slots, mask = decode_slots(meta)
-        keys = kv_cache[0].view(-1, num_heads_kv, head_dim)[slots]  # (B, L, Hk, D)
-        values = kv_cache[1].view(-1, num_heads_kv, head_dim)[slots]
-        qg = q.view(num_seqs, num_heads_kv, group, head_dim).to(keys.dtype)  # (B, Hk, G, D)
+        # (B, L, Hk, D), in q's dtype: a float16 cache holds the values, the arithmetic stays float32
+        keys = kv_cache[0].view(-1, num_heads_kv, head_dim)[slots].to(q.dtype)
+        values = kv_cache[1].view(-1, num_heads_kv, head_dim)[slots].to(q.dtype)
+        qg = q.view(num_seqs, num_heads_kv, group, head_dim)  # (B, Hk, G, D)
         scores = torch.matmul(qg, keys.permute(0, 2, 3, 1)) * scale  # (B, Hk, G, L)
         if mask is not None:
             scores.masked_fill_(~mask[:, None, None, :], float("-inf"))
         probs = torch.softmax(scores, dim=-1)
         out = torch.matmul(probs, values.transpose(1, 2))  # (B, Hk, G, D)
-        return out.reshape(num_seqs, num_heads, head_dim).to(q.dtype)
+        return out.reshape(num_seqs, num_heads, head_dim)
 
     def _varlen(self, q, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
         bs = meta.block_size
@@ -68,11 +69,11 @@ class TorchPagedAttention(AttentionBackend):
             start, end = meta.query_start_loc[i], meta.query_start_loc[i + 1]
             ctx, seq_len = meta.context_lens[i], meta.seq_lens[i]
             blocks = meta.block_tables[i, : -(-seq_len // bs)]
-            keys = kv_cache[0][blocks].flatten(0, 1)[:seq_len]  # (S, Hk, D)
-            values = kv_cache[1][blocks].flatten(0, 1)[:seq_len]
+            keys = kv_cache[0][blocks].flatten(0, 1)[:seq_len].to(q.dtype)  # (S, Hk, D)
+            values = kv_cache[1][blocks].flatten(0, 1)[:seq_len].to(q.dtype)
             # 4-D inputs (a batch of one) take torch's fused CPU attention kernel; 3-D ones fall
             # back to the unfused math path, about 3x slower on a 512-token prompt.
-            qs = q[start:end].transpose(0, 1).to(keys.dtype)[None]  # (1, Hq, n, D)
+            qs = q[start:end].transpose(0, 1)[None]  # (1, Hq, n, D)
             ks, vs = keys.transpose(0, 1)[None], values.transpose(0, 1)[None]  # (1, Hk, S, D)
             if ctx == 0 and not meta.sliding_window:  # the whole sequence: plain causal
                 o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=True)
@@ -84,7 +85,7 @@ class TorchPagedAttention(AttentionBackend):
                     mask &= k_pos > q_pos - meta.sliding_window
                 o = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=scale, enable_gqa=True)
             o = o[0]  # (Hq, n, D)
-            out[start:end] = o.transpose(0, 1).to(q.dtype)
+            out[start:end] = o.transpose(0, 1)
         return out
 
 
