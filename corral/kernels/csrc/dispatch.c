@@ -320,6 +320,13 @@ static int x16_row_chunks(const qm_weight *j) {
 /* Every job (all QT_Q4_0_X16) in one parallel region through the x16 kernel, for any number of
  * tokens: it reads a group of 16 rows once per 8 tokens, from L1 after the first, and measured
  * faster than unpacking into tiles up to 128 tokens and as fast at 512 (docs/benchmarks.md). */
+/* The first weight row of unit c (units as run_x16 numbers them). */
+static const uint8_t *x16_unit_rows(const qm_weight *jobs, int tchunks, int c) {
+    int j = 0, rc = x16_row_chunks(&jobs[0]);
+    while (c >= rc * tchunks) { c -= rc * tchunks; j++; rc = x16_row_chunks(&jobs[j]); }
+    return jobs[j].w + (size_t)(c % rc) * chunk_rows(&jobs[j]) * jobs[j].row_stride;
+}
+
 static void x16_quantize(const kernel_set *ks, act_set *a, int32_t *xo, const float *x, int K, int lo, int hi) {
     const int nb = K / 32;
     for (int t = lo; t < hi; t++) {
@@ -363,9 +370,11 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
 #pragma omp barrier
 #endif
         }
-        for (int j = 0, first = 0;;) {   /* units are claimed in increasing order: j only moves on */
-            const int c = claim(&next);
-            if (c >= nunits) break;
+        /* Each thread claims its next unit before computing the current one, so the kernel can
+         * prefetch the next unit's first rows (a cold start per unit cost about 5% at 16 tokens). */
+        int c = claim(&next);
+        for (int j = 0, first = 0; c < nunits;) {   /* units are claimed in increasing order: j only moves on */
+            const int c2 = claim(&next);
             int rc = x16_row_chunks(&jobs[j]);
             while (c >= first + rc * tchunks) { first += rc * tchunks; j++; rc = x16_row_chunks(&jobs[j]); }
             const qm_weight *job = &jobs[j];
@@ -374,7 +383,8 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
             const int nt = T - t0 < X16_TOKEN_CHUNK ? T - t0 : X16_TOKEN_CHUNK;
             ks->x16_gemm(job->w + (size_t)n0 * job->row_stride, n1 - n0, K, a.q + (size_t)t0 * K,
                          a.d + (size_t)t0 * nb, xo + (size_t)t0 * nb, nt, job->out + (size_t)t0 * job->N + n0,
-                         (size_t)job->N);
+                         (size_t)job->N, c2 < nunits ? x16_unit_rows(jobs, tchunks, c2) : NULL);
+            c = c2;
         }
     }
     (void)nthreads;

@@ -141,9 +141,10 @@ typedef struct {
     /* Optional: out[t * ldo + r] for r < nrows (a multiple of 16) and t < T, of QT_Q4_0_X16 rows
      * starting at w against T activation rows quantized in blocks of 32: xq (T, K) int8, xd
      * (T, K / 32) scales, xo (T, K / 32) = -8 * each block's sum of xq. Each (row, token) result
-     * is computed alike whatever T and nrows are. */
+     * is computed alike whatever T and nrows are. `after` (or NULL): the first 16 rows of the next
+     * call, prefetched while the last group of this one runs. */
     void (*x16_gemm)(const uint8_t *w, int nrows, int K, const int8_t *xq, const float *xd, const int32_t *xo,
-                     int T, float *out, size_t ldo);
+                     int T, float *out, size_t ldo, const uint8_t *after);
 } kernel_set;
 
 extern const kernel_set kernels_scalar;
