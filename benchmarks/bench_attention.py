@@ -8,6 +8,7 @@ per-step slot table it builds), once with the kernel reading the blocks in place
 
     OMP_NUM_THREADS=1 python benchmarks/bench_attention.py                  # B=1 and 16, 1 and 2 threads
     OMP_NUM_THREADS=1 python benchmarks/bench_attention.py --batch 16 --threads 2 --context 500
+    python benchmarks/bench_attention.py --batch 16 --threads 2 --kv-dtype float32,float16
 
 Each layer has its own cache tensor with the sequences' blocks scattered through it, as in the
 engine, and before each timed step 512 MiB are read (as a real step streams the model's weights
@@ -83,16 +84,24 @@ def main() -> None:
     parser.add_argument("--min-time", type=float, default=0.5, help="seconds per measurement, at least")
     parser.add_argument("--warm", action="store_true", help="skip the cache flush before each step")
     parser.add_argument("--rounds", type=int, default=3, help="measurements of each path, alternating")
+    parser.add_argument("--kv-dtype", default="float32", help="comma-separated cache dtypes (float32, float16)")
     args = parser.parse_args()
     if not kernel.is_available():
         raise SystemExit("corral's kernels are not built (pip install -e . builds them)")
     gen = torch.Generator().manual_seed(0)
-    caches = [torch.randn(2, CACHE_BLOCKS, BLOCK, HK, D, generator=gen) for _ in range(LAYERS)]
+    full = [torch.randn(2, CACHE_BLOCKS, BLOCK, HK, D, generator=gen) for _ in range(LAYERS)]
     gathered, in_place = TorchPagedAttention(use_kernel=False), TorchPagedAttention()
     evict = torch.ones(FLUSH_BYTES // 4)
     flush = None if args.warm else evict.sum
     print(f"Qwen2.5-0.5B decode attention, {LAYERS} layers, Hq={HQ} Hk={HK} D={D}, block {BLOCK}, "
           f"context ~{args.context}, kernel ISA {kernel.isa_levels()[-1]}")
+    for dtype_name in args.kv_dtype.split(","):
+        caches = [c.to(getattr(torch, dtype_name)) for c in full]
+        print(f"KV cache {dtype_name}")
+        run_batches(args, caches, gathered, in_place, flush, gen)
+
+
+def run_batches(args, caches, gathered, in_place, flush, gen) -> None:
     for batch in (int(b) for b in args.batch.split(",")):
         lens, tables = decode_batch(batch, args.context, gen)
         q = torch.randn(batch, HQ, D, generator=gen)
