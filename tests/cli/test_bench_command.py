@@ -20,7 +20,7 @@ def test_bench_prints_a_row_per_concurrency(tiny_models):
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"model {model}")
+    assert lines[0].startswith(f"model {model}") and lines[0].endswith("KV cache float16")  # quantized: auto
     rows = [line.split() for line in lines[2:]]
     assert [r[:2] for r in rows] == [["1", "1"], ["4", "4"]]
     for r in rows:
@@ -61,3 +61,25 @@ def test_run_benchmark_counts_every_token(tiny_models):
     assert r.tpot_ms[0] > 0
     assert not engine.has_unfinished()
     assert engine.scheduler.kv_cache.num_free_blocks == engine.scheduler.config.num_blocks
+
+
+def test_kv_cache_dtype_flag(tiny_models):
+    model = tiny_models("qwen2", "Q8_0")
+    args = [sys.executable, "-m", "corral.cli.main", "bench", str(model), "--input-len", "4", "--output-len", "2",
+            "--threads", "1"]
+    result = subprocess.run(args + ["--kv-cache-dtype", "float32"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].endswith("KV cache float32")
+    bad = subprocess.run(args + ["--kv-cache-dtype", "int8"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--kv-cache-dtype" in bad.stderr
+
+
+def test_serve_passes_the_kv_cache_dtype_to_engines():
+    import argparse
+
+    from corral.cli import serve
+
+    parser = argparse.ArgumentParser()
+    serve.add_parser(parser.add_subparsers())
+    assert serve.engine_kwargs(parser.parse_args(["serve", "--kv-cache-dtype", "float32"]))["kv_cache_dtype"] == "float32"
+    assert "kv_cache_dtype" not in serve.engine_kwargs(parser.parse_args(["serve"]))  # auto: the engine decides
