@@ -91,6 +91,15 @@ static void split(int n, int parts, int part, int unit, int *lo, int *hi) {
     *hi = b * unit < n ? b * unit : n;
 }
 
+/* The calling thread's share [lo, hi) of n items inside a parallel region (all of them outside). */
+static void thread_share(int n, int *lo, int *hi) {
+    int part = 0, parts = 1;
+#ifdef _OPENMP
+    part = omp_get_thread_num(); parts = omp_get_num_threads();
+#endif
+    split(n, parts, part, 1, lo, hi);
+}
+
 /* Bytes ahead that single-row dots prefetch. */
 #define ROW_PREFETCH 2048
 
@@ -248,12 +257,8 @@ static int run_tiles(const kernel_set *ks, const qm_weight *jobs, int njobs, int
 #endif
     {
         if (!serial_quant) {
-            int part = 0, parts = 1;
-#ifdef _OPENMP
-            part = omp_get_thread_num(); parts = omp_get_num_threads();
-#endif
             int lo, hi;
-            split(T, parts, part, 1, &lo, &hi);
+            thread_share(T, &lo, &hi);
             quantize_into_tiles(ks, &rows, at, fmt, nfmt, x, K, lo, hi);
 #ifdef _OPENMP
 #pragma omp barrier
@@ -360,12 +365,8 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
 #endif
     {
         if (!serial_quant) {
-            int part = 0, parts = 1;
-#ifdef _OPENMP
-            part = omp_get_thread_num(); parts = omp_get_num_threads();
-#endif
             int lo, hi;
-            split(T, parts, part, 1, &lo, &hi);
+            thread_share(T, &lo, &hi);
             x16_quantize(ks, &a, xo, x, K, lo, hi);
 #ifdef _OPENMP
 #pragma omp barrier
