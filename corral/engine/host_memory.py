@@ -15,13 +15,13 @@ import sys
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 << 20  # the largest glibc accepts on 64-bit systems
-TRIM_THRESHOLD = 512 << 20  # freed memory kept at the top of the heap, at most
+TRIM_THRESHOLD = 256 << 20  # freed memory kept at the top of the heap, at most
 
 _done: bool | None = None
 
 
 def keep_freed_memory() -> bool:
-    """Tell glibc to serve blocks up to 32 MiB from the heap and to keep up to 512 MiB of freed
+    """Tell glibc to serve blocks up to 32 MiB from the heap and to keep up to 256 MiB of freed
     heap memory. Once per process; True when it took effect (Linux with glibc)."""
     global _done
     if _done is None:

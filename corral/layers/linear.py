@@ -12,6 +12,7 @@ from torch import nn
 
 from corral import kernels
 from corral.layers.lean_module import LeanModule
+from corral.loader.gguf_file import release_pages
 from corral.loader.quantized import QuantizedWeight
 
 
@@ -85,6 +86,8 @@ def _pack_with_kernels(layer: Linear, qw: QuantizedWeight) -> bool:
 
     if kernels.is_available() and qw.type_name in kernels.SUPPORTED_TYPES:
         layer.packed = kernels.pack(qw, repack=True)
+        if layer.packed.layout != "gguf":  # a copy: the file's pages need not stay resident
+            release_pages(qw.data)
         return True
     reason = ("corral's quantized kernels are not built" if not kernels.is_available()
               else f"no quantized kernel for {qw.type_name}")

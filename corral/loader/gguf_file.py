@@ -7,6 +7,7 @@ objects, by gguf_header.parse_header.
 from __future__ import annotations
 
 import math
+import mmap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,3 +151,27 @@ def is_gguf(path: str | Path) -> bool:
         return False
     with open(p, "rb") as f:
         return f.read(4) == GGUF_MAGIC
+
+
+def release_pages(array: np.ndarray) -> int:
+    """Drop this process's resident pages of a view of a memory-mapped file, once a copy of it is
+    what the model uses (Q4_0 repacked for the kernels): they would otherwise count in RSS next to
+    the copy. The data stays valid; a later read maps the pages in again from the file. Only
+    whole pages inside the view are released. Returns the bytes released (0 where the array is not
+    a file view or the OS has no madvise)."""
+    base = array
+    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
+        base = getattr(base, "base", None)
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if base is None or advice is None or not array.flags.c_contiguous:
+        return 0
+    mm = base._mmap
+    start_addr = np.frombuffer(mm, dtype=np.uint8).ctypes.data  # the mapping's first byte
+    begin = array.ctypes.data - start_addr
+    end = begin + array.nbytes
+    first = -(-begin // mmap.PAGESIZE) * mmap.PAGESIZE
+    last = end // mmap.PAGESIZE * mmap.PAGESIZE
+    if not 0 <= begin <= end <= len(mm) or last <= first:
+        return 0
+    mm.madvise(advice, first, last - first)
+    return last - first

@@ -1,0 +1,42 @@
+"""Dropping the resident pages of a memory-mapped view once a copy of it is in use."""
+from __future__ import annotations
+
+import mmap
+import sys
+
+import numpy as np
+import pytest
+
+from corral.loader.gguf_file import release_pages
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(mmap, "MADV_DONTNEED"),
+                           reason="/proc and madvise(MADV_DONTNEED)")
+
+
+def _rss_file_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+    raise AssertionError("no RssFile in /proc/self/status")
+
+
+@linux
+def test_the_views_pages_leave_rss_and_the_data_stays(tmp_path):
+    path = tmp_path / "weights.bin"
+    payload = np.random.default_rng(0).integers(0, 256, 32 << 20, dtype=np.uint8)
+    payload.tofile(path)
+    mapped = np.memmap(path, dtype=np.uint8, mode="c")  # as GGUFFile maps a model
+    page = mmap.PAGESIZE
+    view = mapped[3 * page + 100 : (30 << 20) + 50]  # starts and ends inside pages
+    total = int(view.sum(dtype=np.int64))  # every page of the view resident
+    before = _rss_file_kib()
+    released = release_pages(view)
+    assert released == (30 << 20) - 4 * page  # whole pages inside the view only
+    assert before - _rss_file_kib() >= 0.9 * released / 1024
+    assert int(view.sum(dtype=np.int64)) == total  # read back from the file
+    np.testing.assert_array_equal(view[:64], payload[3 * page + 100 : 3 * page + 164])
+
+
+def test_arrays_that_are_not_file_views_are_left_alone():
+    assert release_pages(np.zeros(1 << 20, dtype=np.uint8)) == 0
