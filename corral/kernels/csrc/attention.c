@@ -140,14 +140,20 @@ int paged_decode_attention_run(int level, const att_args *a, int nthreads, int *
     const int pairs = a->B * a->Hk;
     if (nthreads > pairs) nthreads = pairs;
     if (nthreads < 1) nthreads = 1;
-    /* Pairs are claimed one at a time: sequences differ in length, and the CPU may be shared. */
+    /* Work is claimed one unit at a time (sequences differ in length, and the CPU may be shared):
+     * a whole sequence, its KV heads one after the other, when there are sequences enough for
+     * every thread. A cache slot holds all KV heads side by side, so the first head's reads bring
+     * the next heads' rows into this core's L2 (the adjacent-line prefetcher); split over threads,
+     * each core would fetch those lines again. Otherwise single (sequence, KV head) pairs. */
+    const int per_unit = a->B >= nthreads ? a->Hk : 1, units = pairs / per_unit;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (nthreads > 1)
 #endif
-    for (int i = 0; i < pairs; i++) {
-        const att_pair job = pair_job(a, i);
-        fn(&job);
-    }
+    for (int u = 0; u < units; u++)
+        for (int i = u * per_unit; i < (u + 1) * per_unit; i++) {
+            const att_pair job = pair_job(a, i);
+            fn(&job);
+        }
     (void)nthreads;
     return ATT_OK;
 }
