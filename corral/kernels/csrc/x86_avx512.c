@@ -531,10 +531,12 @@ ZFN void x16_tokens(const uint8_t *w, int K, const int8_t *xq, const float *xd, 
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * ldo, acc[t]);
 }
 
-/* x16_tokens on rows unpacked by x16_unpack: the 8 weight registers of a block are loads. */
+/* x16_tokens on rows unpacked by x16_unpack: the 8 weight registers of a block are loads (pf is
+ * not used: the rows are in the buffer already). */
 ZFN void x16_tokens_u(const uint8_t *w, int K, const int8_t *xq, const float *xd, const int32_t *xo, const int NT,
-                      float *out, size_t ldo) {
+                      float *out, size_t ldo, const uint8_t *pf) {
     const int nb = K / 32;
+    (void)pf;
     __m512 acc[X16_TOK];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
@@ -575,16 +577,17 @@ static __attribute__((target(Z_TARGET))) void x16_unpack(const uint8_t *w, int n
         }
 }
 
-#define X16_SWITCH(fn, ...) \
+/* fn(w, K, x, d, o, NT, op, ldo, pf) with NT the tokens left (at most X16_TOK) as a constant. */
+#define X16_SWITCH(fn, w, pf) \
     switch (T - t0 < X16_TOK ? T - t0 : X16_TOK) { \
-    case 8: fn(__VA_ARGS__, 8, op, ldo X16_PF); break; \
-    case 7: fn(__VA_ARGS__, 7, op, ldo X16_PF); break; \
-    case 6: fn(__VA_ARGS__, 6, op, ldo X16_PF); break; \
-    case 5: fn(__VA_ARGS__, 5, op, ldo X16_PF); break; \
-    case 4: fn(__VA_ARGS__, 4, op, ldo X16_PF); break; \
-    case 3: fn(__VA_ARGS__, 3, op, ldo X16_PF); break; \
-    case 2: fn(__VA_ARGS__, 2, op, ldo X16_PF); break; \
-    default: fn(__VA_ARGS__, 1, op, ldo X16_PF); break; \
+    case 8: fn(w, K, x, d, o, 8, op, ldo, pf); break; \
+    case 7: fn(w, K, x, d, o, 7, op, ldo, pf); break; \
+    case 6: fn(w, K, x, d, o, 6, op, ldo, pf); break; \
+    case 5: fn(w, K, x, d, o, 5, op, ldo, pf); break; \
+    case 4: fn(w, K, x, d, o, 4, op, ldo, pf); break; \
+    case 3: fn(w, K, x, d, o, 3, op, ldo, pf); break; \
+    case 2: fn(w, K, x, d, o, 2, op, ldo, pf); break; \
+    default: fn(w, K, x, d, o, 1, op, ldo, pf); break; \
     }
 
 /* X16_TOK tokens at a time (their activations stay in L1) against each group of 16 rows in turn;
@@ -605,16 +608,10 @@ static __attribute__((target(Z_TARGET))) void x16_gemm(const uint8_t *w, int nro
             const int32_t *o = xo + (size_t)t0 * nb;
             float *op = out + (size_t)t0 * ldo + r0;
             if (unpacked) {
-                const uint8_t *wu = scratch + (size_t)(r0 / X16_ROWS) * nb * X16_UNPACKED_BLOCK;
-#define X16_PF
-                X16_SWITCH(x16_tokens_u, wu, K, x, d, o)
-#undef X16_PF
+                X16_SWITCH(x16_tokens_u, scratch + (size_t)(r0 / X16_ROWS) * nb * X16_UNPACKED_BLOCK, NULL)
             } else {
                 const uint8_t *wg = w + (size_t)(r0 / X16_ROWS) * group_bytes;
-                const uint8_t *pf = t0 != 0 ? NULL : r0 + X16_ROWS < nrows ? wg + group_bytes : after;
-#define X16_PF , pf
-                X16_SWITCH(x16_tokens, wg, K, x, d, o)
-#undef X16_PF
+                X16_SWITCH(x16_tokens, wg, t0 != 0 ? NULL : r0 + X16_ROWS < nrows ? wg + group_bytes : after)
             }
         }
 }
