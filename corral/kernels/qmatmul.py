@@ -86,10 +86,10 @@ def pack(qw: QuantizedWeight, repack: bool = False) -> PackedWeight:
     that do not match the shape. Rows must be contiguous within themselves (they are in GGUF).
 
     With `repack`, a Q4_0 weight of a multiple of 16 rows is copied into groups of 16 rows where
-    the CPU has AVX-512: its matmuls then read the weight straight from the groups, 8 tokens at a
-    time, with no unpacking pass (docs/benchmarks.md: about 2x at 1 token from cache, 1.4x at 16,
-    even at 512). Other weights, and every weight on other CPUs, are wrapped as they are; other
-    kernel sets (`isa=`) run "x16" weights through their tiles."""
+    the CPU has AVX-512 VNNI: its matmuls then read the weight straight from the groups, 8 tokens
+    at a time, with no unpacking pass (docs/benchmarks.md: 1.3-1.5x at 16 tokens, 1.1-1.2x at one
+    token from DRAM and at 512). Other weights, and every weight on other CPUs, are wrapped as
+    they are; other kernel sets (`isa=`) run "x16" weights through their tiles."""
     if qw.type_name not in _TYPES:
         raise ValueError(f"no quantized kernel for {qw.type_name}; supported: {sorted(SUPPORTED_TYPES)}")
     type_id, block, size = _TYPES[qw.type_name]
