@@ -18,7 +18,7 @@ from corral.core.sampling_params import SamplingParams
 from corral.core.scheduler import Scheduler, SchedulerConfig
 from corral.engine import kv_cache
 from corral.engine.engine_args import EngineArgs
-from corral.engine.host_memory import keep_freed_memory
+from corral.engine.heap import keep_freed_memory
 from corral.engine.loading import LoadedModel, load_model
 from corral.engine.model_runner import ModelRunner
 from corral.engine.output_processor import OutputProcessor
