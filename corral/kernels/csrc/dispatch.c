@@ -323,14 +323,20 @@ static int x16_row_chunks(const qm_weight *j) {
     return (j->N + rows - 1) / rows;
 }
 
-/* Every job (all QT_Q4_0_X16) in one parallel region through the x16 kernel, for any number of
- * tokens: it reads a group of 16 rows once per 8 tokens, from L1 after the first, and measured
- * faster than unpacking into tiles up to 128 tokens and as fast at 512 (docs/benchmarks.md). */
-/* The first weight row of unit c (units as run_x16 numbers them). */
+/* Units of the x16 path: job by job, each job's token chunk by token chunk, each chunk's row
+ * chunks in order. The job of unit c; *u becomes c's number within that job. */
+static int x16_unit_job(const qm_weight *jobs, int tchunks, int c, int *u) {
+    int j = 0;
+    while (c >= x16_row_chunks(&jobs[j]) * tchunks) c -= x16_row_chunks(&jobs[j++]) * tchunks;
+    *u = c;
+    return j;
+}
+
+/* The first weight row of unit c. */
 static const uint8_t *x16_unit_rows(const qm_weight *jobs, int tchunks, int c) {
-    int j = 0, rc = x16_row_chunks(&jobs[0]);
-    while (c >= rc * tchunks) { c -= rc * tchunks; j++; rc = x16_row_chunks(&jobs[j]); }
-    return jobs[j].w + (size_t)(c % rc) * chunk_rows(&jobs[j]) * jobs[j].row_stride;
+    int u;
+    const qm_weight *job = &jobs[x16_unit_job(jobs, tchunks, c, &u)];
+    return job->w + (size_t)(u % x16_row_chunks(job)) * chunk_rows(job) * job->row_stride;
 }
 
 static void x16_quantize(const kernel_set *ks, act_set *a, int32_t *xo, const float *x, int K, int lo, int hi) {
@@ -342,6 +348,9 @@ static void x16_quantize(const kernel_set *ks, act_set *a, int32_t *xo, const fl
     }
 }
 
+/* Every job (all QT_Q4_0_X16) in one parallel region through the x16 kernel, for any number of
+ * tokens: it reads a group of 16 rows once per 8 tokens, from L1 after the first, and measured
+ * faster than unpacking into tiles up to 128 tokens and as fast at 512 (docs/benchmarks.md). */
 static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *x, int T,
                    int nthreads) {
     const int nb = K / 32, tchunks = (T + X16_TOKEN_CHUNK - 1) / X16_TOKEN_CHUNK;
@@ -384,13 +393,11 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
         }
         /* Each thread claims its next unit before computing the current one, so the kernel can
          * prefetch the next unit's first rows (a cold start per unit cost about 5% at 16 tokens). */
-        int c = claim(&next);
-        for (int j = 0, first = 0; c < nunits;) {   /* units are claimed in increasing order: j only moves on */
+        for (int c = claim(&next); c < nunits;) {
             const int c2 = claim(&next);
-            int rc = x16_row_chunks(&jobs[j]);
-            while (c >= first + rc * tchunks) { first += rc * tchunks; j++; rc = x16_row_chunks(&jobs[j]); }
-            const qm_weight *job = &jobs[j];
-            const int u = c - first, t0 = u / rc * X16_TOKEN_CHUNK, crows = chunk_rows(job);
+            int u;
+            const qm_weight *job = &jobs[x16_unit_job(jobs, tchunks, c, &u)];
+            const int rc = x16_row_chunks(job), t0 = u / rc * X16_TOKEN_CHUNK, crows = chunk_rows(job);
             const int n0 = u % rc * crows, n1 = n0 + crows < job->N ? n0 + crows : job->N;
             const int nt = T - t0 < X16_TOKEN_CHUNK ? T - t0 : X16_TOKEN_CHUNK;
             ks->x16_gemm(job->w + (size_t)n0 * job->row_stride, n1 - n0, K, a.q + (size_t)t0 * K,

@@ -497,21 +497,31 @@ ROWS_FN_K(rows_q6_k, rows_q6_k_n)
 
 #define X16_TOK 8   /* x16_gemm has a case for each count up to it */
 
+/* NT tokens (a constant) against one group of 16 rows: its QT_Q4_0_X16 blocks at w, or (UNPACKED)
+ * the x16_unpack form of them, whose 8 weight registers of a block are loads. pf (or NULL): rows
+ * to prefetch meanwhile, read block by block as w is. */
 ZFN void x16_tokens(const uint8_t *w, int K, const int8_t *xq, const float *xd, const int32_t *xo, const int NT,
-                    float *out, size_t ldo, const uint8_t *pf) {
+                    float *out, size_t ldo, const uint8_t *pf, const int UNPACKED) {
     const int nb = K / 32;
     const __m512i m4 = _mm512_set1_epi8(15);
     __m512 acc[X16_TOK];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        const uint8_t *p = w + (size_t)b * X16_BLOCK_BYTES;
+        const uint8_t *p = w + (size_t)b * (UNPACKED ? X16_UNPACKED_BLOCK : X16_BLOCK_BYTES);
         if (pf)
             for (int o = 0; o < X16_BLOCK_BYTES; o += 64) _mm_prefetch((const char *)pf + (size_t)b * X16_BLOCK_BYTES + o, _MM_HINT_T0);
         __m512i ia[X16_TOK];
         for (int t = 0; t < NT; t++) ia[t] = _mm512_set1_epi32(xo[(size_t)t * nb + b]);
-        for (int c = 0; c < 4; c++) {
-            const __m512i v = _mm512_loadu_si512(p + 32 + 64 * c);
-            const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        for (int c = 0; c < 4; c++) {   /* values 8c .. 8c + 3 (lo), 8c + 4 .. 8c + 7 (hi) of each row */
+            __m512i lo, hi;
+            if (UNPACKED) {
+                lo = _mm512_load_si512(p + 128 * c);
+                hi = _mm512_load_si512(p + 128 * c + 64);
+            } else {
+                const __m512i v = _mm512_loadu_si512(p + 32 + 64 * c);
+                lo = _mm512_and_si512(v, m4);
+                hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            }
             for (int t = 0; t < NT; t++) {
                 int32_t x4;
                 memcpy(&x4, xq + (size_t)t * K + 32 * b + 8 * c, 4);
@@ -523,7 +533,7 @@ ZFN void x16_tokens(const uint8_t *w, int K, const int8_t *xq, const float *xd, 
                 ia[t] = _mm512_dpbusd_epi32(ia[t], hi, _mm512_set1_epi32(x4));
             }
         }
-        const __m512 ws = _mm512_cvtph_ps(load256(p));
+        const __m512 ws = UNPACKED ? _mm512_load_ps((const float *)(p + 512)) : _mm512_cvtph_ps(load256(p));
         for (int t = 0; t < NT; t++)
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[t]), _mm512_mul_ps(ws, _mm512_set1_ps(xd[(size_t)t * nb + b])),
                                      acc[t]);
@@ -531,35 +541,7 @@ ZFN void x16_tokens(const uint8_t *w, int K, const int8_t *xq, const float *xd, 
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * ldo, acc[t]);
 }
 
-/* x16_tokens on rows unpacked by x16_unpack: the 8 weight registers of a block are loads (pf is
- * not used: the rows are in the buffer already). */
-ZFN void x16_tokens_u(const uint8_t *w, int K, const int8_t *xq, const float *xd, const int32_t *xo, const int NT,
-                      float *out, size_t ldo, const uint8_t *pf) {
-    const int nb = K / 32;
-    (void)pf;
-    __m512 acc[X16_TOK];
-    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *p = w + (size_t)b * X16_UNPACKED_BLOCK;
-        __m512i ia[X16_TOK];
-        for (int t = 0; t < NT; t++) ia[t] = _mm512_set1_epi32(xo[(size_t)t * nb + b]);
-        for (int s = 0; s < 8; s++) {   /* values 4s .. 4s + 3 of each row */
-            const __m512i wv = _mm512_load_si512(p + 64 * s);
-            for (int t = 0; t < NT; t++) {
-                int32_t x4;
-                memcpy(&x4, xq + (size_t)t * K + 32 * b + 4 * s, 4);
-                ia[t] = _mm512_dpbusd_epi32(ia[t], wv, _mm512_set1_epi32(x4));
-            }
-        }
-        const __m512 ws = _mm512_load_ps((const float *)(p + 512));
-        for (int t = 0; t < NT; t++)
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[t]), _mm512_mul_ps(ws, _mm512_set1_ps(xd[(size_t)t * nb + b])),
-                                     acc[t]);
-    }
-    for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * ldo, acc[t]);
-}
-
-/* Groups of rows into the x16_tokens_u form: per block, the low and high nibbles of each 64-byte run
+/* Groups of rows into x16_tokens' UNPACKED form: per block, the low and high nibbles of each 64-byte run
  * (values 8c .. 8c + 3 and 8c + 4 .. 8c + 7 of the 16 rows), then the scales as floats. */
 static __attribute__((target(Z_TARGET))) void x16_unpack(const uint8_t *w, int nrows, int K, uint8_t *dst) {
     const int nb = K / 32;
@@ -577,18 +559,11 @@ static __attribute__((target(Z_TARGET))) void x16_unpack(const uint8_t *w, int n
         }
 }
 
-/* fn(w, K, x, d, o, NT, op, ldo, pf) with NT the tokens left (at most X16_TOK) as a constant. */
-#define X16_SWITCH(fn, w, pf) \
-    switch (T - t0 < X16_TOK ? T - t0 : X16_TOK) { \
-    case 8: fn(w, K, x, d, o, 8, op, ldo, pf); break; \
-    case 7: fn(w, K, x, d, o, 7, op, ldo, pf); break; \
-    case 6: fn(w, K, x, d, o, 6, op, ldo, pf); break; \
-    case 5: fn(w, K, x, d, o, 5, op, ldo, pf); break; \
-    case 4: fn(w, K, x, d, o, 4, op, ldo, pf); break; \
-    case 3: fn(w, K, x, d, o, 3, op, ldo, pf); break; \
-    case 2: fn(w, K, x, d, o, 2, op, ldo, pf); break; \
-    default: fn(w, K, x, d, o, 1, op, ldo, pf); break; \
-    }
+/* x16_tokens(w, K, x, d, o, NT, op, ldo, pf, unpacked) with NT the tokens left (at most X16_TOK)
+ * and `unpacked` as constants. */
+#define X16_CALL(NT, w, pf) \
+    if (unpacked) x16_tokens(w, K, x, d, o, NT, op, ldo, pf, 1); \
+    else x16_tokens(w, K, x, d, o, NT, op, ldo, pf, 0);
 
 /* X16_TOK tokens at a time (their activations stay in L1) against each group of 16 rows in turn;
  * while the first tokens read a group, the next group (after the last: `after`) is prefetched.
@@ -607,15 +582,22 @@ static __attribute__((target(Z_TARGET))) void x16_gemm(const uint8_t *w, int nro
             const float *d = xd + (size_t)t0 * nb;
             const int32_t *o = xo + (size_t)t0 * nb;
             float *op = out + (size_t)t0 * ldo + r0;
-            if (unpacked) {
-                X16_SWITCH(x16_tokens_u, scratch + (size_t)(r0 / X16_ROWS) * nb * X16_UNPACKED_BLOCK, NULL)
-            } else {
-                const uint8_t *wg = w + (size_t)(r0 / X16_ROWS) * group_bytes;
-                X16_SWITCH(x16_tokens, wg, t0 != 0 ? NULL : r0 + X16_ROWS < nrows ? wg + group_bytes : after)
+            const uint8_t *wg = unpacked ? scratch + (size_t)(r0 / X16_ROWS) * nb * X16_UNPACKED_BLOCK
+                                         : w + (size_t)(r0 / X16_ROWS) * group_bytes;
+            const uint8_t *pf = unpacked || t0 != 0 ? NULL : r0 + X16_ROWS < nrows ? wg + group_bytes : after;
+            switch (T - t0 < X16_TOK ? T - t0 : X16_TOK) {
+            case 8: X16_CALL(8, wg, pf) break;
+            case 7: X16_CALL(7, wg, pf) break;
+            case 6: X16_CALL(6, wg, pf) break;
+            case 5: X16_CALL(5, wg, pf) break;
+            case 4: X16_CALL(4, wg, pf) break;
+            case 3: X16_CALL(3, wg, pf) break;
+            case 2: X16_CALL(2, wg, pf) break;
+            default: X16_CALL(1, wg, pf) break;
             }
         }
 }
-#undef X16_SWITCH
+#undef X16_CALL
 
 /* Tile-path unpacking with 512-bit registers for Q4_0 (two blocks per step: one masked load, one
  * word permute, one variable shift, one and); the other types use the 256-bit unpacking. Offset
