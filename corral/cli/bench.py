@@ -1,6 +1,8 @@
 """`corral bench MODEL`: offline throughput and latency on random prompts."""
 from __future__ import annotations
 
+from corral.cli.serve import add_kv_cache_dtype_argument
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure throughput and latency of a model on random prompts")
@@ -11,8 +13,7 @@ def add_parser(sub) -> None:
     p.add_argument("--num-requests", type=int, default=None, help="requests per run (default: the concurrency)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-num-batched-tokens", type=int, default=1024)
-    p.add_argument("--kv-cache-dtype", choices=["auto", "float32", "float16"], default="auto",
-                   help="KV cache element type (auto: float16 for quantized weights, else float32)")
+    add_kv_cache_dtype_argument(p)
     p.add_argument("--repeats", type=int, default=1,
                    help="run the concurrency list this many times in turn, then print each value's median "
                         "output tok/s and its ratio to the first value's (steadier on a shared machine)")

@@ -36,11 +36,18 @@ def add_parser(subparsers) -> None:
                    help="unload idle models when loaded models would exceed this many GiB")
     p.add_argument("--max-model-len", type=int, default=None, help="context length per model (default: the model's)")
     p.add_argument("--kv-cache-memory", type=float, default=None, metavar="GIB", help="KV cache size per model")
-    p.add_argument("--kv-cache-dtype", choices=["auto", "float32", "float16"], default="auto",
-                   help="KV cache element type (auto: float16 for quantized weights, else float32)")
+    add_kv_cache_dtype_argument(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default: the engine's choice)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=run)
+
+
+def add_kv_cache_dtype_argument(p: argparse.ArgumentParser) -> None:
+    """--kv-cache-dtype, for the commands that start engines (serve, bench)."""
+    from corral.engine.engine_args import EngineArgs  # no torch
+
+    p.add_argument("--kv-cache-dtype", choices=EngineArgs.KV_CACHE_DTYPES, default="auto",
+                   help="KV cache element type (auto: float16 for quantized weights, else float32)")
 
 
 def engine_kwargs(args: argparse.Namespace) -> dict:
