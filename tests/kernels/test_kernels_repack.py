@@ -73,23 +73,27 @@ def test_other_weights_keep_their_blocks(qw: QuantizedWeight) -> None:
 
 @needs_groups
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("t", [1, 3, 8, 9, 16, 50, 130])
-def test_matches_float64_reference(t: int, isa: str) -> None:
-    # 130 tokens span two token chunks of the x16 path; other kernel sets unpack the groups into tiles.
-    qw = _weight(80, 32 * 7, seed=t)
-    x = torch.randn(t, 32 * 7, generator=torch.Generator().manual_seed(t))
+@pytest.mark.parametrize("t,k", [(1, 224), (3, 224), (8, 224), (9, 224), (16, 224), (50, 224), (130, 224),
+                                 (130, 16384)])
+def test_matches_float64_reference(t: int, k: int, isa: str) -> None:
+    # The x16 path takes 2 MB of int8 activations per token chunk, at least 128 tokens: 130 tokens
+    # of a 16384-wide input span two chunks. Other kernel sets unpack the groups into tiles.
+    qw = _weight(80, k, seed=t)
+    x = torch.randn(t, k, generator=torch.Generator().manual_seed(t))
     y = kernels.qmatmul(x, kernels.pack(qw, repack=True), isa=isa)
     assert y.shape == (t, 80)
     _check(x, qw, y)
 
 
 @needs_groups
-def test_each_token_computes_alike_in_any_batch() -> None:
+@pytest.mark.parametrize("k", [896, 16384])
+def test_each_token_computes_alike_in_any_batch(k: int) -> None:
     # A sequence's logits must not depend on what else is decoding: the same token gives bitwise the
-    # same row alone, among 7 others, among 40 or among 200 (several token chunks and threads).
-    qw = _weight(4864 // 8, 896, seed=2)  # 608 rows: several row chunks
+    # same row alone, among 7 others, among 40 or among 200 (several threads; with k = 16384,
+    # several token chunks).
+    qw = _weight(4864 // 8, k, seed=2)  # 608 rows: several row chunks
     w = kernels.pack(qw, repack=True)
-    x = torch.randn(200, 896, generator=torch.Generator().manual_seed(2))
+    x = torch.randn(200, k, generator=torch.Generator().manual_seed(2))
     full = kernels.qmatmul(x, w, num_threads=2)
     for t in (1, 8, 40):
         part = kernels.qmatmul(x[:t], w, num_threads=1)

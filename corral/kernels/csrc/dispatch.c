@@ -311,12 +311,21 @@ static int run_tiles(const kernel_set *ks, const qm_weight *jobs, int njobs, int
 }
 
 /* Tokens per unit of work on the x16 path: a unit is (these tokens, one row chunk), so a long
- * prompt's activations are read from L2 by each group of rows (1024 tokens of a 4864-wide input
- * are 5 MB and would otherwise stream from L3 once per 16 rows). Units go token chunk by token
- * chunk, so consecutive units share their tokens. */
-#ifndef X16_TOKEN_CHUNK
-#define X16_TOKEN_CHUNK 128
+ * prompt's activations are read from L2 by each group of rows rather than streamed from L3 once per
+ * 16 rows. As many tokens as fit X16_CHUNK_BYTES of int8 activations (half of a 4 MB L2), at
+ * least 128: with K = 896 a 1024-token prompt is one chunk, so each unit's rows are unpacked once
+ * rather than once per 128 tokens (about 10% faster on Qwen2.5-0.5B's prefill matmuls), and with
+ * K = 4864 chunks are 424 tokens. Units go token chunk by token chunk, so consecutive units share
+ * their tokens. */
+#ifndef X16_CHUNK_BYTES
+#define X16_CHUNK_BYTES (2 << 20)
 #endif
+#define X16_TOKEN_CHUNK_MIN 128
+
+static int x16_token_chunk(int K) {
+    const int t = X16_CHUNK_BYTES / K / 8 * 8;
+    return t > X16_TOKEN_CHUNK_MIN ? t : X16_TOKEN_CHUNK_MIN;
+}
 
 static int x16_row_chunks(const qm_weight *j) {
     const int rows = chunk_rows(j);
@@ -353,7 +362,7 @@ static void x16_quantize(const kernel_set *ks, act_set *a, int32_t *xo, const fl
  * faster than unpacking into tiles up to 128 tokens and as fast at 512 (docs/benchmarks.md). */
 static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *x, int T,
                    int nthreads) {
-    const int nb = K / 32, tchunks = (T + X16_TOKEN_CHUNK - 1) / X16_TOKEN_CHUNK;
+    const int nb = K / 32, tchunk = x16_token_chunk(K), tchunks = (T + tchunk - 1) / tchunk;
     act_set a;
     if (act_set_alloc(&a, T, K, 32) != 0) return QM_ENOMEM;
     int32_t *xo = malloc((size_t)T * nb * sizeof(int32_t));
@@ -364,7 +373,7 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
         nunits += x16_row_chunks(&jobs[i]) * tchunks;
         bytes += (size_t)jobs[i].N * jobs[i].row_stride;
     }
-    if (bytes < PARALLEL_MIN_BYTES && T <= X16_TOKEN_CHUNK) nthreads = 1;
+    if (bytes < PARALLEL_MIN_BYTES && T <= X16_TOKEN_CHUNK_MIN) nthreads = 1;
     /* As on the tile path: a few tokens are quantized before the threads start, many by all of them. */
     const int serial_quant = T <= TILE_STREAM_MAX_T;
     if (serial_quant) x16_quantize(ks, &a, xo, x, K, 0, T);
@@ -397,9 +406,9 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
             const int c2 = claim(&next);
             int u;
             const qm_weight *job = &jobs[x16_unit_job(jobs, tchunks, c, &u)];
-            const int rc = x16_row_chunks(job), t0 = u / rc * X16_TOKEN_CHUNK, crows = chunk_rows(job);
+            const int rc = x16_row_chunks(job), t0 = u / rc * tchunk, crows = chunk_rows(job);
             const int n0 = u % rc * crows, n1 = n0 + crows < job->N ? n0 + crows : job->N;
-            const int nt = T - t0 < X16_TOKEN_CHUNK ? T - t0 : X16_TOKEN_CHUNK;
+            const int nt = T - t0 < tchunk ? T - t0 : tchunk;
             ks->x16_gemm(job->w + (size_t)n0 * job->row_stride, n1 - n0, K, a.q + (size_t)t0 * K,
                          a.d + (size_t)t0 * nb, xo + (size_t)t0 * nb, nt, job->out + (size_t)t0 * job->N + n0,
                          (size_t)job->N, c2 < nunits ? x16_unit_rows(jobs, tchunks, c2) : NULL, scratch);
