@@ -35,15 +35,13 @@ class ModelRunner:
         if sched.is_empty:
             return {}
         batch = self._prepare(sched.scheduled)
-        hidden = self.model(batch)  # (T, hidden)
         ends = batch.attn.query_start_loc[1:]
         rows = [i for i, r in enumerate(sched.scheduled) if r.sample]
+        if len(rows) != ends[-1]:  # not every token samples: the last token of each row that does
+            batch.output_rows = torch.tensor([ends[i] - 1 for i in rows], dtype=torch.long, device=self.device)
+        picked = self.model(batch)  # (N, hidden)
         if not rows:
             return {}
-        if len(rows) == hidden.shape[0]:  # every token samples (all decodes): no gather
-            picked = hidden
-        else:
-            picked = hidden[torch.tensor([ends[i] - 1 for i in rows], device=self.device)]  # (N, hidden)
         logits = self.model.compute_logits(picked)  # (N, V)
         requests = [sched.scheduled[i] for i in rows]
         result = sample(logits, _sampling_batch(requests, logits.device))

@@ -16,3 +16,6 @@ class ForwardBatch:
     kv_caches: list[torch.Tensor]  # per layer: (2, num_blocks, block_size, Hk, D)
     backend: AttentionBackend
     rotary: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin (T, D), set by the model
+    # (N,) int64: the tokens whose hidden states the caller reads (those that sample); None: all.
+    # The last layer computes its output projection and MLP for these rows only.
+    output_rows: torch.Tensor | None = None

@@ -38,8 +38,9 @@ class LlamaAttention(LeanModule):
         self.qk_norm = cfg.qk_norm
         self.eps = cfg.rms_norm_eps
 
-    def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
-        # x: (T, hidden)
+    def forward(self, x: torch.Tensor, batch: ForwardBatch, rows: torch.Tensor | None = None) -> torch.Tensor:
+        # x: (T, hidden) -> (T, hidden), or (len(rows), hidden): every token's K/V reach the cache,
+        # the output projection runs for `rows` only.
         t = x.shape[0]
         q = x.new_empty(t, self.num_heads, self.head_dim)  # (T, Hq, D)
         k = x.new_empty(t, self.num_kv_heads, self.head_dim)  # (T, Hk, D)
@@ -54,7 +55,11 @@ class LlamaAttention(LeanModule):
             eps=self.eps,
         )
         o = batch.backend.forward(q, k, v, batch.kv_caches[self.layer_idx], batch.attn, self.scale)  # (T, Hq, D)
-        return self.o_proj(o.reshape(t, -1))
+        if rows is not None:
+            o = o[rows]  # (N, Hq, D)
+            if o.shape[0] == 0:
+                return x.new_empty(0, x.shape[1])
+        return self.o_proj(o.reshape(o.shape[0], -1))
 
 
 class LlamaMLP(LeanModule):
@@ -78,15 +83,22 @@ class LlamaDecoderLayer(LeanModule):
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None, batch: ForwardBatch):
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None, batch: ForwardBatch,
+                rows: torch.Tensor | None = None):
         """x (T, hidden): the previous layer's output, not yet added to `residual`, the running sum
         of the outputs before it (None at the first layer, whose x is the embedding itself).
-        Returns (output, residual) in the same form: each add happens inside the next norm."""
+        Returns (output, residual) in the same form: each add happens inside the next norm. With
+        `rows` (the last layer), both come back for those tokens only."""
         if residual is None:
             x, residual = self.input_layernorm(x), x
         else:
             x, residual = self.input_layernorm(x, residual)
-        x, residual = self.post_attention_layernorm(self.self_attn(x, batch), residual)
+        x = self.self_attn(x, batch, rows)
+        if rows is not None:
+            residual = residual[rows]
+            if x.shape[0] == 0:
+                return x, residual
+        x, residual = self.post_attention_layernorm(x, residual)
         return self.mlp(x), residual
 
 
@@ -99,10 +111,14 @@ class LlamaModel(LeanModule):
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
+        """Final hidden states (T, hidden), or (N, hidden) of `batch.output_rows`."""
         x, residual = self.embed_tokens(batch.input_ids), None  # (T, hidden)
         batch.rotary = self.rotary.tables(batch.positions)
-        for layer in self.layers:
-            x, residual = layer(x, residual, batch)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x, residual = layer(x, residual, batch, batch.output_rows if i == last else None)
+        if x.shape[0] == 0:
+            return x
         return self.norm(x) if residual is None else self.norm(x, residual)[0]
 
 
