@@ -321,6 +321,9 @@ static int run_tiles(const kernel_set *ks, const qm_weight *jobs, int njobs, int
 #define X16_CHUNK_BYTES (2 << 20)
 #endif
 #define X16_TOKEN_CHUNK_MIN 128
+#ifndef X16_SERIAL_QUANT_MAX
+#define X16_SERIAL_QUANT_MAX 32768
+#endif
 
 static int x16_token_chunk(int K) {
     const int t = X16_CHUNK_BYTES / K / 8 * 8;
@@ -374,8 +377,9 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
         bytes += (size_t)jobs[i].N * jobs[i].row_stride;
     }
     if (bytes < PARALLEL_MIN_BYTES && T <= X16_TOKEN_CHUNK_MIN) nthreads = 1;
-    /* As on the tile path: a few tokens are quantized before the threads start, many by all of them. */
-    const int serial_quant = T <= TILE_STREAM_MAX_T;
+    /* A few values are quantized before the threads start, many by all of them (16 tokens of a
+     * 4864-wide input took 20 us on one thread, about a tenth of the down projection's call). */
+    const int serial_quant = (long long)T * K <= X16_SERIAL_QUANT_MAX;
     if (serial_quant) x16_quantize(ks, &a, xo, x, K, 0, T);
     int next = 0;
 #ifdef _OPENMP

@@ -18,9 +18,11 @@
 #endif
 
 /* Below this many floats a call stays on the calling thread: waking others costs more, and each
- * parallel region can stall a whole timeslice when another process holds a core (16 sequences'
- * SiLU * up, 78k floats, takes tens of microseconds on one thread). */
+ * parallel region can stall a whole timeslice when another process holds a core. */
 #define OPS_PARALLEL_MIN (1 << 18)
+/* An exp per value: SiLU counts as this many floats of the other ops' work (16 sequences of a
+ * 4864-wide MLP, 78k values, split across 2 threads: 34 -> 23 us). */
+#define SILU_WORK 8
 
 typedef struct {
     float (*sumsq)(const float *x, int n);               /* sum of x^2 */
@@ -251,8 +253,12 @@ __attribute__((target(Z_TARGET))) static void silu_mul_avx512(const float *g, co
     for (long long i = 0; i < n; i += 16) {
         const __mmask16 m = tail_mask(n - i < 16 ? (int)(n - i) : 16);
         const __m512 v = _mm512_maskz_loadu_ps(m, g + i);
-        const __m512 e = exp_avx512(_mm512_sub_ps(zero, v));
-        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_div_ps(v, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, u + i)));
+        const __m512 d = _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(zero, v)));
+        /* 1 / d: the 14-bit estimate and one Newton step (within 2 ulp), about 3x the speed of a
+         * division here */
+        __m512 r = _mm512_rcp14_ps(d);
+        r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_mul_ps(v, r), _mm512_maskz_loadu_ps(m, u + i)));
     }
 }
 
@@ -339,7 +345,7 @@ void ops_heads_epilogue(int level, const ops_heads *jobs, int njobs, int T, int 
 
 void ops_silu_mul(int level, const float *gate, const float *up, long long n, float *out, int nthreads) {
     const ops_set *o = ops_for_level(level);
-    const int nt = threads_for(n, nthreads);
+    const int nt = threads_for(n * SILU_WORK, nthreads);
     if (nt > 1) {
         const long long chunk = (n / nt + 15) / 16 * 16;
 #ifdef _OPENMP
