@@ -1,5 +1,6 @@
 """Small fused ops of a decoder layer: RMSNorm (with the residual add), the q/k/v epilogue (bias,
-per-head norm, rotary) and SiLU(gate) * up; and the token embedding's lookup of quantized rows.
+per-head norm, rotary) and SiLU(gate) * up; the token embedding's lookup of quantized rows; and
+greedy sampling's argmax over the logits.
 
 At one token a decode step spends more time dispatching small torch ops than computing them, and
 each op re-reads its inputs from caches the weight stream keeps evicting. Each op here is one
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -170,6 +172,21 @@ def silu_mul(gate: torch.Tensor, up: torch.Tensor, out: torch.Tensor | None = No
     if out is None:
         return F.silu(gate) * up
     return torch.mul(F.silu(gate), up, out=out)
+
+
+def argmax_rows(x: torch.Tensor, *, isa: str | None = None) -> torch.Tensor:
+    """(N, V) -> (N,) int64: the index of the first maximum of each row, or of its first NaN when it
+    has one (numpy's rule; torch's argmax does not promise the first of equal maxima). Rows are
+    split over threads when there are many values."""
+    if x.dim() != 2 or x.shape[1] == 0:
+        raise ValueError(f"argmax_rows needs (N, V) with V >= 1, got {tuple(x.shape)}")
+    if _c_ok(x):
+        out = torch.empty(x.shape[0], dtype=torch.int64)
+        _ext.argmax_rows(_level(isa), x.data_ptr(), x.shape[0], x.shape[1], out.data_ptr(), torch.get_num_threads())
+        return out
+    if x.is_cpu and x.dtype is _F32:
+        return torch.from_numpy(np.asarray(x.contiguous().numpy().argmax(axis=-1), dtype=np.int64))
+    return x.argmax(dim=-1)
 
 
 def dequantize_rows(w: PackedWeight, ids: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
+
+from corral.kernels import ops
 
 
 @dataclass
@@ -71,11 +72,9 @@ def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
 
 
 def _argmax(logits: torch.Tensor) -> torch.Tensor:
-    """(N, V) -> (N,) int64, the first maximum of each row. numpy's SIMD argmax on CPU float32:
-    torch's runs scalar code, ~0.4 ms for a 150k vocabulary against ~10 us."""
-    if logits.is_cpu and logits.dtype == torch.float32:
-        return torch.from_numpy(np.asarray(logits.contiguous().numpy().argmax(axis=-1), dtype=np.int64))
-    return logits.argmax(dim=-1)
+    """(N, V) -> (N,) int64, the first maximum of each row: one C pass per row on CPU float32, the
+    rows over threads (torch's argmax runs scalar code, ~2 ms for 16 rows of a 150k vocabulary)."""
+    return ops.argmax_rows(logits)
 
 
 def _apply_penalties(logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:

@@ -139,6 +139,29 @@ def test_silu_mul(path, n) -> None:
         assert (err <= 1e-6 * expected.abs() + 1e-30).all()
 
 
+@pytest.mark.parametrize("v", [1, 15, 64, 65, 1000, 151_936])  # 16 rows of the last run over threads
+def test_argmax_rows(path, v) -> None:
+    g = torch.Generator().manual_seed(v)
+    x = torch.randn(16, v, generator=g)
+    x[1] = 0.0  # all tied: the first
+    x[2, v // 2] = x[2].max() + 1
+    x[2, -1] = x[2, v // 2]  # tied maxima: the first of them
+    x[3] = float("-inf")
+    x[4, v // 3] = float("nan")  # a NaN wins, as in numpy
+    x[5, -1] = float("inf")
+    x[6, v - 1] = float("nan")
+    x[6, 0] = float("inf")
+    expected = torch.from_numpy(x.numpy().argmax(axis=-1))
+    got = ops.argmax_rows(x, isa=path)
+    assert got.dtype == torch.int64 and torch.equal(got, expected)
+    assert got[1] == 0 and got[2] == v // 2 and got[3] == 0 and got[4] == v // 3 and got[5] == v - 1
+
+
+def test_argmax_rows_rejects_empty_rows() -> None:
+    with pytest.raises(ValueError, match="V >= 1"):
+        ops.argmax_rows(torch.empty(3, 0))
+
+
 def test_other_dtypes_and_strided_views_take_the_torch_path() -> None:
     torch.manual_seed(5)
     x, w = torch.randn(4, 64, dtype=torch.bfloat16), torch.randn(64)

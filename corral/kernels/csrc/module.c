@@ -157,6 +157,29 @@ static PyObject *py_silu_mul(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_argmax_rows(PyObject *self, PyObject *args) {
+    int level, rows, nthreads;
+    unsigned long long x, out;
+    long long n;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iKiLKi", &level, &x, &rows, &n, &out, &nthreads)) return NULL;
+    if (check_level(level)) return NULL;
+    if (rows < 0 || n < 1) {
+        PyErr_SetString(PyExc_ValueError, "argmax_rows needs rows >= 0 and n >= 1");
+        return NULL;
+    }
+    const float *px = (const float *)(uintptr_t)x;
+    int64_t *po = (int64_t *)(uintptr_t)out;
+    if ((long long)rows * n >= OPS_GIL_FREE_MIN) {
+        Py_BEGIN_ALLOW_THREADS
+        ops_argmax_rows(level, px, rows, n, po, nthreads);
+        Py_END_ALLOW_THREADS
+    } else {
+        ops_argmax_rows(level, px, rows, n, po, nthreads);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_dequant_rows(PyObject *self, PyObject *args) {
     int type_id, n, K;
     unsigned long long w, ids, out;
@@ -282,6 +305,9 @@ static PyMethodDef METHODS[] = {
      "sin_addr, n_threads)\nIn place on each x(T, H, D): + bias, per-head RMSNorm, half-split rotary."},
     {"silu_mul", py_silu_mul, METH_VARARGS,
      "silu_mul(level, gate_addr, up_addr, n, out_addr, n_threads)\nout(n) = silu(gate) * up."},
+    {"argmax_rows", py_argmax_rows, METH_VARARGS,
+     "argmax_rows(level, x_addr, rows, n, out_addr, n_threads)\nout(rows) int64 = first maximum of each row of x "
+     "(rows, n) float32; the first NaN of a row that has one."},
     {"dequant_rows", py_dequant_rows, METH_VARARGS,
      "dequant_rows(type_id, w_addr, row_stride, n_rows, ids_addr, n, K, out_addr)\n"
      "out(n, K) float32 = rows ids (int64) of a weight in GGUF blocks, dequantized."},

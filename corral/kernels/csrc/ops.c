@@ -31,6 +31,7 @@ typedef struct {
     void (*add)(float *x, const float *b, int n);        /* x += b */
     void (*rope)(float *x, const float *cos, const float *sin, int half);
     void (*silu_mul)(const float *g, const float *u, long long n, float *out);
+    long long (*argmax)(const float *x, long long n);      /* first maximum; the first NaN if any */
 } ops_set;
 
 /* ---- scalar ---------------------------------------------------------------------------------- */
@@ -74,8 +75,23 @@ static void silu_mul_scalar(const float *g, const float *u, long long n, float *
     for (long long i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+static long long argmax_scalar(const float *x, long long n) {
+    long long best = 0;
+    float m = x[0];
+    if (m != m) return 0;
+    for (long long i = 1; i < n; i++) {
+        const float v = x[i];
+        if (v != v) return i;
+        if (v > m) {
+            m = v;
+            best = i;
+        }
+    }
+    return best;
+}
+
 static const ops_set OPS_SCALAR = {sumsq_scalar, add_sumsq_scalar, scale_mul_scalar, add_scalar, rope_scalar,
-                                   silu_mul_scalar};
+                                   silu_mul_scalar, argmax_scalar};
 
 #ifdef OPS_X86
 
@@ -176,7 +192,8 @@ __attribute__((target(Y_TARGET))) static void silu_mul_avx2(const float *g, cons
     silu_mul_scalar(g + i, u + i, n - i, out + i);
 }
 
-static const ops_set OPS_AVX2 = {sumsq_avx2, add_sumsq_avx2, scale_mul_avx2, add_avx2, rope_avx2, silu_mul_avx2};
+static const ops_set OPS_AVX2 = {sumsq_avx2, add_sumsq_avx2, scale_mul_avx2, add_avx2, rope_avx2, silu_mul_avx2,
+                                 argmax_scalar};
 
 /* ---- AVX-512F: the same with 16 lanes; tails are masked, not scalar ------------------------- */
 
@@ -262,8 +279,41 @@ __attribute__((target(Z_TARGET))) static void silu_mul_avx512(const float *g, co
     }
 }
 
+/* Two passes: the maximum (four independent chains, and one NaN test per two vectors), then the
+ * first position holding it, from L2. A NaN anywhere hands the row to the scalar loop, which
+ * returns the first one. */
+__attribute__((target(Z_TARGET))) static long long argmax_avx512(const float *x, long long n) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __m512 m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+    __mmask16 nan = 0;
+    long long i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+        const __m512 v2 = _mm512_loadu_ps(x + i + 32), v3 = _mm512_loadu_ps(x + i + 48);
+        nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v2, v3, _CMP_UNORD_Q);
+        m0 = _mm512_max_ps(m0, v0);
+        m1 = _mm512_max_ps(m1, v1);
+        m2 = _mm512_max_ps(m2, v2);
+        m3 = _mm512_max_ps(m3, v3);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 t = tail_mask(n - i < 16 ? (int)(n - i) : 16);
+        const __m512 v = _mm512_mask_loadu_ps(ninf, t, x + i);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        m0 = _mm512_max_ps(m0, v);
+    }
+    if (nan) return argmax_scalar(x, n);
+    const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3))));
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 t = tail_mask(n - i < 16 ? (int)(n - i) : 16);
+        const __mmask16 eq = _mm512_mask_cmp_ps_mask(t, _mm512_maskz_loadu_ps(t, x + i), top, _CMP_EQ_OQ);
+        if (eq) return i + __builtin_ctz(eq);
+    }
+    return 0;   /* not reached: the maximum is one of the values */
+}
+
 static const ops_set OPS_AVX512 = {sumsq_avx512, add_sumsq_avx512, scale_mul_avx512, add_avx512, rope_avx512,
-                                   silu_mul_avx512};
+                                   silu_mul_avx512, argmax_avx512};
 
 #endif /* OPS_X86 */
 
@@ -358,6 +408,19 @@ void ops_silu_mul(int level, const float *gate, const float *up, long long n, fl
         return;
     }
     o->silu_mul(gate, up, n, out);
+}
+
+void ops_argmax_rows(int level, const float *x, int rows, long long n, int64_t *out, int nthreads) {
+    const ops_set *o = ops_for_level(level);
+    const int nt = rows > 1 ? threads_for((long long)rows * n, nthreads) : 1;
+    if (nt > 1) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+        for (int r = 0; r < rows; r++) out[r] = o->argmax(x + (size_t)r * n, n);
+        return;
+    }
+    for (int r = 0; r < rows; r++) out[r] = o->argmax(x + (size_t)r * n, n);
 }
 
 int ops_dequant_rows(int type_id, const uint8_t *w, size_t row_stride, long long nrows, const int64_t *ids, int n,

@@ -36,6 +36,10 @@ void ops_heads_epilogue(int level, const ops_heads *jobs, int njobs, int T, int 
 /* out(n) = silu(gate) * up = gate / (1 + exp(-gate)) * up; out may be gate or up. */
 void ops_silu_mul(int level, const float *gate, const float *up, long long n, float *out, int nthreads);
 
+/* out[r] = the index of the first maximum of row r of x (rows, n), n >= 1; of its first NaN when
+ * it has one (numpy's argmax). */
+void ops_argmax_rows(int level, const float *x, int rows, long long n, int64_t *out, int nthreads);
+
 /* out(n, K) = rows ids[0..n) of a weight in GGUF blocks of `type_id` (nrows rows of K values,
  * row_stride bytes apart), dequantized: a token embedding lookup. Returns QM_OK, QM_ETYPE,
  * QM_ESHAPE (K not whole blocks, or an id outside [0, nrows)) or QM_ENOMEM. */
