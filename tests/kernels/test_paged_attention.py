@@ -1,4 +1,4 @@
-"""Paged decode attention (kernel and the torch backend's two decode paths) against float64.
+"""Paged attention (the decode kernel, and the torch backend's decode and prefill paths) against float64.
 
 The kernel computes in float32 with an online softmax and its own exp (within 2 ulp), so it stays
 within 1e-5 of the float64 result relative to the output's largest magnitude (measured: ~3e-7).
@@ -203,3 +203,35 @@ def test_backend_decode_paths(lens: list[int], window: int | None, use_kernel: b
         assert torch.equal(kv[0, block, offset], k_new[i]) and torch.equal(kv[1, block, offset], v_new[i])
     ref = kernels.reference_paged_decode_attention(q, kv, tables, meta.seq_lens_tensor, d**-0.5, window)
     assert_close_to_reference(out, ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_backend_prefill_reads_what_the_cache_holds(dtype: torch.dtype) -> None:
+    """Mixed prefill chunks: a whole prompt (its K/V taken from the step, rounded as the cache
+    stores them), a later chunk over cached positions, and a decode token, against float64 over the
+    cache's contents after the step's writes."""
+    hq, hk, d, bs = 14, 2, 64, 16
+    ctx, lens = [0, 20, 9], [37, 30, 10]  # chunks of 37, 10 and 1 tokens
+    _, kv, tables, _ = paged_case(hq, hk, d, bs, lens, seed=3)
+    kv = kv.to(dtype)
+    gen = torch.Generator().manual_seed(4)
+    n = sum(s - c for c, s in zip(ctx, lens))
+    q, k, v = (torch.randn(n, h, d, generator=gen) for h in (hq, hk, hk))
+    slots, starts = [], [0]
+    for i, (c, s) in enumerate(zip(ctx, lens)):
+        slots += [int(tables[i, p // bs]) * bs + p % bs for p in range(c, s)]
+        starts.append(starts[-1] + s - c)
+    meta = AttentionMetadata(block_size=bs, slot_mapping=torch.tensor(slots), block_tables=tables,
+                             query_start_loc=starts, context_lens=ctx, seq_lens=lens,
+                             seq_lens_tensor=torch.tensor(lens), all_decode=False, sliding_window=None)
+    out = TorchPagedAttention().forward(q, k, v, kv, meta, d**-0.5)
+    for i, (c, s) in enumerate(zip(ctx, lens)):
+        rows = [int(tables[i, p // bs]) * bs + p % bs for p in range(s)]
+        keys = kv[0].reshape(-1, hk, d)[rows].double().repeat_interleave(hq // hk, dim=1)  # (S, Hq, D)
+        values = kv[1].reshape(-1, hk, d)[rows].double().repeat_interleave(hq // hk, dim=1)
+        qs = q[starts[i]:starts[i + 1]].double()  # (n, Hq, D)
+        scores = torch.einsum("nhd,shd->hns", qs, keys) * d**-0.5
+        causal = torch.arange(s)[None, :] <= torch.arange(c, s)[:, None]  # (n, S)
+        probs = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
+        ref = torch.einsum("hns,shd->nhd", probs, values)
+        assert_close_to_reference(out[starts[i]:starts[i + 1]], ref)

@@ -24,7 +24,7 @@ class TorchPagedAttention(AttentionBackend):
         v_cache.index_copy_(0, meta.slot_mapping, v.to(v_cache.dtype))
         if meta.all_decode:
             return self._decode(q, kv_cache, meta, scale)
-        return self._varlen(q, kv_cache, meta, scale)
+        return self._varlen(q, k, v, kv_cache, meta, scale)
 
     def _decode(self, q, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
         # One query token per sequence (q: (B, Hq, D)).
@@ -62,15 +62,19 @@ class TorchPagedAttention(AttentionBackend):
         out = torch.matmul(probs, values.transpose(1, 2))  # (B, Hk, G, D)
         return out.reshape(num_seqs, num_heads, head_dim)
 
-    def _varlen(self, q, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
+    def _varlen(self, q, k, v, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
         bs = meta.block_size
         out = torch.empty_like(q)
         for i in range(meta.num_seqs):
             start, end = meta.query_start_loc[i], meta.query_start_loc[i + 1]
             ctx, seq_len = meta.context_lens[i], meta.seq_lens[i]
-            blocks = meta.block_tables[i, : -(-seq_len // bs)]
-            keys = kv_cache[0][blocks].flatten(0, 1)[:seq_len].to(q.dtype)  # (S, Hk, D)
-            values = kv_cache[1][blocks].flatten(0, 1)[:seq_len].to(q.dtype)
+            if ctx == 0:  # all of the sequence is in this step: its K/V as the cache holds them, no gather
+                keys = _as_cached(k[start:end], kv_cache.dtype, q.dtype)  # (S, Hk, D)
+                values = _as_cached(v[start:end], kv_cache.dtype, q.dtype)
+            else:
+                blocks = meta.block_tables[i, : -(-seq_len // bs)]
+                keys = kv_cache[0][blocks].flatten(0, 1)[:seq_len].to(q.dtype)  # (S, Hk, D)
+                values = kv_cache[1][blocks].flatten(0, 1)[:seq_len].to(q.dtype)
             # 4-D inputs (a batch of one) take torch's fused CPU attention kernel; 3-D ones fall
             # back to the unfused math path, about 3x slower on a 512-token prompt.
             qs = q[start:end].transpose(0, 1)[None]  # (1, Hq, n, D)
@@ -87,6 +91,11 @@ class TorchPagedAttention(AttentionBackend):
             o = o[0]  # (Hq, n, D)
             out[start:end] = o.transpose(0, 1)
         return out
+
+
+def _as_cached(x: torch.Tensor, cache_dtype: torch.dtype, dtype: torch.dtype) -> torch.Tensor:
+    """x rounded as a cache of `cache_dtype` stores it, in `dtype`: the values a gather would read."""
+    return x.to(dtype) if x.dtype == cache_dtype else x.to(cache_dtype).to(dtype)
 
 
 def decode_slots(meta: AttentionMetadata) -> tuple[torch.Tensor, torch.Tensor | None]:
