@@ -34,6 +34,7 @@ def paged_decode_attention(
     scale: float,
     sliding_window: int | None = None,
     *,
+    new_kv: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     out: torch.Tensor | None = None,
     num_threads: int | None = None,
     isa: str | None = None,
@@ -44,8 +45,11 @@ def paged_decode_attention(
     values (float16 is read as float32; the arithmetic is float32 either way).
     block_tables: (B, max_blocks) int64, block ids of each sequence in order (entries past a
     sequence's last block are not read). seq_lens: (B,) int64 or int32, each in 1 ..
-    max_blocks * block_size. All on the CPU and contiguous. Raises ValueError otherwise, or when
-    a block id in use is outside the cache. `num_threads` defaults to torch.get_num_threads();
+    max_blocks * block_size. new_kv: (keys, values, slots), the step's (B, Hk, D) float32 keys and
+    values and the (B,) int64 cache slots (block * block_size + offset) they go to, written (as the
+    cache's dtype, rounded to nearest) before attending, which saves the caller two index_copy_.
+    All on the CPU and contiguous. Raises ValueError otherwise, or when a block id in use or a slot
+    is outside the cache (before anything is written). `num_threads` defaults to torch.get_num_threads();
     `isa` picks a kernel set from `isa_levels()` (default: the best).
     """
     if _ext is None:
@@ -74,6 +78,17 @@ def paged_decode_attention(
         raise ValueError(f"out must be a contiguous CPU float32 {tuple(q.shape)} tensor")
     if b == 0:
         return out
+    new_addrs = ()
+    if new_kv is not None:
+        k_new, v_new, slots = new_kv
+        _check_float("new keys", k_new, 3)
+        _check_float("new values", v_new, 3)
+        if k_new.shape != (b, hk, d) or v_new.shape != (b, hk, d):
+            raise ValueError(f"new keys and values must be ({b}, {hk}, {d}), got {tuple(k_new.shape)} and "
+                             f"{tuple(v_new.shape)}")
+        if slots.shape != (b,) or slots.dtype != torch.int64 or not slots.is_cpu or not slots.is_contiguous():
+            raise ValueError(f"slots must be a contiguous CPU ({b},) int64 tensor, got {slots.dtype} {tuple(slots.shape)}")
+        new_addrs = (k_new.data_ptr(), v_new.data_ptr(), slots.data_ptr())
     if seq_lens.dtype == torch.int32:
         seq_lens = seq_lens.to(torch.int64)
     level = _BEST if isa is None else _level(isa)
@@ -81,7 +96,7 @@ def paged_decode_attention(
     _ext.paged_decode_attention(
         level, q.data_ptr(), kv_cache.data_ptr(), block_tables.data_ptr(), seq_lens.data_ptr(), out.data_ptr(),
         b, hq, hk, d, num_blocks, block_size, block_tables.shape[1], sliding_window or 0, float(scale), threads,
-        kv_cache.dtype == torch.float16,
+        kv_cache.dtype == torch.float16, *new_addrs,
     )
     return out
 

@@ -235,3 +235,50 @@ def test_backend_prefill_reads_what_the_cache_holds(dtype: torch.dtype) -> None:
         probs = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
         ref = torch.einsum("hns,shd->nhd", probs, values)
         assert_close_to_reference(out[starts[i]:starts[i + 1]], ref)
+
+
+def _bit_patterns(n: int, gen: torch.Generator) -> torch.Tensor:
+    """float32 values across every float16 regime: random bit patterns of magnitudes from 2^-27
+    to 2^17 (zeros, subnormals, normals, overflow), exact ties between two halves, and specials."""
+    exps = torch.randint(100, 144, (n,), generator=gen)  # biased float32 exponents
+    mant = torch.randint(0, 1 << 23, (n,), generator=gen)
+    mant[: n // 4] = (mant[: n // 4] & ~0x1FFF) | 0x1000  # halfway between two normal halves
+    sign = torch.randint(0, 2, (n,), generator=gen) << 31
+    x = ((sign | (exps << 23) | mant).to(torch.int32)).view(torch.float32)
+    special = torch.tensor([0.0, -0.0, 65504.0, 65519.9, 65520.0, -70000.0, float("inf"), float("-inf"),
+                            2.0**-24, 2.0**-25, 1.5 * 2.0**-25, 2.0**-14, 6.1e-5])
+    x[: special.numel()] = special
+    return x
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_kernel_writes_new_keys_and_values_as_index_copy_does(dtype: torch.dtype) -> None:
+    hq, hk, d, bs, lens = 8, 2, 64, 16, [5, 17, 40, 1]
+    q, kv, tables, seq_lens = paged_case(hq, hk, d, bs, lens, seed=11)
+    kv = kv.to(dtype)
+    gen = torch.Generator().manual_seed(12)
+    k_new = _bit_patterns(len(lens) * hk * d, gen).view(len(lens), hk, d)
+    v_new = torch.randn(len(lens), hk, d, generator=gen)
+    slots = torch.tensor([int(tables[i, (n - 1) // bs]) * bs + (n - 1) % bs for i, n in enumerate(lens)])
+    expected = kv.clone()
+    expected[0].view(-1, hk, d).index_copy_(0, slots, k_new.to(dtype))
+    expected[1].view(-1, hk, d).index_copy_(0, slots, v_new.to(dtype))
+    kernels.paged_decode_attention(q, kv, tables, seq_lens, 0.125, new_kv=(k_new, v_new, slots))
+    assert torch.equal(kv.view(torch.uint8), expected.view(torch.uint8))  # bit for bit, signed zeros too
+    # Written before they are read: the new positions count in the result.
+    k_new = torch.randn(len(lens), hk, d, generator=gen)
+    out = kernels.paged_decode_attention(q, kv, tables, seq_lens, 0.125, new_kv=(k_new, v_new, slots))
+    assert torch.equal(kv[0].view(-1, hk, d)[slots], k_new.to(dtype))
+    assert_close_to_reference(out, kernels.reference_paged_decode_attention(q, kv, tables, seq_lens, 0.125))
+
+
+def test_kernel_refuses_a_slot_outside_the_cache_before_writing() -> None:
+    q, kv, tables, seq_lens = paged_case(8, 2, 64, 16, [5, 9], seed=13)
+    before = kv.clone()
+    new = torch.ones(2, 2, 64)
+    for bad in (-1, kv.shape[1] * kv.shape[2]):
+        with pytest.raises(ValueError, match=r"slots\[1\]"):
+            kernels.paged_decode_attention(q, kv, tables, seq_lens, 0.125, new_kv=(new, new, torch.tensor([3, bad])))
+    assert torch.equal(kv, before)
+    with pytest.raises(ValueError, match="new keys"):
+        kernels.paged_decode_attention(q, kv, tables, seq_lens, 0.125, new_kv=(new[:1], new, torch.tensor([3, 4])))

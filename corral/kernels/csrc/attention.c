@@ -106,8 +106,25 @@ static int check(const att_args *a, int *bad_seq) {
         const int64_t *table = a->block_tables + (size_t)b * a->max_blocks;
         for (int64_t blk = first_pos(len, a->window) / a->block_size; blk <= (len - 1) / a->block_size; blk++)
             if (table[blk] < 0 || table[blk] >= a->num_blocks) return ATT_EBLOCK;
+        if (a->k_new && (a->slots[b] < 0 || a->slots[b] >= a->num_blocks * a->block_size)) return ATT_ESLOT;
     }
     return ATT_OK;
+}
+
+/* The step's keys and values into their slots (B * Hk * D values each: a few thousand). */
+static void write_new(const att_args *a) {
+    const size_t n = (size_t)a->Hk * a->D, plane = (size_t)a->num_blocks * a->block_size * n;
+    for (int b = 0; b < a->B; b++) {
+        const float *k = a->k_new + (size_t)b * n, *v = a->v_new + (size_t)b * n;
+        const size_t at = (size_t)a->slots[b] * n;
+        if (a->kv_half) {
+            uint16_t *kc = (uint16_t *)a->kv + at, *vc = (uint16_t *)a->kv + plane + at;
+            for (size_t i = 0; i < n; i++) { kc[i] = f32_to_fp16(k[i]); vc[i] = f32_to_fp16(v[i]); }
+        } else {
+            memcpy((float *)a->kv + at, k, n * sizeof(float));
+            memcpy((float *)a->kv + plane + at, v, n * sizeof(float));
+        }
+    }
 }
 
 /* The work of pair i = b * Hk + kvh. */
@@ -136,6 +153,7 @@ static att_pair pair_job(const att_args *a, int i) {
 int paged_decode_attention_run(int level, const att_args *a, int nthreads, int *bad_seq) {
     const int rc = check(a, bad_seq);
     if (rc != ATT_OK) return rc;
+    if (a->k_new) write_new(a);
     const pair_fn fn = pick(level, a->D);
     const int pairs = a->B * a->Hk;
     if (nthreads > pairs) nthreads = pairs;

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { ATT_OK = 0, ATT_ESHAPE = -1, ATT_ELEN = -2, ATT_EBLOCK = -3 };
+enum { ATT_OK = 0, ATT_ESHAPE = -1, ATT_ELEN = -2, ATT_EBLOCK = -3, ATT_ESLOT = -4 };
 
 /* Query heads sharing one KV head that a call takes (their softmax states live on the stack). */
 #define ATT_MAX_GROUP 256
@@ -24,13 +24,17 @@ typedef struct {
     int block_size, max_blocks;
     int window;                   /* > 0: keys at positions >= seq_len - window only; 0: all */
     float scale;                  /* applied to q . k before the softmax */
+    /* The step's new keys and values, or NULL: (B, Hk, D) float32 each, written (converted to the
+     * cache's type) into cache slot slots[b] (block * block_size + offset) before any is read. */
+    const float *k_new, *v_new;
+    const int64_t *slots;         /* (B,) */
 } att_args;
 
 /* out[b, h] = softmax(scale * q[b, h] . K[b, kvh]) @ V[b, kvh] over the sequence's cached
  * positions, kvh = h / (Hq / Hk), with float32 online softmax. `level` (an ISA_* of dispatch.h,
  * at most kernels_best_level()) picks the instruction set. Returns ATT_OK, ATT_ESHAPE, or ATT_ELEN /
- * ATT_EBLOCK with *bad_seq set to the sequence whose length or block id is out of range (checked
- * before anything is written). */
+ * ATT_EBLOCK / ATT_ESLOT with *bad_seq set to the sequence whose length, block id or new slot is out
+ * of range (checked before anything is written). */
 int paged_decode_attention_run(int level, const att_args *a, int nthreads, int *bad_seq);
 
 #endif

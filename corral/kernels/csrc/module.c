@@ -216,13 +216,21 @@ static PyObject *py_repack_q4_0_x16(PyObject *self, PyObject *args) {
 
 static PyObject *py_paged_decode_attention(PyObject *self, PyObject *args) {
     int level, nthreads, bad_seq = -1;
-    unsigned long long q, kv, tables, lens, out;
+    unsigned long long q, kv, tables, lens, out, k_new = 0, v_new = 0, slots = 0;
     long long num_blocks;
     att_args a;
     (void)self;
-    if (!PyArg_ParseTuple(args, "iKKKKKiiiiLiiifip", &level, &q, &kv, &tables, &lens, &out, &a.B, &a.Hq, &a.Hk,
-                          &a.D, &num_blocks, &a.block_size, &a.max_blocks, &a.window, &a.scale, &nthreads, &a.kv_half))
+    if (!PyArg_ParseTuple(args, "iKKKKKiiiiLiiifip|KKK", &level, &q, &kv, &tables, &lens, &out, &a.B, &a.Hq, &a.Hk,
+                          &a.D, &num_blocks, &a.block_size, &a.max_blocks, &a.window, &a.scale, &nthreads, &a.kv_half,
+                          &k_new, &v_new, &slots))
         return NULL;
+    if ((k_new == 0) != (v_new == 0) || (k_new == 0) != (slots == 0)) {
+        PyErr_SetString(PyExc_ValueError, "new keys, values and slots come together");
+        return NULL;
+    }
+    a.k_new = (const float *)(uintptr_t)k_new;
+    a.v_new = (const float *)(uintptr_t)v_new;
+    a.slots = (const int64_t *)(uintptr_t)slots;
     if (level < 0 || level > kernels_best_level()) {
         PyErr_Format(PyExc_ValueError, "instruction set level %d is not available on this CPU", level);
         return NULL;
@@ -246,6 +254,10 @@ static PyObject *py_paged_decode_attention(PyObject *self, PyObject *args) {
     case ATT_EBLOCK:
         PyErr_Format(PyExc_ValueError, "block_tables row %d names a block outside 0..%lld", bad_seq,
                      (long long)a.num_blocks - 1);
+        return NULL;
+    case ATT_ESLOT:
+        PyErr_Format(PyExc_ValueError, "slots[%d] = %lld is outside the cache's 0..%lld", bad_seq,
+                     (long long)a.slots[bad_seq], (long long)a.num_blocks * a.block_size - 1);
         return NULL;
     default:
         PyErr_Format(PyExc_ValueError, "bad attention shape B=%d Hq=%d Hk=%d D=%d blocks=%lld block_size=%d "
@@ -313,8 +325,10 @@ static PyMethodDef METHODS[] = {
      "out(n, K) float32 = rows ids (int64) of a weight in GGUF blocks, dequantized."},
     {"paged_decode_attention", py_paged_decode_attention, METH_VARARGS,
      "paged_decode_attention(level, q_addr, kv_addr, tables_addr, lens_addr, out_addr, B, Hq, Hk, D,\n"
-     "                       num_blocks, block_size, max_blocks, window, scale, n_threads, kv_half)\n"
+     "                       num_blocks, block_size, max_blocks, window, scale, n_threads, kv_half\n"
+     "                       [, k_new_addr, v_new_addr, slots_addr])\n"
      "out(B, Hq, D) = softmax(scale * q K^T) V over each sequence's cached positions (window 0: all);\n"
+     "with k_new, v_new (B, Hk, D) float32 and slots (B) int64, those rows are written to the cache first;\n"
      "q, out float32; kv (2, num_blocks, block_size, Hk, D) float32 (float16 with kv_half); tables (B, max_blocks)\n"
      "and lens (B)\n"
      "int64; all contiguous."},

@@ -183,6 +183,28 @@ static inline float fp16_to_f32(uint16_t h) {
     return v.f;
 }
 
+/* IEEE half of a float, rounded to nearest even (as torch's .to(float16)); overflow gives inf,
+ * NaN stays NaN (quiet). */
+static inline uint16_t f32_to_fp16(float f) {
+    union { float f; uint32_t u; } v = { f };
+    const uint32_t sign = (v.u >> 16) & 0x8000, ax = v.u & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (uint16_t)(sign | (ax > 0x7f800000u ? 0x7e00 | ((ax >> 13) & 0x3ff) : 0x7c00));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00);   /* 65520 and above round to inf */
+    if (ax < 0x38800000u) {   /* below 2^-14: a subnormal half, or zero */
+        if (ax < 0x33000000u) return (uint16_t)sign;   /* below 2^-25 */
+        const uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
+        const int shift = 126 - (int)e;   /* 14 .. 24 */
+        uint32_t h = m >> shift;
+        const uint32_t rem = m & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+        if (rem > halfway || (rem == halfway && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = (ax - 0x38000000u) >> 13;   /* exponent rebiased from 127 to 15 */
+    const uint32_t rem = ax & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;   /* a carry moves into the exponent */
+    return (uint16_t)(sign | h);
+}
+
 static inline uint16_t read_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline float read_f16(const uint8_t *p) { return fp16_to_f32(read_u16(p)); }
 static inline uint32_t read_u32(const uint8_t *p) {

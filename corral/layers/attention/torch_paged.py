@@ -17,24 +17,22 @@ class TorchPagedAttention(AttentionBackend):
         self.use_kernel = use_kernel and kernel.is_available()
 
     def forward(self, q, k, v, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
+        if meta.all_decode and self._kernel_fits(q, kv_cache):
+            # One query token per sequence (q: (B, Hq, D)); the kernel writes the new K/V itself.
+            out = kernel.paged_decode_attention(
+                q.to(torch.float32).contiguous(), kv_cache, meta.block_tables, meta.seq_lens_tensor, scale,
+                meta.sliding_window or None,
+                new_kv=(k.to(torch.float32).contiguous(), v.to(torch.float32).contiguous(), meta.slot_mapping),
+            )  # (B, Hq, D)
+            return out.to(q.dtype)
         num_heads_kv, head_dim = k.shape[1], k.shape[2]
         k_cache = kv_cache[0].view(-1, num_heads_kv, head_dim)  # (num_blocks * block_size, Hk, D)
         v_cache = kv_cache[1].view(-1, num_heads_kv, head_dim)
         k_cache.index_copy_(0, meta.slot_mapping, k.to(k_cache.dtype))
         v_cache.index_copy_(0, meta.slot_mapping, v.to(v_cache.dtype))
         if meta.all_decode:
-            return self._decode(q, kv_cache, meta, scale)
+            return self._decode_gathered(q, kv_cache, meta, scale)
         return self._varlen(q, k, v, kv_cache, meta, scale)
-
-    def _decode(self, q, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
-        # One query token per sequence (q: (B, Hq, D)).
-        if self._kernel_fits(q, kv_cache):
-            out = kernel.paged_decode_attention(
-                q.to(torch.float32).contiguous(), kv_cache, meta.block_tables, meta.seq_lens_tensor, scale,
-                meta.sliding_window or None,
-            )  # (B, Hq, D)
-            return out.to(q.dtype)
-        return self._decode_gathered(q, kv_cache, meta, scale)
 
     def _kernel_fits(self, q, kv_cache) -> bool:
         return (
