@@ -251,8 +251,9 @@ def _bit_patterns(n: int, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_kernel_writes_new_keys_and_values_as_index_copy_does(dtype: torch.dtype) -> None:
+def test_kernel_writes_new_keys_and_values_as_index_copy_does(dtype: torch.dtype, isa: str) -> None:
     hq, hk, d, bs, lens = 8, 2, 64, 16, [5, 17, 40, 1]
     q, kv, tables, seq_lens = paged_case(hq, hk, d, bs, lens, seed=11)
     kv = kv.to(dtype)
@@ -263,11 +264,11 @@ def test_kernel_writes_new_keys_and_values_as_index_copy_does(dtype: torch.dtype
     expected = kv.clone()
     expected[0].view(-1, hk, d).index_copy_(0, slots, k_new.to(dtype))
     expected[1].view(-1, hk, d).index_copy_(0, slots, v_new.to(dtype))
-    kernels.paged_decode_attention(q, kv, tables, seq_lens, 0.125, new_kv=(k_new, v_new, slots))
+    kernels.paged_decode_attention(q, kv, tables, seq_lens, 0.125, new_kv=(k_new, v_new, slots), isa=isa)
     assert torch.equal(kv.view(torch.uint8), expected.view(torch.uint8))  # bit for bit, signed zeros too
     # Written before they are read: the new positions count in the result.
     k_new = torch.randn(len(lens), hk, d, generator=gen)
-    out = kernels.paged_decode_attention(q, kv, tables, seq_lens, 0.125, new_kv=(k_new, v_new, slots))
+    out = kernels.paged_decode_attention(q, kv, tables, seq_lens, 0.125, new_kv=(k_new, v_new, slots), isa=isa)
     assert torch.equal(kv[0].view(-1, hk, d)[slots], k_new.to(dtype))
     assert_close_to_reference(out, kernels.reference_paged_decode_attention(q, kv, tables, seq_lens, 0.125))
 

@@ -111,15 +111,36 @@ static int check(const att_args *a, int *bad_seq) {
     return ATT_OK;
 }
 
-/* The step's keys and values into their slots (B * Hk * D values each: a few thousand). */
-static void write_new(const att_args *a) {
+/* n floats to IEEE halves, rounded to nearest even. */
+static void to_half(const float *x, size_t n, uint16_t *out) {
+    for (size_t i = 0; i < n; i++) out[i] = f32_to_fp16(x[i]);
+}
+
+#ifdef ATT_HAVE_X86
+#include <immintrin.h>
+__attribute__((target("avx2,f16c"))) static void to_half_f16c(const float *x, size_t n, uint16_t *out) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    to_half(x + i, n - i, out + i);
+}
+#endif
+
+/* The step's keys and values into their slots (B * Hk * D values each: a few thousand; one at a
+ * time, 16 sequences' float16 conversions took 17 us a call, half the attention's). */
+static void write_new(const att_args *a, int level) {
     const size_t n = (size_t)a->Hk * a->D, plane = (size_t)a->num_blocks * a->block_size * n;
+    void (*half)(const float *, size_t, uint16_t *) = to_half;
+#ifdef ATT_HAVE_X86
+    if (level >= ISA_AVX2) half = to_half_f16c;
+#endif
+    (void)level;
     for (int b = 0; b < a->B; b++) {
         const float *k = a->k_new + (size_t)b * n, *v = a->v_new + (size_t)b * n;
         const size_t at = (size_t)a->slots[b] * n;
         if (a->kv_half) {
-            uint16_t *kc = (uint16_t *)a->kv + at, *vc = (uint16_t *)a->kv + plane + at;
-            for (size_t i = 0; i < n; i++) { kc[i] = f32_to_fp16(k[i]); vc[i] = f32_to_fp16(v[i]); }
+            half(k, n, (uint16_t *)a->kv + at);
+            half(v, n, (uint16_t *)a->kv + plane + at);
         } else {
             memcpy((float *)a->kv + at, k, n * sizeof(float));
             memcpy((float *)a->kv + plane + at, v, n * sizeof(float));
@@ -153,7 +174,7 @@ static att_pair pair_job(const att_args *a, int i) {
 int paged_decode_attention_run(int level, const att_args *a, int nthreads, int *bad_seq) {
     const int rc = check(a, bad_seq);
     if (rc != ATT_OK) return rc;
-    if (a->k_new) write_new(a);
+    if (a->k_new) write_new(a, level);
     const pair_fn fn = pick(level, a->D);
     const int pairs = a->B * a->Hk;
     if (nthreads > pairs) nthreads = pairs;
