@@ -11,6 +11,7 @@ import torch
 from corral import kernels
 from corral.kernels import attention
 from corral.layers.attention import AttentionMetadata
+from corral.layers.attention import torch_paged
 from corral.layers.attention.torch_paged import TorchPagedAttention
 
 pytestmark = pytest.mark.skipif(not attention.is_available(), reason="kernels not built")
@@ -205,13 +206,19 @@ def test_backend_decode_paths(lens: list[int], window: int | None, use_kernel: b
     assert_close_to_reference(out, ref)
 
 
+@pytest.mark.parametrize("route", ["kernel", "sdpa", "both"])
+@pytest.mark.parametrize("window", [None, 12])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_backend_prefill_reads_what_the_cache_holds(dtype: torch.dtype) -> None:
-    """Mixed prefill chunks: a whole prompt (its K/V taken from the step, rounded as the cache
-    stores them), a later chunk over cached positions, and a decode token, against float64 over the
-    cache's contents after the step's writes."""
+def test_backend_prefill_reads_what_the_cache_holds(dtype: torch.dtype, window: int | None, route: str,
+                                                    monkeypatch) -> None:
+    """Mixed prefill chunks: a whole prompt (on SDPA its K/V are taken from the step, rounded as the
+    cache stores them), a later chunk over cached positions, and a decode token, against float64
+    over the cache's contents after the step's writes. Through the kernel (each query a decode
+    query), through SDPA, or both: the 37-position prompt past the kernel's length limit."""
     hq, hk, d, bs = 14, 2, 64, 16
     ctx, lens = [0, 20, 9], [37, 30, 10]  # chunks of 37, 10 and 1 tokens
+    if route == "both":
+        monkeypatch.setattr(torch_paged, "PREFILL_KERNEL_MAX_LEN", 32)
     _, kv, tables, _ = paged_case(hq, hk, d, bs, lens, seed=3)
     kv = kv.to(dtype)
     gen = torch.Generator().manual_seed(4)
@@ -223,16 +230,20 @@ def test_backend_prefill_reads_what_the_cache_holds(dtype: torch.dtype) -> None:
         starts.append(starts[-1] + s - c)
     meta = AttentionMetadata(block_size=bs, slot_mapping=torch.tensor(slots), block_tables=tables,
                              query_start_loc=starts, context_lens=ctx, seq_lens=lens,
-                             seq_lens_tensor=torch.tensor(lens), all_decode=False, sliding_window=None)
-    out = TorchPagedAttention().forward(q, k, v, kv, meta, d**-0.5)
+                             seq_lens_tensor=torch.tensor(lens), all_decode=False, sliding_window=window)
+    backend = TorchPagedAttention(use_kernel=route != "sdpa")
+    expected_route = {"kernel": [0, 1, 2], "sdpa": [], "both": [1, 2]}[route]
+    assert backend._kernel_sequences(q, kv, meta) == expected_route
+    out = backend.forward(q, k, v, kv, meta, d**-0.5)
     for i, (c, s) in enumerate(zip(ctx, lens)):
         rows = [int(tables[i, p // bs]) * bs + p % bs for p in range(s)]
         keys = kv[0].reshape(-1, hk, d)[rows].double().repeat_interleave(hq // hk, dim=1)  # (S, Hq, D)
         values = kv[1].reshape(-1, hk, d)[rows].double().repeat_interleave(hq // hk, dim=1)
         qs = q[starts[i]:starts[i + 1]].double()  # (n, Hq, D)
         scores = torch.einsum("nhd,shd->hns", qs, keys) * d**-0.5
-        causal = torch.arange(s)[None, :] <= torch.arange(c, s)[:, None]  # (n, S)
-        probs = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
+        k_pos, q_pos = torch.arange(s)[None, :], torch.arange(c, s)[:, None]
+        seen = (k_pos <= q_pos) & ((k_pos > q_pos - window) if window else True)  # (n, S)
+        probs = torch.softmax(scores.masked_fill(~seen, float("-inf")), dim=-1)
         ref = torch.einsum("hns,shd->nhd", probs, values)
         assert_close_to_reference(out[starts[i]:starts[i + 1]], ref)
 
