@@ -2,9 +2,10 @@
 
 Times the attention of one decode step of Qwen2.5-0.5B's shape (24 layers, 14 query heads, 2 KV
 heads, head dim 64, blocks of 16 tokens) for B sequences of about --context tokens each, through
-the engine's own backend (`TorchPagedAttention._decode`): once gathering each sequence's K/V into
-new (B, L, Hk, D) tensors for two batched matmuls (the path without the kernel, including the
-per-step slot table it builds), once with the kernel reading the blocks in place.
+the engine's own backend (`TorchPagedAttention.forward`, the step's new K/V written first): once
+gathering each sequence's K/V into new (B, L, Hk, D) tensors for two batched matmuls after two
+index_copy_ writes (the path without the kernel, including the per-step slot table it builds), once
+with the kernel writing the new rows and reading the blocks in place.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_attention.py                  # B=1 and 16, 1 and 2 threads
     OMP_NUM_THREADS=1 python benchmarks/bench_attention.py --batch 16 --threads 2 --context 500
@@ -67,11 +68,12 @@ def metadata(lens: list[int], tables: torch.Tensor) -> AttentionMetadata:
 
 def step_seconds(backend: TorchPagedAttention, caches, q, lens, tables, min_time: float, flush) -> float:
     scale = D**-0.5
+    k_new, v_new = torch.randn(len(lens), HK, D), torch.randn(len(lens), HK, D)
 
     def step() -> None:
         meta = metadata(lens, tables)  # fresh each step, as the model runner builds it
         for cache in caches:
-            backend._decode(q, cache, meta, scale)
+            backend.forward(q, k_new, v_new, cache, meta, scale)
 
     return best_time(step, min_time, before=flush)
 
