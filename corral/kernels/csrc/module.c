@@ -82,6 +82,18 @@ static int check_level(int level) {
  * another thread can cost a whole switch interval to get it back. Larger calls release it. */
 #define OPS_GIL_FREE_MIN 65536
 
+/* CALL (a statement), with the GIL released when it touches `work` values or more. */
+#define OPS_CALL(work, CALL) \
+    do { \
+        if ((work) >= OPS_GIL_FREE_MIN) { \
+            Py_BEGIN_ALLOW_THREADS \
+            CALL; \
+            Py_END_ALLOW_THREADS \
+        } else { \
+            CALL; \
+        } \
+    } while (0)
+
 static PyObject *py_rms_norm(PyObject *self, PyObject *args) {
     int level, T, D, nthreads;
     unsigned long long x, residual, w, out;
@@ -91,13 +103,7 @@ static PyObject *py_rms_norm(PyObject *self, PyObject *args) {
     if (check_level(level)) return NULL;
     const float *px = (const float *)(uintptr_t)x, *pw = (const float *)(uintptr_t)w;
     float *pr = (float *)(uintptr_t)residual, *po = (float *)(uintptr_t)out;
-    if ((long long)T * D >= OPS_GIL_FREE_MIN) {
-        Py_BEGIN_ALLOW_THREADS
-        ops_rms_norm(level, px, pr, pw, eps, T, D, po, nthreads);
-        Py_END_ALLOW_THREADS
-    } else {
-        ops_rms_norm(level, px, pr, pw, eps, T, D, po, nthreads);
-    }
+    OPS_CALL((long long)T * D, ops_rms_norm(level, px, pr, pw, eps, T, D, po, nthreads));
     Py_RETURN_NONE;
 }
 
@@ -128,13 +134,7 @@ static PyObject *py_heads_epilogue(PyObject *self, PyObject *args) {
         work += (long long)T * jobs[i].H * D;
     }
     const float *pc = (const float *)(uintptr_t)cos, *ps = (const float *)(uintptr_t)sin;
-    if (work >= OPS_GIL_FREE_MIN) {
-        Py_BEGIN_ALLOW_THREADS
-        ops_heads_epilogue(level, jobs, (int)n, T, D, eps, pc, ps, nthreads);
-        Py_END_ALLOW_THREADS
-    } else {
-        ops_heads_epilogue(level, jobs, (int)n, T, D, eps, pc, ps, nthreads);
-    }
+    OPS_CALL(work, ops_heads_epilogue(level, jobs, (int)n, T, D, eps, pc, ps, nthreads));
     Py_RETURN_NONE;
 }
 
@@ -147,13 +147,7 @@ static PyObject *py_silu_mul(PyObject *self, PyObject *args) {
     if (check_level(level)) return NULL;
     const float *pg = (const float *)(uintptr_t)gate, *pu = (const float *)(uintptr_t)up;
     float *po = (float *)(uintptr_t)out;
-    if (n >= OPS_GIL_FREE_MIN) {
-        Py_BEGIN_ALLOW_THREADS
-        ops_silu_mul(level, pg, pu, n, po, nthreads);
-        Py_END_ALLOW_THREADS
-    } else {
-        ops_silu_mul(level, pg, pu, n, po, nthreads);
-    }
+    OPS_CALL(n, ops_silu_mul(level, pg, pu, n, po, nthreads));
     Py_RETURN_NONE;
 }
 
@@ -170,13 +164,7 @@ static PyObject *py_argmax_rows(PyObject *self, PyObject *args) {
     }
     const float *px = (const float *)(uintptr_t)x;
     int64_t *po = (int64_t *)(uintptr_t)out;
-    if ((long long)rows * n >= OPS_GIL_FREE_MIN) {
-        Py_BEGIN_ALLOW_THREADS
-        ops_argmax_rows(level, px, rows, n, po, nthreads);
-        Py_END_ALLOW_THREADS
-    } else {
-        ops_argmax_rows(level, px, rows, n, po, nthreads);
-    }
+    OPS_CALL((long long)rows * n, ops_argmax_rows(level, px, rows, n, po, nthreads));
     Py_RETURN_NONE;
 }
 
