@@ -30,11 +30,11 @@ class AttentionMetadata:
     # model runner; built once per step by the first layer that needs them (torch_paged.decode_slots).
     decode_slots: torch.Tensor | None = None  # (B, L) int64
     decode_mask: torch.Tensor | None = None  # (B, L) bool
-    # Mixed batches through the decode kernel, each query token as a sequence of its own: its
-    # sequence's block table and the positions it attends (its position + 1). Built once per step
-    # by the first layer that needs them (torch_paged.token_rows).
-    token_tables: torch.Tensor | None = None  # (T, max_blocks) int64
-    token_lens: torch.Tensor | None = None  # (T,) int64
+    # Mixed batches through the decode kernel, each query token of the sequences it takes as a
+    # sequence of its own: the rows of those tokens, their sequences' block tables and the
+    # positions each attends (its position + 1). Built once per step by the first layer that needs
+    # them (torch_paged.token_rows).
+    kernel_rows: tuple[torch.Tensor | None, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def num_seqs(self) -> int:

@@ -36,14 +36,13 @@ class TorchPagedAttention(AttentionBackend):
             return self._decode_gathered(q, kv_cache, meta, scale)
         # A mixed batch: the query tokens of sequences the kernel suits are decode queries of their own.
         by_kernel = self._kernel_sequences(q, kv_cache, meta)
-        if len(by_kernel) == meta.num_seqs:
-            tables, lens = token_rows(meta)
+        if not by_kernel:
+            return self._varlen(q, k, v, kv_cache, meta, scale)
+        rows, tables, lens = token_rows(meta, by_kernel)
+        if rows is None:  # every sequence
             return self._kernel(q, kv_cache, tables, lens, meta, scale)
         out = torch.empty_like(q)
-        if by_kernel:
-            tables, lens = token_rows(meta)
-            rows = torch.cat([torch.arange(meta.query_start_loc[i], meta.query_start_loc[i + 1]) for i in by_kernel])
-            out[rows] = self._kernel(q[rows], kv_cache, tables[rows], lens[rows], meta, scale)
+        out[rows] = self._kernel(q[rows], kv_cache, tables, lens, meta, scale)
         taken = set(by_kernel)
         return self._varlen(q, k, v, kv_cache, meta, scale, [i for i in range(meta.num_seqs) if i not in taken], out)
 
@@ -126,16 +125,22 @@ class TorchPagedAttention(AttentionBackend):
         return out
 
 
-def token_rows(meta: AttentionMetadata) -> tuple[torch.Tensor, torch.Tensor]:
-    """(T, max_blocks) block tables and (T,) attended lengths that make each query token of a mixed
-    batch a decode query of its own: token j of sequence i attends positions 0 .. context_lens[i] + j.
-    Built by the first layer that asks and kept in `meta` for the step's other layers."""
-    if meta.token_tables is None:
-        counts = [e - s for s, e in zip(meta.query_start_loc, meta.query_start_loc[1:])]
-        seq_of = torch.repeat_interleave(torch.arange(meta.num_seqs), torch.tensor(counts))
-        meta.token_tables = meta.block_tables.index_select(0, seq_of.to(meta.block_tables.device)).contiguous()
-        meta.token_lens = torch.cat([torch.arange(c + 1, s + 1) for c, s in zip(meta.context_lens, meta.seq_lens)])
-    return meta.token_tables, meta.token_lens
+def token_rows(meta: AttentionMetadata, seqs: list[int]) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """The query tokens of sequences `seqs` of a mixed batch as decode queries of their own: their
+    rows in the batch (None when `seqs` is every sequence), (n, blocks) block tables (as wide as
+    those sequences need) and (n,) attended lengths: token j of sequence i attends positions
+    0 .. context_lens[i] + j. Built by the first layer that asks and kept in `meta` for the step's
+    other layers, which ask for the same sequences."""
+    if meta.kernel_rows is None:
+        starts = meta.query_start_loc
+        width = -(-max(meta.seq_lens[i] for i in seqs) // meta.block_size)
+        counts = torch.tensor([starts[i + 1] - starts[i] for i in seqs])
+        seq_of = torch.repeat_interleave(torch.tensor(seqs), counts).to(meta.block_tables.device)
+        tables = meta.block_tables[:, :width].index_select(0, seq_of).contiguous()
+        lens = torch.cat([torch.arange(meta.context_lens[i] + 1, meta.seq_lens[i] + 1) for i in seqs])
+        rows = None if len(seqs) == meta.num_seqs else torch.cat([torch.arange(starts[i], starts[i + 1]) for i in seqs])
+        meta.kernel_rows = (rows, tables, lens)
+    return meta.kernel_rows
 
 
 def _as_cached(x: torch.Tensor, cache_dtype: torch.dtype, dtype: torch.dtype) -> torch.Tensor:
