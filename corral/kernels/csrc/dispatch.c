@@ -330,25 +330,45 @@ static int x16_token_chunk(int K) {
     return t > X16_TOKEN_CHUNK_MIN ? t : X16_TOKEN_CHUNK_MIN;
 }
 
-static int x16_row_chunks(const qm_weight *j) {
+/* Rows of a unit on the x16 path. With many tokens (`unpacked`: a unit's rows are unpacked once
+ * per token chunk) a unit reads its token chunk's activations from L2 once, so larger units read
+ * them fewer times: up to X16_UNPACKED_UNIT_BYTES of rows, while each job keeps X16_MIN_UNITS
+ * units for the threads to share. Against 32 KB units, the four matmuls of a Qwen2.5-0.5B layer
+ * took 40.0 ms instead of 43.1 at 1024 tokens (gate and up 21.9 instead of 24.5), 2.80 instead
+ * of 2.92 at 64 and 7.98 instead of 8.18 at 200. With few tokens unit size made no difference:
+ * they keep the row-dot chunks. */
+#define X16_UNPACKED_UNIT_BYTES (256 * 1024)
+#define X16_MIN_UNITS 8
+
+static int x16_rows(const qm_weight *j, int unpacked) {
     const int rows = chunk_rows(j);
+    if (!unpacked) return rows;
+    int big = (int)(X16_UNPACKED_UNIT_BYTES / j->row_stride);
+    const int share = (j->N + X16_MIN_UNITS - 1) / X16_MIN_UNITS;
+    big = (big < share ? big : share) + X16_ROWS - 1;
+    big -= big % X16_ROWS;
+    return big > rows ? big : rows;
+}
+
+static int x16_row_chunks(const qm_weight *j, int unpacked) {
+    const int rows = x16_rows(j, unpacked);
     return (j->N + rows - 1) / rows;
 }
 
 /* Units of the x16 path: job by job, each job's token chunk by token chunk, each chunk's row
  * chunks in order. The job of unit c; *u becomes c's number within that job. */
-static int x16_unit_job(const qm_weight *jobs, int tchunks, int c, int *u) {
+static int x16_unit_job(const qm_weight *jobs, int tchunks, int unpacked, int c, int *u) {
     int j = 0;
-    while (c >= x16_row_chunks(&jobs[j]) * tchunks) c -= x16_row_chunks(&jobs[j++]) * tchunks;
+    while (c >= x16_row_chunks(&jobs[j], unpacked) * tchunks) c -= x16_row_chunks(&jobs[j++], unpacked) * tchunks;
     *u = c;
     return j;
 }
 
 /* The first weight row of unit c. */
-static const uint8_t *x16_unit_rows(const qm_weight *jobs, int tchunks, int c) {
+static const uint8_t *x16_unit_rows(const qm_weight *jobs, int tchunks, int unpacked, int c) {
     int u;
-    const qm_weight *job = &jobs[x16_unit_job(jobs, tchunks, c, &u)];
-    return job->w + (size_t)(u % x16_row_chunks(job)) * chunk_rows(job) * job->row_stride;
+    const qm_weight *job = &jobs[x16_unit_job(jobs, tchunks, unpacked, c, &u)];
+    return job->w + (size_t)(u % x16_row_chunks(job, unpacked)) * x16_rows(job, unpacked) * job->row_stride;
 }
 
 static void x16_quantize(const kernel_set *ks, act_set *a, int32_t *xo, const float *x, int K, int lo, int hi) {
@@ -370,10 +390,11 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
     if (act_set_alloc(&a, T, K, 32) != 0) return QM_ENOMEM;
     int32_t *xo = malloc((size_t)T * nb * sizeof(int32_t));
     if (!xo) { act_set_free(&a); return QM_ENOMEM; }
+    const int unpacked = T > X16_UNPACK_MIN_T;
     int nunits = 0;
     size_t bytes = 0;
     for (int i = 0; i < njobs; i++) {
-        nunits += x16_row_chunks(&jobs[i]) * tchunks;
+        nunits += x16_row_chunks(&jobs[i], unpacked) * tchunks;
         bytes += (size_t)jobs[i].N * jobs[i].row_stride;
     }
     if (bytes < PARALLEL_MIN_BYTES && T <= X16_TOKEN_CHUNK_MIN) nthreads = 1;
@@ -396,10 +417,10 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
         }
         /* Many tokens: room to unpack a unit's rows once (the largest unit of the jobs). */
         uint8_t *scratch = NULL;
-        if (T > X16_UNPACK_MIN_T) {
+        if (unpacked) {
             size_t most = 0;
             for (int i = 0; i < njobs; i++) {
-                const size_t b = X16_UNPACKED_BYTES(chunk_rows(&jobs[i]), K);
+                const size_t b = X16_UNPACKED_BYTES(x16_rows(&jobs[i], unpacked), K);
                 most = b > most ? b : most;
             }
             if (posix_memalign((void **)&scratch, 64, most) != 0) scratch = NULL;   /* then no unpacking */
@@ -409,13 +430,13 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
         for (int c = claim(&next); c < nunits;) {
             const int c2 = claim(&next);
             int u;
-            const qm_weight *job = &jobs[x16_unit_job(jobs, tchunks, c, &u)];
-            const int rc = x16_row_chunks(job), t0 = u / rc * tchunk, crows = chunk_rows(job);
+            const qm_weight *job = &jobs[x16_unit_job(jobs, tchunks, unpacked, c, &u)];
+            const int rc = x16_row_chunks(job, unpacked), t0 = u / rc * tchunk, crows = x16_rows(job, unpacked);
             const int n0 = u % rc * crows, n1 = n0 + crows < job->N ? n0 + crows : job->N;
             const int nt = T - t0 < tchunk ? T - t0 : tchunk;
             ks->x16_gemm(job->w + (size_t)n0 * job->row_stride, n1 - n0, K, a.q + (size_t)t0 * K,
                          a.d + (size_t)t0 * nb, xo + (size_t)t0 * nb, nt, job->out + (size_t)t0 * job->N + n0,
-                         (size_t)job->N, c2 < nunits ? x16_unit_rows(jobs, tchunks, c2) : NULL, scratch);
+                         (size_t)job->N, c2 < nunits ? x16_unit_rows(jobs, tchunks, unpacked, c2) : NULL, scratch);
             c = c2;
         }
         free(scratch);
