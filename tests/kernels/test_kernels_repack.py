@@ -86,6 +86,19 @@ def test_matches_float64_reference(t: int, k: int, isa: str) -> None:
 
 
 @needs_groups
+@pytest.mark.parametrize("t", [33, 200])
+def test_many_tokens_in_large_units(t: int) -> None:
+    # Past 32 tokens a unit holds up to 256 KB of rows (at least 8 units a weight): 2048 rows of
+    # K = 896 go in 8 units of 256 rows, the last token group short.
+    qw = _weight(2048, 896, seed=t)
+    x = torch.randn(t, 896, generator=torch.Generator().manual_seed(t))
+    y = kernels.qmatmul(x, kernels.pack(qw, repack=True), num_threads=2)
+    _check(x, qw, y)
+    one = kernels.qmatmul(x[:8], kernels.pack(qw, repack=True), num_threads=1)
+    assert torch.equal(one, y[:8])
+
+
+@needs_groups
 @pytest.mark.parametrize("k", [896, 16384])
 def test_each_token_computes_alike_in_any_batch(k: int) -> None:
     # A sequence's logits must not depend on what else is decoding: the same token gives bitwise the
