@@ -271,8 +271,8 @@ __attribute__((target(Z_TARGET))) static void silu_mul_avx512(const float *g, co
         const __mmask16 m = tail_mask(n - i < 16 ? (int)(n - i) : 16);
         const __m512 v = _mm512_maskz_loadu_ps(m, g + i);
         const __m512 d = _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(zero, v)));
-        /* 1 / d: the 14-bit estimate and one Newton step (within 2 ulp), about 3x the speed of a
-         * division here */
+        /* 1 / d: the 14-bit estimate and one Newton step instead of a division (78k values on
+         * one thread: 38 -> 34 us; still within 1e-6 of float64) */
         __m512 r = _mm512_rcp14_ps(d);
         r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
         _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_mul_ps(v, r), _mm512_maskz_loadu_ps(m, u + i)));

@@ -56,11 +56,11 @@ class TorchPagedAttention(AttentionBackend):
 
     def _kernel_sequences(self, q, kv_cache, meta: AttentionMetadata) -> list[int]:
         """The sequences of a mixed batch whose queries go through the decode kernel: it reads a
-        sequence's K/V once per query, SDPA's tiles share them across queries, and per layer of
-        Qwen2.5-0.5B's shape the kernel took 3.4 ms against 7.8 for eight 128-token prompts, 14.7
-        against 18.8 for a 1024-token one, the same at 2048 positions, and 219 against 164 for a
-        4096-token prompt: sequences of up to PREFILL_KERNEL_MAX_LEN positions, and any sequence's
-        few queries (a decode, a short chunk)."""
+        sequence's K/V once per query, SDPA's tiles share them across queries. Per layer of
+        Qwen2.5-0.5B's shape the kernel took 3.4-3.9 ms against SDPA's 5.2-7.8 for eight 128-token
+        prompts, about the same for one 1024-token prompt and at 2048 positions, and 219 against
+        164 for a 4096-token prompt: so sequences of up to PREFILL_KERNEL_MAX_LEN positions, and
+        any sequence's few queries (a decode, a short chunk)."""
         if not self._kernel_fits(q, kv_cache):
             return []
         starts = meta.query_start_loc
