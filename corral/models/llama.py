@@ -57,9 +57,7 @@ class LlamaAttention(LeanModule):
         o = batch.backend.forward(q, k, v, batch.kv_caches[self.layer_idx], batch.attn, self.scale)  # (T, Hq, D)
         if rows is not None:
             o = o[rows]  # (N, Hq, D)
-            if o.shape[0] == 0:
-                return x.new_empty(0, x.shape[1])
-        return self.o_proj(o.reshape(o.shape[0], -1))
+        return self.o_proj(o.flatten(1))
 
 
 class LlamaMLP(LeanModule):
@@ -96,8 +94,6 @@ class LlamaDecoderLayer(LeanModule):
         x = self.self_attn(x, batch, rows)
         if rows is not None:
             residual = residual[rows]
-            if x.shape[0] == 0:
-                return x, residual
         x, residual = self.post_attention_layernorm(x, residual)
         return self.mlp(x), residual
 
@@ -117,8 +113,6 @@ class LlamaModel(LeanModule):
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x, residual = layer(x, residual, batch, batch.output_rows if i == last else None)
-        if x.shape[0] == 0:
-            return x
         return self.norm(x) if residual is None else self.norm(x, residual)[0]
 
 
