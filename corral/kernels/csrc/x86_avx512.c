@@ -497,6 +497,22 @@ ROWS_FN_K(rows_q6_k, rows_q6_k_n)
 
 #define X16_TOK 8   /* x16_gemm has a case for each count up to it */
 
+/* acc + dpbusd(w, the 4 bytes at x broadcast to every lane), the broadcast embedded in the dpbusd
+ * as its memory operand. GCC emits a separate broadcast load for _mm512_set1_epi32 (two uops per
+ * dpbusd instead of one): with the broadcast embedded, 8 tokens against a group of rows took 57
+ * cycles a block instead of 62.5. */
+typedef struct { int8_t b[4]; } x16_bytes4;
+ZFN __m512i x16_dpbusd(__m512i acc, __m512i w, const int8_t *x) {
+#if defined(__GNUC__)
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const x16_bytes4 *)x));
+    return acc;
+#else
+    int32_t x4;
+    memcpy(&x4, x, 4);
+    return _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(x4));
+#endif
+}
+
 /* NT tokens (a constant) against one group of 16 rows: its QT_Q4_0_X16 blocks at w, or (UNPACKED)
  * the x16_unpack form of them, whose 8 weight registers of a block are loads. pf (or NULL): rows
  * to prefetch meanwhile, read block by block as w is. */
@@ -522,16 +538,8 @@ ZFN void x16_tokens(const uint8_t *w, int K, const int8_t *xq, const float *xd, 
                 lo = _mm512_and_si512(v, m4);
                 hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
             }
-            for (int t = 0; t < NT; t++) {
-                int32_t x4;
-                memcpy(&x4, xq + (size_t)t * K + 32 * b + 8 * c, 4);
-                ia[t] = _mm512_dpbusd_epi32(ia[t], lo, _mm512_set1_epi32(x4));
-            }
-            for (int t = 0; t < NT; t++) {
-                int32_t x4;
-                memcpy(&x4, xq + (size_t)t * K + 32 * b + 8 * c + 4, 4);
-                ia[t] = _mm512_dpbusd_epi32(ia[t], hi, _mm512_set1_epi32(x4));
-            }
+            for (int t = 0; t < NT; t++) ia[t] = x16_dpbusd(ia[t], lo, xq + (size_t)t * K + 32 * b + 8 * c);
+            for (int t = 0; t < NT; t++) ia[t] = x16_dpbusd(ia[t], hi, xq + (size_t)t * K + 32 * b + 8 * c + 4);
         }
         const __m512 ws = UNPACKED ? _mm512_load_ps((const float *)(p + 512)) : _mm512_cvtph_ps(load256(p));
         for (int t = 0; t < NT; t++)
