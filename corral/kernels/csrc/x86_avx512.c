@@ -503,14 +503,8 @@ ROWS_FN_K(rows_q6_k, rows_q6_k_n)
  * cycles a block instead of 62.5. */
 typedef struct { int8_t b[4]; } x16_bytes4;
 ZFN __m512i x16_dpbusd(__m512i acc, __m512i w, const int8_t *x) {
-#if defined(__GNUC__)
     __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const x16_bytes4 *)x));
     return acc;
-#else
-    int32_t x4;
-    memcpy(&x4, x, 4);
-    return _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(x4));
-#endif
 }
 
 /* NT tokens (a constant) against one group of 16 rows: its QT_Q4_0_X16 blocks at w, or (UNPACKED)
