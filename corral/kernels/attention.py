@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from corral.kernels.qmatmul import isa_levels
+from corral.kernels.qmatmul import isa_level
 
 try:
     from corral.kernels import _qmatmul as _ext
@@ -91,7 +91,7 @@ def paged_decode_attention(
         new_addrs = (k_new.data_ptr(), v_new.data_ptr(), slots.data_ptr())
     if seq_lens.dtype == torch.int32:
         seq_lens = seq_lens.to(torch.int64)
-    level = _BEST if isa is None else _level(isa)
+    level = _BEST if isa is None else isa_level(isa)
     threads = num_threads if num_threads is not None else torch.get_num_threads()
     _ext.paged_decode_attention(
         level, q.data_ptr(), kv_cache.data_ptr(), block_tables.data_ptr(), seq_lens.data_ptr(), out.data_ptr(),
@@ -108,13 +108,6 @@ def _check_float(name: str, t: torch.Tensor, dims: int, dtypes: tuple = (torch.f
             f"{name} must be a contiguous {dims}-D CPU {kinds} tensor, got {t.dtype} {tuple(t.shape)} on {t.device}"
             + ("" if t.is_contiguous() else " (not contiguous)")
         )
-
-
-def _level(isa: str) -> int:
-    levels = isa_levels()
-    if isa not in levels:
-        raise ValueError(f"kernel set {isa!r} does not run on this CPU; available: {list(levels)}")
-    return levels.index(isa)
 
 
 def reference_paged_decode_attention(

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from corral.kernels.qmatmul import isa_level
+
 if TYPE_CHECKING:
     from corral.kernels.qmatmul import PackedWeight
 
@@ -28,7 +30,6 @@ except ImportError:  # not built: the torch path serves
 if _ext is not None and not hasattr(_ext, "rms_norm"):  # an extension built before these ops
     _ext = None
 
-_LEVELS = ("scalar", "avx2", "avxvnni", "avx512vnni")
 _BEST = _ext.best_level() if _ext is not None else 0
 _F32 = torch.float32
 
@@ -48,12 +49,7 @@ def _c_ok(*tensors: torch.Tensor | None) -> bool:
 
 
 def _level(isa: str | None) -> int:
-    if isa is None:
-        return _BEST
-    levels = _LEVELS[: _BEST + 1] if _ext is not None else ()
-    if isa not in levels:
-        raise ValueError(f"kernel set {isa!r} does not run here; available: {list(levels)}")
-    return levels.index(isa)
+    return _BEST if isa is None else isa_level(isa)
 
 
 def _check_norm(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None) -> int:

@@ -49,7 +49,7 @@ def isa_levels() -> tuple[str, ...]:
     """Kernel sets this CPU can run, slowest first; the last one is the default."""
     if _ext is None:
         return ()
-    return _LEVELS[: _ext.best_level() + 1]
+    return tuple(name for i, name in enumerate(_LEVELS) if _ext.level_supported(i))
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def qmatmul(
         raise ValueError(f"out must be a contiguous float32 ({t}, {n}) tensor")
     if t == 0:
         return out
-    level = _BEST if isa is None else _level(isa)
+    level = _BEST if isa is None else isa_level(isa)
     threads = num_threads if num_threads is not None else torch.get_num_threads()
     _ext.qmatmul(level, w.type_id, w.addr, w.row_stride, n, k, x.data_ptr(), t, out.data_ptr(), threads)
     return out
@@ -186,7 +186,7 @@ def qmatmul_many(
                              f"N = {[w.shape[0] for w in weights]}, T = {t}")
     if t == 0 or not weights:
         return outs
-    level = _BEST if isa is None else _level(isa)
+    level = _BEST if isa is None else isa_level(isa)
     threads = num_threads if num_threads is not None else torch.get_num_threads()
     jobs = [(w.type_id, w.addr, w.row_stride, w.shape[0], o.data_ptr()) for w, o in zip(weights, outs)]
     _ext.qmatmul_many(level, jobs, k, x.data_ptr(), t, threads)
@@ -196,15 +196,17 @@ def qmatmul_many(
 def row_dot_max_tokens(type_name: str, isa: str | None = None) -> int:
     """Most tokens (rows of x) a call takes through row dots, which read each weight block once and
     dot it with every token's activation; more go through tiles of 16 tokens. 0: tiles only."""
-    level = _BEST if isa is None else _level(isa)
+    level = _BEST if isa is None else isa_level(isa)
     return _ext.row_dot_max_tokens(level, _TYPES[type_name][0])
 
 
-def _level(isa: str) -> int:
+def isa_level(isa: str) -> int:
+    """The C extension's level number of a kernel set from `isa_levels()`."""
     levels = isa_levels()
     if isa not in levels:
         raise ValueError(f"kernel set {isa!r} does not run on this CPU; available: {list(levels)}")
-    return levels.index(isa)
+    return _LEVELS.index(isa)
+
 
 
 def reference_qmatmul(x: torch.Tensor, qw: QuantizedWeight) -> torch.Tensor:

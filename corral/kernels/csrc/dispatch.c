@@ -57,18 +57,29 @@ static int claim(int *next) {
     return c;
 }
 
-int kernels_best_level(void) {
+int kernels_level_supported(int level) {
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return ISA_SCALAR;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-        return ISA_AVX512;
-    if (__builtin_cpu_supports("avxvnni")) return ISA_AVXVNNI;
-    return ISA_AVX2;
+    const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    switch (level) {
+    case ISA_SCALAR: return 1;
+    case ISA_AVX2: return avx2;
+    /* Not a chain: AMD's Zen 4 has AVX512-VNNI but not the VEX-encoded AVX-VNNI. */
+    case ISA_AVXVNNI: return avx2 && __builtin_cpu_supports("avxvnni");
+    case ISA_AVX512:
+        return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    default: return 0;
+    }
 #else
-    return ISA_SCALAR;
+    return level == ISA_SCALAR;
 #endif
+}
+
+int kernels_best_level(void) {
+    for (int level = ISA_AVX512; level > ISA_SCALAR; level--)
+        if (kernels_level_supported(level)) return level;
+    return ISA_SCALAR;
 }
 
 const kernel_set *kernels_for_level(int level) {

@@ -9,6 +9,8 @@ enum { QM_OK = 0, QM_ENOMEM = -1, QM_ETYPE = -2, QM_ESHAPE = -3 };
 
 /* The highest level this CPU (and OS) runs. */
 int kernels_best_level(void);
+/* 1 when this CPU runs the kernel set of `level` (levels are not nested: see dispatch.c). */
+int kernels_level_supported(int level);
 const kernel_set *kernels_for_level(int level);
 
 /* Most tokens a call of this type takes through row dots at `level` (more go through tiles); 0 if
@@ -16,7 +18,7 @@ const kernel_set *kernels_for_level(int level);
 int row_dot_max_tokens(int level, int type_id);
 
 /* W: N rows of K values of `type_id` blocks, rows `row_stride` bytes apart; x, out contiguous.
- * `level` must not exceed kernels_best_level(). Returns QM_OK or a negative QM_E* code. */
+ * `level` must be one kernels_level_supported() accepts. Returns QM_OK or a negative QM_E* code. */
 int qmatmul_run(int level, int type_id, const uint8_t *w, size_t row_stride, int N, int K, const float *x,
                 int T, float *out, int nthreads);
 

@@ -8,6 +8,14 @@
 
 static const char *LEVEL_NAMES[] = {"scalar", "avx2", "avxvnni", "avx512vnni"};
 
+static int check_level(int level) {
+    if (!kernels_level_supported(level)) {
+        PyErr_Format(PyExc_ValueError, "instruction set level %d is not available on this CPU", level);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *py_qmatmul(PyObject *self, PyObject *args) {
     int level, type_id, N, K, T, nthreads;
     unsigned long long w, x, out;
@@ -16,10 +24,7 @@ static PyObject *py_qmatmul(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "iiKniiKiKi", &level, &type_id, &w, &row_stride, &N, &K, &x, &T, &out,
                           &nthreads))
         return NULL;
-    if (level < 0 || level > kernels_best_level()) {
-        PyErr_Format(PyExc_ValueError, "instruction set level %d is not available on this CPU", level);
-        return NULL;
-    }
+    if (check_level(level)) return NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = qmatmul_run(level, type_id, (const uint8_t *)(uintptr_t)w, (size_t)row_stride, N, K,
@@ -39,10 +44,7 @@ static PyObject *py_qmatmul_many(PyObject *self, PyObject *args) {
     PyObject *list;
     (void)self;
     if (!PyArg_ParseTuple(args, "iO!iKii", &level, &PyList_Type, &list, &K, &x, &T, &nthreads)) return NULL;
-    if (level < 0 || level > kernels_best_level()) {
-        PyErr_Format(PyExc_ValueError, "instruction set level %d is not available on this CPU", level);
-        return NULL;
-    }
+    if (check_level(level)) return NULL;
     const Py_ssize_t n = PyList_GET_SIZE(list);
     qm_weight *jobs = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof(qm_weight));
     if (!jobs) return PyErr_NoMemory();
@@ -68,14 +70,6 @@ static PyObject *py_qmatmul_many(PyObject *self, PyObject *args) {
     case QM_ETYPE: PyErr_SetString(PyExc_ValueError, "a weight's GGML type has no kernel"); return NULL;
     default: PyErr_Format(PyExc_ValueError, "bad shape K=%d T=%d for one of the weights", K, T); return NULL;
     }
-}
-
-static int check_level(int level) {
-    if (level < 0 || level > kernels_best_level()) {
-        PyErr_Format(PyExc_ValueError, "instruction set level %d is not available on this CPU", level);
-        return -1;
-    }
-    return 0;
 }
 
 /* The small ops take microseconds at one token: they keep the GIL then, since handing it to
@@ -219,10 +213,7 @@ static PyObject *py_paged_decode_attention(PyObject *self, PyObject *args) {
     a.k_new = (const float *)(uintptr_t)k_new;
     a.v_new = (const float *)(uintptr_t)v_new;
     a.slots = (const int64_t *)(uintptr_t)slots;
-    if (level < 0 || level > kernels_best_level()) {
-        PyErr_Format(PyExc_ValueError, "instruction set level %d is not available on this CPU", level);
-        return NULL;
-    }
+    if (check_level(level)) return NULL;
     a.num_blocks = (int64_t)num_blocks;
     a.q = (const float *)(uintptr_t)q;
     a.kv = (const void *)(uintptr_t)kv;
@@ -258,6 +249,13 @@ static PyObject *py_paged_decode_attention(PyObject *self, PyObject *args) {
 static PyObject *py_best_level(PyObject *self, PyObject *args) {
     (void)self; (void)args;
     return PyLong_FromLong(kernels_best_level());
+}
+
+static PyObject *py_level_supported(PyObject *self, PyObject *args) {
+    int level;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i", &level)) return NULL;
+    return PyBool_FromLong(kernels_level_supported(level));
 }
 
 static PyObject *py_level_name(PyObject *self, PyObject *args) {
@@ -324,6 +322,7 @@ static PyMethodDef METHODS[] = {
      "repack_q4_0_x16(src_addr, src_stride, N, K, dst_addr)\n"
      "N rows (a multiple of 16) of GGUF Q4_0 into the 16-row-group layout (N * K / 32 * 18 bytes at dst)."},
     {"best_level", py_best_level, METH_NOARGS, "Highest instruction set level this CPU runs."},
+    {"level_supported", py_level_supported, METH_VARARGS, "Whether this CPU runs the kernel set of a level."},
     {"level_name", py_level_name, METH_VARARGS, "Printable name of a level."},
     {"has_row_dot", py_has_row_dot, METH_VARARGS, "Whether a level has a few-token kernel for a type."},
     {"row_dot_max_tokens", py_row_dot_max_tokens, METH_VARARGS,
