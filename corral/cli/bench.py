@@ -5,7 +5,8 @@ from corral.cli.serve import add_kv_cache_dtype_argument
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="measure throughput and latency of a model on random prompts")
+    p = sub.add_parser("bench", help="measure throughput and latency of a model on random prompts "
+                                     "(`corral bench serve --base-url URL`: of a running server)")
     p.add_argument("model", nargs="?", default=None, help="model to measure (default: the bundled model)")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1], help="requests in flight (one or more values)")
     p.add_argument("--input-len", type=int, default=128)

@@ -25,7 +25,11 @@ COMMANDS: dict[str, str] = {
     "ps": "corral.cli.server_commands",
     "stop": "corral.cli.server_commands",
     "bench": "corral.cli.bench",
+    "bench-serve": "corral.cli.bench_serve",
 }
+
+# Two-word commands: `corral bench serve ...` parses as `corral bench-serve ...`.
+TWO_WORD_COMMANDS = {("bench", "serve"): "bench-serve"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if tuple(argv[:2]) in TWO_WORD_COMMANDS:
+        argv = [TWO_WORD_COMMANDS[tuple(argv[:2])], *argv[2:]]
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
