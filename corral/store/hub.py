@@ -61,12 +61,27 @@ def fetch_listing(repo: str, revision: str = "main") -> RepoListing:
         s.rfilename: RemoteFile(
             path=s.rfilename,
             size=(s.lfs.size if s.lfs else s.size),
-            sha256=(s.lfs.sha256.lower() if s.lfs and s.lfs.sha256 else None),
-            git_oid=(None if s.lfs else s.blob_id),
+            sha256=_hex(s.lfs.sha256 if s.lfs else None, 64, f"sha256 of {s.rfilename}", endpoint),
+            git_oid=(None if s.lfs else _hex(s.blob_id, 40, f"git blob id of {s.rfilename}", endpoint)),
         )
         for s in info.siblings or []
     }
-    return RepoListing(repo=repo, commit=info.sha or revision, files=files, endpoint=endpoint)
+    commit = _hex(info.sha, 40, f"commit of {repo}", endpoint) or revision
+    return RepoListing(repo=repo, commit=commit, files=files, endpoint=endpoint)
+
+
+def _hex(value: object, length: int, what: str, endpoint: str) -> str | None:
+    """`value` lowercased if it is `length` hex digits, None if absent. These values name files
+    in the store and URLs, so anything else from the Hub (or a mirror) is refused: StoreError."""
+    if value is None or value == "":
+        return None
+    text = value.lower() if isinstance(value, str) else ""
+    if len(text) != length or any(c not in "0123456789abcdef" for c in text):
+        raise StoreError(
+            f"the Hub at {endpoint} sent an invalid {what} ({str(value)[:80]!r}, expected {length} hex digits); "
+            "if HF_ENDPOINT points at a mirror, that mirror is broken or hostile"
+        )
+    return text
 
 
 def is_transport_error(e: BaseException) -> bool:
