@@ -44,9 +44,13 @@ class StoreModelSource:
         for entry in store.list_models(home=self.home):
             try:
                 models.append(self.resolve(entry.name))
-            except StoreError:  # a damaged model still lists in `corral list`, not here
+            except StoreError:  # a damaged model: `damaged()` lists it
                 continue
         return models
+
+    def damaged(self) -> list[store.ModelEntry]:
+        """Store models that cannot be used as they are (`ModelEntry.damage` says why)."""
+        return [e for e in store.list_models(home=self.home) if e.damage]
 
     def _entry(self, canonical: str) -> store.ModelEntry | None:
         return next((e for e in store.list_models(home=self.home) if e.name == canonical), None)
