@@ -7,12 +7,13 @@ store's (`corral.server.store_source`).
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from corral.errors import ModelNotFoundError
+from corral.errors import CorralError, ModelNotFoundError
 from corral.server.generate_request import ModelDefaults
 
 _WEIGHT_SUFFIXES = (".gguf", ".safetensors", ".bin")
@@ -33,6 +34,30 @@ class ResolvedModel:
     template: str | None = None  # the Modelfile template, shown by /api/show
     digest: str = ""
     details: dict[str, Any] = field(default_factory=dict)  # Ollama-style, when the store knows them
+
+
+class PathsNotAllowedError(CorralError):
+    """A request named a model by filesystem path on a server that does not serve paths."""
+
+    status = 403
+    code = "permission_denied"
+
+    def __init__(self, name: str):
+        super().__init__(
+            f"model '{name}' is a filesystem path, and this server does not load models by path "
+            "(it listens beyond loopback); use a store model name, or start the server with --allow-paths"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach: localhost, 127.0.0.0/8, ::1."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ModelSource(Protocol):
@@ -107,8 +132,11 @@ class ChainedModelSource:
         return list(seen.values())
 
 
-def default_source(home: str | Path | None = None) -> ModelSource:
-    """The local store (which also accepts .gguf paths and model folders)."""
+def default_source(
+    home: str | Path | None = None, *, allow_paths: bool = True, operator_paths: tuple[str, ...] = ()
+) -> ModelSource:
+    """The local store, which also accepts .gguf paths and model folders unless `allow_paths` is
+    False (then only the paths in `operator_paths`, those named on `corral serve`)."""
     from corral.server.store_source import StoreModelSource
 
-    return StoreModelSource(home)
+    return StoreModelSource(home, allow_paths=allow_paths, operator_paths=operator_paths)

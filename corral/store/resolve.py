@@ -36,7 +36,7 @@ def resolve(name_or_path: str | Path, *, home: str | Path | None = None) -> Reso
     Raises ModelNotFoundError for an unknown name or a missing path, StoreError for a bad name or
     a store model whose blobs are missing or have the wrong size (run `verify` for a full hash check).
     """
-    path = _as_path(name_or_path)
+    path = as_path(name_or_path)
     if path is not None:
         return resolve_path(path)
     layout = StoreLayout.at(home)
@@ -103,7 +103,7 @@ def resolved_from_manifest(layout: StoreLayout, manifest: Manifest, label: str) 
     )
 
 
-def _as_path(value: str | Path) -> Path | None:
+def as_path(value: str | Path) -> Path | None:
     """A Path, an existing file or folder, or text that can only be a path (/, ./, ~, .gguf)."""
     if isinstance(value, Path):
         return value.expanduser()

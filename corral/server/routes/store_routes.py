@@ -88,6 +88,7 @@ async def create(body: ol.CreateRequest, request: Request):
     name = create_request.target_name(body)
     store.parse_name(name)
     text = create_request.modelfile_text(body)
+    _check_path_allowed(get_state(request), store.parse_modelfile(text).from_)
     home = _home(request)
     # No base folder: a relative FROM is refused, never resolved against the server's "/" or cwd.
     job = StoreJob(lambda report: store.create(name, text, None, home=home, on_progress=report))
@@ -123,6 +124,14 @@ async def copy(body: ol.CopyRequest, request: Request):
 async def push():
     raise NotImplementedByServer("/api/push is not supported: corral pulls from the Hugging Face Hub and "
                                  "does not publish models")
+
+
+def _check_path_allowed(state: ServerState, from_: str) -> None:
+    """A server that does not load models by path (beyond loopback, no --allow-paths) does not
+    import them by path either."""
+    check = getattr(state.manager.source, "check_path_allowed", None)
+    if check is not None:
+        check(from_)
 
 
 def _check_exists(name: str, home: Path | None) -> None:
