@@ -76,7 +76,12 @@ def weights_size(path: Path) -> int:
 
 
 def describe_path(name: str, path: Path) -> ResolvedModel:
-    """A ResolvedModel for a .gguf file or an HF folder; raises ModelNotFoundError otherwise."""
+    """A ResolvedModel for a .gguf file or an HF folder; raises ModelNotFoundError otherwise
+    (StoreError for anything under /proc, /sys or /dev, whatever its name)."""
+    from corral.store.model_files import check_outside_system_trees
+
+    if os.path.lexists(path):
+        check_outside_system_trees(path, name)
     if path.is_file() and path.suffix == ".gguf":
         kind = "gguf"
     elif path.is_dir() and (path / "config.json").is_file():

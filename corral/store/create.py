@@ -97,14 +97,14 @@ def _from_path(from_: str, base_dir: Path | None) -> Path | None:
 def _model_files(path: Path, shown: str) -> tuple[str, list[Path]]:
     """("gguf", its parts) or ("hf", the folder's files), each checked by content; StoreError
     for anything that is not a model."""
-    real = check_outside_system_trees(path, shown)
-    if not os.path.isdir(real):
-        return "gguf", [check_gguf(p, p.name if p != real else shown) for p in _gguf_parts(real)]
-    if os.path.lexists(real / "config.json"):
-        weights = check_model_folder(real, shown)
-        side = [real / f for f in HF_SIDE_FILES if os.path.lexists(real / f)]
+    check_outside_system_trees(path, shown)  # each file is checked again, links followed, when opened
+    if not os.path.isdir(path):  # names (split parts, layer file names) are the link's, not its target's
+        return "gguf", [check_gguf(p, p.name if p != path else shown) for p in _gguf_parts(path)]
+    if os.path.lexists(path / "config.json"):
+        weights = check_model_folder(path, shown)
+        side = [path / f for f in HF_SIDE_FILES if os.path.lexists(path / f)]
         return "hf", [check_regular_file(f, f"{shown}/{f.name}") for f in side] + weights
-    ggufs = sorted(p for p in real.glob("*.gguf") if not p.name.lower().startswith("mmproj"))
+    ggufs = sorted(p for p in path.glob("*.gguf") if not p.name.lower().startswith("mmproj"))
     if len(ggufs) == 1 or (ggufs and "-00001-of-" in ggufs[0].name):
         return "gguf", [check_gguf(p, f"{shown}/{p.name}") for p in _gguf_parts(ggufs[0])]
     raise StoreError(f"FROM {shown}: the folder has no config.json and no single .gguf file; "

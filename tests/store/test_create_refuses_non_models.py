@@ -90,3 +90,15 @@ def test_resolving_a_path_refuses_fifos_and_system_files(home, models):
     for path in (models / "pipe.gguf", "/proc/self/environ", "/dev/zero"):
         with pytest.raises(StoreError):
             resolve(str(path))
+
+
+def test_a_linked_gguf_keeps_the_link_name(home, models, tmp_path):
+    link = tmp_path / "named.gguf"
+    link.symlink_to(models / "tiny.gguf")
+    entry = create("linked", f"FROM {link}\n", None)
+    assert entry.name == "linked:latest"
+    from corral.store.layout import StoreLayout
+    from corral.store.manifest import read_manifest
+    from corral.store.names import parse_name
+
+    assert [l.filename for l in read_manifest(StoreLayout.at(), parse_name("linked")).layers] == ["named.gguf"]
