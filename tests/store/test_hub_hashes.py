@@ -1,5 +1,6 @@
 """Hashes and commit ids a Hub (or a hostile HF_ENDPOINT mirror) sends name files in the store:
-anything but hex of the right length is refused before a file is named by it."""
+anything but hex of the right length is refused before a file is named by it; sizes that are not
+byte counts are refused too. Each is a StoreError (a 4xx/5xx on the server), never a crash."""
 from __future__ import annotations
 
 import pytest
@@ -17,6 +18,9 @@ ESCAPE = "../../../../escaped"
     (HF_REPO, "config.json", {"blobId": ESCAPE}, HF_REPO),
     (HF_REPO, "config.json", {"blobId": "g" * 40}, HF_REPO),
     (HF_REPO, None, {"commit": "../../../x"}, HF_REPO),
+    (HF_REPO, "config.json", {"size": -5}, HF_REPO),
+    (GGUF_REPO, "tiny-q8_0.gguf", {"lfs": {"size": "huge", "sha256": "ab" * 32, "pointerSize": 134}},
+     f"hf.co/{GGUF_REPO}:Q8_0"),
 ])
 def test_hostile_hashes_are_refused_and_change_nothing(home, hub, tmp_path, repo, path, fields, name):
     if path is None:
@@ -24,7 +28,7 @@ def test_hostile_hashes_are_refused_and_change_nothing(home, hub, tmp_path, repo
     else:
         hub.repos[repo].tamper[path] = fields
     before = snapshot(tmp_path)
-    with pytest.raises(StoreError, match="invalid"):
+    with pytest.raises(StoreError, match="invalid|cannot read"):
         pull(name)
     assert list_models() == []
     after = snapshot(tmp_path)
