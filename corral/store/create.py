@@ -21,7 +21,9 @@ from corral.store.details import gguf_model_info, hf_model_info, summary_details
 from corral.store.gc import collect_garbage
 from corral.store.layout import StoreLayout
 from corral.store.manifest import FILE_LAYER, GGUF_LAYER, Layer, Manifest, check_filename, manifest_path, modified_at, read_manifest, write_manifest
-from corral.store.model_files import check_gguf, check_model_folder, check_outside_system_trees, check_regular_file
+from corral.store.model_files import (
+    check_gguf, check_model_folder, check_outside_system_trees, check_regular_file, check_safetensors,
+)
 from corral.store.modelfile import Modelfile, parse_modelfile
 from corral.store.names import parse_name
 from corral.store.progress import ProgressCallback, ProgressEvent, ignore_progress
@@ -121,10 +123,18 @@ def _import_path(layout: StoreLayout, path: Path, shown: str, added: list[str], 
         digest, size = import_file(layout, file)
         if digest not in existed_before:
             added.append(digest)
+        _recheck(layout.blob_path(digest), media, file.name)  # the bytes stored, should the file have changed
         layers.append(Layer(media, digest, size, check_filename(file.name)))
     blobs = {l.filename: layout.blob_path(l.digest) for l in layers}
     info = gguf_model_info(blobs[layers[0].filename]) if kind == "gguf" else hf_model_info(blobs)
     return Manifest(kind=kind, layers=tuple(layers), details=summary_details(info))
+
+
+def _recheck(blob: Path, media: str, filename: str) -> None:
+    if media == GGUF_LAYER:
+        check_gguf(blob, filename)
+    elif filename.endswith(".safetensors"):
+        check_safetensors(blob, filename)
 
 
 def _gguf_parts(first: Path) -> list[Path]:
