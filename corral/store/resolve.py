@@ -106,11 +106,28 @@ def resolved_from_manifest(layout: StoreLayout, manifest: Manifest, label: str) 
 def as_path(value: str | Path) -> Path | None:
     """A Path, an existing file or folder, or text that can only be a path (/, ./, ~, .gguf)."""
     if isinstance(value, Path):
-        return value.expanduser()
+        return _expanded(value)
     text = value.strip()
-    candidate = Path(text).expanduser()
+    candidate = _expanded(Path(text))
     if text.startswith(("/", "./", "../", "~", ".\\")) or text.lower().endswith(".gguf"):
         return candidate
-    if ("/" in text or "\\" in text) and candidate.exists():
+    if ("/" in text or "\\" in text) and _exists(candidate):
         return candidate
     return None
+
+
+def _expanded(path: Path) -> Path:
+    """`~` expanded; a `~user` of no known user stays as written (and is then not found)."""
+    try:
+        return path.expanduser()
+    except (RuntimeError, ValueError):  # ValueError: a NUL byte in the user name
+        return path
+
+
+def _exists(path: Path) -> bool:
+    """Like os.path.exists, but False (not an exception) for text no file can be named by
+    (a NUL byte, a lone surrogate)."""
+    try:
+        return os.path.lexists(path)
+    except (OSError, ValueError):
+        return False

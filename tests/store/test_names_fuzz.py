@@ -13,7 +13,7 @@ from corral.errors import StoreError
 from corral.store.modelfile import parse_modelfile
 from corral.store.names import name_from_manifest_relpath, parse_name
 
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Text made mostly of the characters names are built from, so many samples parse.
 NAME_ALPHABET = st.sampled_from(list("aZ09._-/:") + ["..", "hf.co/", "huggingface.co/", "\\", " ", "\x00", "\ud800", "é"])
@@ -79,3 +79,28 @@ def test_parse_modelfile_only_raises_store_error(text):
 def test_modelfile_numbers_must_be_finite_and_fit_64_bits(line):
     with pytest.raises(StoreError, match=r"not NaN or infinite|at most 64 bits"):
         parse_modelfile(f"FROM x\nPARAMETER {line}\n")
+
+
+PATHISH = st.sampled_from(["/", "./", "../", "~", "~nosuchuser/", ".gguf", "a", "b/c", "\x00", "\ud800", "\\", " ",
+                           ":", "tmp", "proc/", "dev/", "hf.co/"])
+
+
+@FUZZ
+@given(st.one_of(st.lists(PATHISH, max_size=8).map("".join), st.text(max_size=40)))
+@example("~nosuchuser/model.gguf")
+@example("a/\x00b")
+@example("a/\ud800")
+@example("/proc/self/environ")
+def test_resolve_and_the_servers_source_only_raise_corral_errors(tmp_path_factory, text):
+    from corral.errors import CorralError
+    from corral.server.store_source import StoreModelSource
+    from corral.store import resolve
+
+    home = tmp_path_factory.getbasetemp() / "empty-store"
+    for attempt in (lambda: resolve(text, home=home),
+                    lambda: StoreModelSource(home, allow_paths=False).resolve(text)):
+        try:
+            attempt()
+        except CorralError:
+            pass
+    assert not home.exists()
