@@ -28,6 +28,7 @@ from corral.store.modelfile import Modelfile, parse_modelfile
 from corral.store.names import parse_name
 from corral.store.progress import ProgressCallback, ProgressEvent, ignore_progress
 from corral.store.pull import HF_SIDE_FILES
+from corral.store.resolve import expanded
 
 _SPLIT_PART = re.compile(r"^(?P<base>.+)-00001-of-(?P<count>\d{5})\.gguf$", re.I)
 
@@ -90,7 +91,7 @@ def _base_manifest(layout: StoreLayout, from_: str, base_dir: Path | None) -> Ma
 
 def _from_path(from_: str, base_dir: Path | None) -> Path | None:
     """FROM as a path: absolute as given, relative under `base_dir` (None when there is none)."""
-    path = Path(from_).expanduser()
+    path = expanded(Path(from_))
     if path.is_absolute():
         return path
     return base_dir / path if base_dir is not None else None

@@ -106,9 +106,9 @@ def resolved_from_manifest(layout: StoreLayout, manifest: Manifest, label: str) 
 def as_path(value: str | Path) -> Path | None:
     """A Path, an existing file or folder, or text that can only be a path (/, ./, ~, .gguf)."""
     if isinstance(value, Path):
-        return _expanded(value)
+        return expanded(value)
     text = value.strip()
-    candidate = _expanded(Path(text))
+    candidate = expanded(Path(text))
     if text.startswith(("/", "./", "../", "~", ".\\")) or text.lower().endswith(".gguf"):
         return candidate
     if ("/" in text or "\\" in text) and _exists(candidate):
@@ -116,7 +116,7 @@ def as_path(value: str | Path) -> Path | None:
     return None
 
 
-def _expanded(path: Path) -> Path:
+def expanded(path: Path) -> Path:
     """`~` expanded; a `~user` of no known user stays as written (and is then not found)."""
     try:
         return path.expanduser()

@@ -120,3 +120,15 @@ def test_a_model_named_on_serve_stays_pinned_after_requests(home, tiny_models):
         assert httpx.get(url + "/api/ps").json()["models"] == []
     finally:
         stop()
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/create", '{"model": "x", "modelfile": "FROM /\\ud800\\n", "stream": false}'),
+    ("/api/create", '{"model": "x", "from": "/\\ud800", "stream": false}'),
+    ("/api/create", '{"model": "x", "modelfile": "FROM \\ud800\\n"}'),
+    ("/api/copy", '{"source": "\\ud800", "destination": "y"}'),
+    ("/api/generate", '{"model": "/\\ud800", "prompt": "x"}'),
+])
+def test_a_lone_surrogate_in_a_name_or_path_is_a_client_error(url, home, path, body):
+    r = httpx.post(url + path, content=body, headers={"content-type": "application/json"}, timeout=30)
+    assert 400 <= r.status_code < 500 and "\\ud800" in r.json()["error"], r.text

@@ -59,10 +59,11 @@ def test_create_refuses_what_is_not_a_model(home, models, from_, words):
     assert snapshot(home) == before
 
 
-@pytest.mark.parametrize("from_", ["./tiny.gguf", "tiny.gguf", "../models/tiny.gguf", "etc/passwd"])
+@pytest.mark.parametrize("from_", ["./tiny.gguf", "tiny.gguf", "../models/tiny.gguf", "etc/passwd", "~\x00/x",
+                                   "~nosuchuser/x.gguf", "a/\ud800.gguf"])
 def test_without_a_base_folder_relative_paths_are_refused(home, models, from_, monkeypatch):
     monkeypatch.chdir(models)  # even where the path would exist, nothing resolves against cwd or "/"
-    with pytest.raises(StoreError, match="relative path|no such model in the store"):
+    with pytest.raises(StoreError, match="relative path|no such model in the store|invalid"):
         create("x", f"FROM {from_}\n", None)
     assert not home.exists()
 
