@@ -114,7 +114,7 @@ def unload_from_server(name: str) -> None:
     body = {"model": str(parse_name(name)), "keep_alive": 0}
     try:
         httpx.post(base_url() + "/api/generate", json=body, headers=headers, timeout=httpx.Timeout(10.0, connect=0.5))
-    except (httpx.HTTPError, ValueError):
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError):
         pass
 
 

@@ -61,3 +61,12 @@ def test_cp_refuses_to_overwrite_unless_forced(two_models, capsys):
     assert snapshot(two_models) == before
     assert main(["cp", "--force", "b", "a"]) == 0
     assert resolve("a").path == resolve("b").path
+
+
+def test_rm_with_no_server_or_a_bad_server_address_still_removes(two_models, monkeypatch, capsys):
+    for host in ("127.0.0.1:9", "http://exa mple:99x"):
+        monkeypatch.setenv("CORRAL_HOST", host)
+        name = "a" if host.startswith("127") else "b"
+        assert main(["rm", name]) == 0 and f"deleted '{name}'" in capsys.readouterr().out
+    assert [e.name for e in list_models()] == ["sound:latest"]
+    assert main(["ps"]) == 1 and "CORRAL_HOST" in capsys.readouterr().err
