@@ -24,7 +24,7 @@ _SAFETENSORS_MAX_HEADER = 100 << 20  # bytes; the format's own limit
 
 def open_regular_file(path: Path, shown: str | Path | None = None) -> int:
     """A read-only descriptor of `path` if it is a regular file outside /proc, /sys and /dev,
-    else StoreError (ModelFile-style wording: what it is and what is expected)."""
+    else StoreError saying what it is instead. `shown` is how messages name it."""
     shown = shown or path
     real = check_outside_system_trees(path, shown)
     try:
@@ -51,7 +51,9 @@ def check_outside_system_trees(path: Path, shown: str | Path | None = None) -> P
     real = Path(os.path.realpath(path))
     for tree in SYSTEM_TREES:
         if real == tree or tree in real.parents:
-            raise StoreError(f"{shown or path} is under {tree}, which holds no models; give a .gguf file or a model folder")
+            raise StoreError(
+                f"{shown or path} is under {tree}, which holds no models; give a .gguf file or a model folder"
+            )
     return real
 
 
