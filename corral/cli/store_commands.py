@@ -102,8 +102,9 @@ def rm_command(args: argparse.Namespace) -> int:
 
 def unload_from_server(name: str) -> None:
     """Ask a server running at CORRAL_HOST to unload `name` (as `corral stop` does), so it stops
-    serving the removed files once their requests finish. Quiet when no server answers or it
-    has no such model loaded; the store itself is already changed."""
+    serving files the name no longer points at (removed, or replaced by create or cp --force) once
+    their requests finish. Quiet when no server answers or it has no such model loaded; the
+    store itself is already changed."""
     import httpx
 
     from corral import envs
@@ -127,6 +128,8 @@ def cp_command(args: argparse.Namespace) -> int:
     except ModelExistsError:
         raise ModelExistsError(f"model '{args.destination}' already exists; pass --force to replace it, "
                                "or copy to another name") from None
+    if args.force:
+        unload_from_server(args.destination)  # the name now points at other files
     print(f"copied '{args.source}' to '{args.destination}'")
     return 0
 
@@ -140,6 +143,7 @@ def create_command(args: argparse.Namespace) -> int:
     except OSError as e:
         raise StoreError(f"cannot read Modelfile {path}: {e.strerror or e}; pass its path with -f") from None
     create(args.name, text, path.parent, on_progress=lambda e: print(e.status, file=sys.stderr))
+    unload_from_server(args.name)  # a server holding the old model of that name lets it go
     return 0
 
 

@@ -105,6 +105,16 @@ def test_cli_rm_of_a_loaded_model_unloads_it_from_the_server(url, home, tiny_mod
     assert r.status_code == 404
 
 
+def test_cli_cp_force_onto_a_loaded_model_unloads_it(url, home, tiny_models, monkeypatch, capsys):
+    store.create("base", f"FROM {tiny_models('qwen2', 'Q8_0')}\n", None, home=home)
+    store.create("other", "FROM base\nSYSTEM other\n", None, home=home)
+    assert httpx.post(url + "/api/generate", json={"model": "base"}, timeout=120).json()["done_reason"] == "load"
+    monkeypatch.setenv("CORRAL_HOST", url)
+    assert main(["cp", "--force", "other", "base"]) == 0
+    assert httpx.get(url + "/api/ps").json()["models"] == []
+    assert store.resolve("base", home=home).system == "other"
+
+
 def test_a_model_named_on_serve_stays_pinned_after_requests(home, tiny_models):
     store.create("base", f"FROM {tiny_models('qwen2', 'Q8_0')}\n", None, home=home)
     url, stop = _serve(home, ["base"])
