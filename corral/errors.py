@@ -13,6 +13,9 @@ class CorralError(Exception):
     code = "invalid_request_error"
 
     def __init__(self, message: str):
+        # Messages quote what the user sent; a lone surrogate there could not be encoded as UTF-8
+        # in a response or on a terminal, so it is written as an escape (\ud800).
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
         super().__init__(message)
         self.message = message
 

@@ -31,6 +31,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--host", default=None, help="address to bind (default from CORRAL_HOST, else 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default from CORRAL_HOST, else 11435)")
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (default CORRAL_API_KEY)")
+    p.add_argument("--allow-paths", action="store_true",
+                   help="let requests name models by filesystem path even when listening beyond loopback "
+                        "(on 127.0.0.1/localhost paths are always allowed)")
     p.add_argument("--keep-alive", default="5m", help="how long an idle model stays loaded (e.g. 30s, 5m, -1)")
     p.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
                    help="unload idle models when loaded models would exceed this many GiB")
@@ -70,15 +73,19 @@ def run(args: argparse.Namespace) -> int:
 
     from corral.server.app import create_app
     from corral.server.generate_request import parse_keep_alive
+    from corral.server.model_source import default_source, is_loopback
 
     host, port = split_host(envs.host())
+    host, port = args.host or host, args.port or port
     keep_alive = parse_keep_alive(args.keep_alive)
+    source = default_source(allow_paths=args.allow_paths or is_loopback(host), operator_paths=tuple(args.models))
     app = create_app(
         args.models,
+        source=source,
         api_key=args.api_key or envs.api_key(),
         memory_budget=int(args.memory_budget * GIB) if args.memory_budget else None,
         default_keep_alive=keep_alive if keep_alive is not None else 300.0,
         engine_kwargs=engine_kwargs(args),
     )
-    uvicorn.run(app, host=args.host or host, port=args.port or port, log_level=args.log_level)
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level)
     return 0

@@ -27,8 +27,9 @@ def _request(method: str, path: str, json: dict | None = None) -> dict:
     headers = {"Authorization": f"Bearer {envs.api_key()}"} if envs.api_key() else {}
     try:
         response = httpx.request(method, base_url() + path, json=json, headers=headers, timeout=60)
-    except httpx.HTTPError as e:
-        raise CorralError(f"cannot reach the server at {base_url()} ({e}); start it with `corral serve`") from None
+    except (httpx.HTTPError, httpx.InvalidURL) as e:
+        raise CorralError(f"cannot reach the server at {base_url()} ({e}); start it with `corral serve` "
+                          "or set CORRAL_HOST to its address") from None
     if response.status_code >= 400:
         try:
             message = response.json().get("error", response.text)

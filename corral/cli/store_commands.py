@@ -32,6 +32,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("cp", help="copy a model to a new name")
     p.add_argument("source")
     p.add_argument("destination")
+    p.add_argument("--force", action="store_true", help="replace the destination if it exists")
     p.set_defaults(func=cp_command)
 
     p = subparsers.add_parser("create", help="create a model from a Modelfile")
@@ -55,9 +56,16 @@ def list_command(args: argparse.Namespace) -> int:
     from corral.store import list_models
 
     rows = [["NAME", "ID", "SIZE", "MODIFIED"]]
-    for m in list_models():
-        rows.append([m.name, m.digest.partition(":")[2][:12], human_size(m.size), ago(m.modified_at)])
+    models = list_models()
+    for m in models:
+        shown_id = "DAMAGED" if m.damage else m.digest.partition(":")[2][:12]
+        rows.append([m.name, shown_id, human_size(m.size) if not m.damage else "-", ago(m.modified_at)])
     print(table(rows))
+    damaged = [m for m in models if m.damage]
+    if damaged:
+        print("\nDamaged models (remove each with `corral rm NAME`, then pull or create it again):")
+        for m in damaged:
+            print(f"  {m.name}: {m.damage}")
     return 0
 
 
@@ -87,14 +95,41 @@ def rm_command(args: argparse.Namespace) -> int:
 
     for name in args.names:
         remove(name)
+        unload_from_server(name)
         print(f"deleted '{name}'")
     return 0
 
 
+def unload_from_server(name: str) -> None:
+    """Ask a server running at CORRAL_HOST to unload `name` (as `corral stop` does), so it stops
+    serving files the name no longer points at (removed, or replaced by create or cp --force) once
+    their requests finish. Quiet when no server answers or it has no such model loaded; the
+    store itself is already changed."""
+    import httpx
+
+    from corral import envs
+    from corral.cli.server_commands import base_url
+    from corral.store import parse_name
+
+    headers = {"Authorization": f"Bearer {envs.api_key()}"} if envs.api_key() else {}
+    body = {"model": str(parse_name(name)), "keep_alive": 0}
+    try:
+        httpx.post(base_url() + "/api/generate", json=body, headers=headers, timeout=httpx.Timeout(10.0, connect=0.5))
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError):
+        pass
+
+
 def cp_command(args: argparse.Namespace) -> int:
     from corral.store import copy
+    from corral.store.catalog import ModelExistsError
 
-    copy(args.source, args.destination)
+    try:
+        copy(args.source, args.destination, force=args.force)
+    except ModelExistsError:
+        raise ModelExistsError(f"model '{args.destination}' already exists; pass --force to replace it, "
+                               "or copy to another name") from None
+    if args.force:
+        unload_from_server(args.destination)  # the name now points at other files
     print(f"copied '{args.source}' to '{args.destination}'")
     return 0
 
@@ -108,6 +143,7 @@ def create_command(args: argparse.Namespace) -> int:
     except OSError as e:
         raise StoreError(f"cannot read Modelfile {path}: {e.strerror or e}; pass its path with -f") from None
     create(args.name, text, path.parent, on_progress=lambda e: print(e.status, file=sys.stderr))
+    unload_from_server(args.name)  # a server holding the old model of that name lets it go
     return 0
 
 

@@ -65,7 +65,7 @@ def create_app(
     async def lifespan(app: FastAPI):
         for name in models or []:
             log.info("loading %s", name)
-            await manager.load(name, keep_alive=-1)
+            await manager.load(name, pin=True)
         reaper = asyncio.create_task(manager.run_reaper())
         if on_ready:
             on_ready(state)

@@ -4,6 +4,11 @@ Rules the manager keeps:
 - a model with requests in flight (`refs > 0`) is never unloaded;
 - an idle model is unloaded when its keep-alive runs out (`reap`, called every second by `run_reaper`),
   at once when a request ends with keep_alive 0, never when keep_alive is negative;
+- a pinned model (named on `corral serve`) stays loaded whatever keep_alive its requests carry;
+  only an explicit `unload` (or `forget`) ends it;
+- a model unloaded or forgotten while busy goes when its last request ends, whatever that
+  request's keep_alive; a forgotten model (its store name was removed or changed) serves no new
+  request from the moment it is forgotten;
 - before loading a model that does not fit the memory budget, idle models are unloaded least
   recently used first; if busy models still leave no room, the load waits for one to go idle.
   A model alone over the budget still loads (the engine then fails if memory really runs out).
@@ -31,6 +36,8 @@ class LoadedModel:
     refs: int = 0
     expires_at: float = math.inf  # unix seconds; inf = never
     last_used: float = field(default_factory=time.monotonic)
+    pinned: bool = False  # loaded by the operator (`corral serve MODEL`): requests' keep_alive is ignored
+    unload_when_idle: bool = False  # unloaded or forgotten while busy
 
     @property
     def name(self) -> str:
@@ -94,14 +101,16 @@ class ModelManager:
         keep = self.default_keep_alive if keep_alive is None else keep_alive
         model.refs = max(0, model.refs - 1)
         model.last_used = time.monotonic()
-        model.expires_at = math.inf if keep < 0 else self.clock() + keep
-        if model.refs == 0 and keep == 0:
+        model.expires_at = math.inf if keep < 0 or model.pinned else self.clock() + keep
+        if model.refs == 0 and (model.unload_when_idle or (keep == 0 and not model.pinned)):
             self._unload(model)
         asyncio.get_running_loop().create_task(self._notify_idle())
 
-    async def load(self, name: str, keep_alive: float | None = None) -> LoadedModel:
-        """Load `name` (if needed) without using it; its keep-alive starts now."""
+    async def load(self, name: str, keep_alive: float | None = None, pin: bool = False) -> LoadedModel:
+        """Load `name` (if needed) without using it; its keep-alive starts now. `pin` keeps it
+        loaded until an explicit `unload`."""
         model = await self.acquire(name)
+        model.pinned = model.pinned or pin
         self.release(model, keep_alive)
         return model
 
@@ -110,9 +119,21 @@ class ModelManager:
         model = self.find_loaded(name)
         if model is None:
             return False
+        model.pinned, model.unload_when_idle = False, True
         model.expires_at = self.clock()
         if model.refs == 0:
             self._unload(model)
+        return True
+
+    def forget(self, name: str) -> bool:
+        """Like `unload`, and new requests for `name` no longer reach this copy (they load the
+        store's current files, or fail if there are none): for a name removed or repointed in
+        the store. False if not loaded."""
+        model = self.find_loaded(name)
+        if model is None:
+            return False
+        self.unload(name)
+        self._models.pop(model.resolved.key, None)
         return True
 
     def reap(self) -> None:
@@ -160,4 +181,7 @@ class ModelManager:
     def _unload(self, model: LoadedModel) -> None:
         if self._models.get(model.resolved.key) is model:
             del self._models[model.resolved.key]
+            model.engine.shutdown()
+        elif model.unload_when_idle and model.refs == 0:  # forgotten while busy, now idle
+            model.unload_when_idle = False
             model.engine.shutdown()

@@ -7,12 +7,13 @@ store's (`corral.server.store_source`).
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from corral.errors import ModelNotFoundError
+from corral.errors import CorralError, ModelNotFoundError
 from corral.server.generate_request import ModelDefaults
 
 _WEIGHT_SUFFIXES = (".gguf", ".safetensors", ".bin")
@@ -35,6 +36,30 @@ class ResolvedModel:
     details: dict[str, Any] = field(default_factory=dict)  # Ollama-style, when the store knows them
 
 
+class PathsNotAllowedError(CorralError):
+    """A request named a model by filesystem path on a server that does not serve paths."""
+
+    status = 403
+    code = "permission_denied"
+
+    def __init__(self, name: str):
+        super().__init__(
+            f"model '{name}' is a filesystem path, and this server does not load models by path "
+            "(it listens beyond loopback); use a store model name, or start the server with --allow-paths"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach: localhost, 127.0.0.0/8, ::1."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class ModelSource(Protocol):
     def resolve(self, name: str) -> ResolvedModel:
         """The model called `name`; raises ModelNotFoundError when there is none."""
@@ -51,7 +76,12 @@ def weights_size(path: Path) -> int:
 
 
 def describe_path(name: str, path: Path) -> ResolvedModel:
-    """A ResolvedModel for a .gguf file or an HF folder; raises ModelNotFoundError otherwise."""
+    """A ResolvedModel for a .gguf file or an HF folder; raises ModelNotFoundError otherwise
+    (StoreError for anything under /proc, /sys or /dev, whatever its name)."""
+    from corral.store.model_files import check_outside_system_trees
+
+    if os.path.lexists(path):
+        check_outside_system_trees(path, name)
     if path.is_file() and path.suffix == ".gguf":
         kind = "gguf"
     elif path.is_dir() and (path / "config.json").is_file():
@@ -107,8 +137,11 @@ class ChainedModelSource:
         return list(seen.values())
 
 
-def default_source(home: str | Path | None = None) -> ModelSource:
-    """The local store (which also accepts .gguf paths and model folders)."""
+def default_source(
+    home: str | Path | None = None, *, allow_paths: bool = True, operator_paths: tuple[str, ...] = ()
+) -> ModelSource:
+    """The local store, which also accepts .gguf paths and model folders unless `allow_paths` is
+    False (then only the paths in `operator_paths`, those named on `corral serve`)."""
     from corral.server.store_source import StoreModelSource
 
-    return StoreModelSource(home)
+    return StoreModelSource(home, allow_paths=allow_paths, operator_paths=operator_paths)

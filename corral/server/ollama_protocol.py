@@ -109,6 +109,7 @@ class ListedModel(BaseModel):
     size: int
     digest: str
     details: ModelDetails
+    damaged: str | None = Field(default=None, exclude_if=_none)  # corral: what is wrong with a broken store model
 
 
 class ListResponse(BaseModel):

@@ -7,7 +7,7 @@ manifest per name. Every function takes `home=` to use another root (tests, tool
     pull(name, on_progress=None) -> ModelEntry    hf.co/ORG/REPO[:QUANT] or ORG/REPO
     create(name, modelfile_text, base_dir) -> ModelEntry
     list_models() -> list[ModelEntry]; show(name) -> ModelInfo
-    copy(src, dst); remove(name); verify(name)
+    copy(src, dst, force=False); remove(name); verify(name)
 """
 from __future__ import annotations
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from corral.errors import StoreError
 from corral.store.layout import StoreLayout
+from corral.store.model_files import open_regular_file
 
 CHUNK = 1 << 20  # bytes read per hashing step
+BLOB_MODE = 0o644
 
 
 def sha256_digest(data: bytes) -> str:
@@ -40,26 +42,33 @@ def check_digest(digest: str) -> str:
 
 
 def commit_blob(layout: StoreLayout, staged: Path, digest: str) -> Path:
-    """Move a fully written and hash-checked file into `blobs/` (read-only). Idempotent."""
+    """Move a fully written and hash-checked file into `blobs/` as mode 0644 (the store's own
+    file, whatever the mode of its source). Idempotent."""
     target = layout.blob_path(check_digest(digest))
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         staged.unlink(missing_ok=True)
         return target
-    os.chmod(staged, 0o444)
+    os.chmod(staged, BLOB_MODE)
     os.replace(staged, target)
     return target
 
 
 def import_file(layout: StoreLayout, source: Path) -> tuple[str, int]:
-    """Copy `source` into the store as a blob; returns (digest, size). Nothing is left on failure."""
-    layout.tmp.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=layout.tmp, prefix=".import-")
+    """Copy `source` into the store as a blob; returns (digest, size). Nothing is left on failure.
+    Only a regular file outside /proc, /sys and /dev is read (StoreError otherwise)."""
+    source_fd = open_regular_file(source)
+    try:
+        layout.tmp.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=layout.tmp, prefix=".import-")
+    except BaseException:
+        os.close(source_fd)
+        raise
     tmp = Path(tmp_name)
     h = hashlib.sha256()
     size = 0
     try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+        with os.fdopen(source_fd, "rb") as src, os.fdopen(fd, "wb") as out:
             while chunk := src.read(CHUNK):
                 h.update(chunk)
                 out.write(chunk)

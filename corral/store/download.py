@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from corral.errors import StoreError
-from corral.store.blobs import commit_blob, disk_full_error
+from corral.store.blobs import check_digest, commit_blob, disk_full_error
 from corral.store.hub import RemoteFile, RepoListing
 from corral.store.layout import StoreLayout
 from corral.store.progress import ProgressCallback, ProgressEvent
@@ -49,15 +49,16 @@ def download_file(
     on_progress: ProgressCallback,
     retries: int = 3,
 ) -> Downloaded:
-    """Fetch `remote` into a blob, resuming a partial file; StoreError when it cannot."""
+    """Fetch `remote` into a blob, resuming a partial file; StoreError when it cannot (also when
+    the Hub's hashes, which name the partial and blob files, are not hex of the right length)."""
     if remote.sha256:
-        digest = "sha256:" + remote.sha256
+        digest = check_digest("sha256:" + remote.sha256)
         if layout.blob_path(digest).is_file():
             on_progress(_event(remote, digest, remote.size, remote.size))
             return Downloaded(digest, layout.blob_path(digest).stat().st_size, False)
         key = digest
     else:
-        key = "git:" + (remote.git_oid or hashlib.sha256(remote.path.encode()).hexdigest())
+        key = "git:" + _git_oid(remote)
     partial = layout.partial_path(key)
     partial.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(layout.lock_path(key)):
@@ -65,6 +66,16 @@ def download_file(
             on_progress(_event(remote, digest, remote.size, remote.size))
             return Downloaded(digest, layout.blob_path(digest).stat().st_size, False)
         return _download_locked(client, listing, remote, layout, on_progress, retries, partial)
+
+
+def _git_oid(remote: RemoteFile) -> str:
+    """The file's git blob id (40 or 64 hex digits), or a hash of its path when the Hub gave none."""
+    oid = remote.git_oid
+    if oid is None:
+        return hashlib.sha256(remote.path.encode()).hexdigest()
+    if len(oid) not in (40, 64) or any(c not in "0123456789abcdef" for c in oid):
+        raise StoreError(f"the Hub sent an invalid git blob id {oid[:80]!r} for {remote.path}; expected hex digits")
+    return oid
 
 
 @contextlib.contextmanager

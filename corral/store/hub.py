@@ -56,17 +56,48 @@ def fetch_listing(repo: str, revision: str = "main") -> RepoListing:
     except Exception as e:
         if is_transport_error(e):
             raise HubUnavailableError(unreachable_message(endpoint, e)) from None
-        raise
-    files = {
-        s.rfilename: RemoteFile(
-            path=s.rfilename,
-            size=(s.lfs.size if s.lfs else s.size),
-            sha256=(s.lfs.sha256.lower() if s.lfs and s.lfs.sha256 else None),
-            git_oid=(None if s.lfs else s.blob_id),
+        raise HubUnavailableError(_unreadable(endpoint, repo, e)) from None
+    try:
+        files = {s.rfilename: _remote_file(s, endpoint) for s in info.siblings or []}
+    except (AttributeError, TypeError, ValueError) as e:
+        raise HubUnavailableError(_unreadable(endpoint, repo, e)) from None
+    commit = _hex(info.sha, 40, f"commit of {repo}", endpoint) or revision
+    return RepoListing(repo=repo, commit=commit, files=files, endpoint=endpoint)
+
+
+def _remote_file(sibling, endpoint: str) -> RemoteFile:
+    """One listed file, its path, size and hashes checked (they name URLs and store files)."""
+    path = sibling.rfilename
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise ValueError(f"file name {path!r}")
+    size = sibling.lfs.size if sibling.lfs else sibling.size
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise ValueError(f"size {size!r} of {path}")
+    return RemoteFile(
+        path=path,
+        size=size,
+        sha256=_hex(sibling.lfs.sha256 if sibling.lfs else None, 64, f"sha256 of {path}", endpoint),
+        git_oid=(None if sibling.lfs else _hex(sibling.blob_id, 40, f"git blob id of {path}", endpoint)),
+    )
+
+
+def _unreadable(endpoint: str, repo: str, e: BaseException) -> str:
+    return (f"the Hub at {endpoint} answered something corral cannot read for {repo} ({type(e).__name__}: "
+            f"{str(e)[:200]}); if HF_ENDPOINT points at a mirror, that mirror is broken")
+
+
+def _hex(value: object, length: int, what: str, endpoint: str) -> str | None:
+    """`value` lowercased if it is `length` hex digits, None if absent. These values name files
+    in the store and URLs, so anything else from the Hub (or a mirror) is refused: StoreError."""
+    if value is None or value == "":
+        return None
+    text = value.lower() if isinstance(value, str) else ""
+    if len(text) != length or any(c not in "0123456789abcdef" for c in text):
+        raise StoreError(
+            f"the Hub at {endpoint} sent an invalid {what} ({str(value)[:80]!r}, expected {length} hex digits); "
+            "if HF_ENDPOINT points at a mirror, that mirror is broken or hostile"
         )
-        for s in info.siblings or []
-    }
-    return RepoListing(repo=repo, commit=info.sha or revision, files=files, endpoint=endpoint)
+    return text
 
 
 def is_transport_error(e: BaseException) -> bool:

@@ -1,7 +1,7 @@
 """Where things live under the store root (`CORRAL_HOME`, default ~/.corral).
 
 ```
-blobs/sha256-<hex>                     content-addressed files, read-only once written
+blobs/sha256-<hex>                     content-addressed files (mode 0644), never changed once written
 manifests/<host>/<namespace>/<repo>/<tag>   JSON saying what a name points to
 partial/sha256-<hex>-partial           downloads in progress (kept so a cut download resumes)
 folders/<id>/<filename> -> blob        multi-file models as folders of links to blobs

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from corral.errors import StoreError
@@ -19,6 +20,7 @@ FLOAT_PARAMS = frozenset({
 BOOL_PARAMS = frozenset({"penalize_newline", "use_mmap", "use_mlock", "numa", "low_vram", "f16_kv", "vocab_only"})
 LIST_PARAMS = frozenset({"stop"})
 KNOWN_PARAMS = INT_PARAMS | FLOAT_PARAMS | BOOL_PARAMS | LIST_PARAMS
+INT_LIMIT = 1 << 63  # integers must fit a signed 64-bit value
 _TRUE = {"1", "t", "true", "yes", "on"}
 _FALSE = {"0", "f", "false", "no", "off"}
 
@@ -29,12 +31,18 @@ def typed_value(key: str, text: str) -> Any:
         raise StoreError(f"unknown parameter {key!r}; known parameters: {', '.join(sorted(KNOWN_PARAMS))}")
     try:
         if key in INT_PARAMS:
-            return int(text)
+            value = int(text)
+            if not -INT_LIMIT <= value < INT_LIMIT:
+                raise ValueError
+            return value
         if key in FLOAT_PARAMS:
-            return float(text)
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError
+            return value
     except ValueError:
-        kind = "an integer" if key in INT_PARAMS else "a number"
-        raise StoreError(f"parameter {key} must be {kind}, got {text!r}") from None
+        kind = "an integer of at most 64 bits" if key in INT_PARAMS else "a number (not NaN or infinite)"
+        raise StoreError(f"parameter {key} must be {kind}, got {text[:80]!r}") from None
     if key in BOOL_PARAMS:
         if text.lower() in _TRUE:
             return True

@@ -1,6 +1,7 @@
 """Turn what a user typed (a store name or a path) into files a loader can open."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from corral.errors import ModelNotFoundError, StoreError
 from corral.store.folders import materialize
 from corral.store.layout import StoreLayout
 from corral.store.manifest import Manifest, read_manifest
+from corral.store.model_files import check_outside_system_trees, check_regular_file
 from corral.store.names import parse_name
 
 
@@ -34,7 +36,7 @@ def resolve(name_or_path: str | Path, *, home: str | Path | None = None) -> Reso
     Raises ModelNotFoundError for an unknown name or a missing path, StoreError for a bad name or
     a store model whose blobs are missing or have the wrong size (run `verify` for a full hash check).
     """
-    path = _as_path(name_or_path)
+    path = as_path(name_or_path)
     if path is not None:
         return resolve_path(path)
     layout = StoreLayout.at(home)
@@ -59,9 +61,13 @@ def _bundled(name) -> ResolvedModel | None:
 
 
 def resolve_path(path: Path) -> ResolvedModel:
-    """A model outside the store: a GGUF file, an HF folder, or a folder holding one GGUF."""
-    if path.is_file():
-        return ResolvedModel(path, "gguf")
+    """A model outside the store: a GGUF file, an HF folder, or a folder holding one GGUF.
+
+    Only regular files and folders outside /proc, /sys and /dev are taken (StoreError for a FIFO,
+    a device, ...); the loader checks the files' content when it opens them."""
+    if not os.path.lexists(path):
+        raise ModelNotFoundError(f"no such file or folder: {path}")
+    check_outside_system_trees(path)
     if path.is_dir():
         if (path / "config.json").is_file():
             return ResolvedModel(path, "hf")
@@ -69,7 +75,7 @@ def resolve_path(path: Path) -> ResolvedModel:
         if len(ggufs) == 1 or (ggufs and "-00001-of-" in ggufs[0].name):
             return ResolvedModel(ggufs[0], "gguf")
         raise StoreError(f"{path} has no config.json and no single .gguf file; point at the model file or folder")
-    raise ModelNotFoundError(f"no such file or folder: {path}")
+    return ResolvedModel(check_regular_file(path), "gguf")
 
 
 def resolved_from_manifest(layout: StoreLayout, manifest: Manifest, label: str) -> ResolvedModel:
@@ -97,14 +103,31 @@ def resolved_from_manifest(layout: StoreLayout, manifest: Manifest, label: str) 
     )
 
 
-def _as_path(value: str | Path) -> Path | None:
+def as_path(value: str | Path) -> Path | None:
     """A Path, an existing file or folder, or text that can only be a path (/, ./, ~, .gguf)."""
     if isinstance(value, Path):
-        return value.expanduser()
+        return expanded(value)
     text = value.strip()
-    candidate = Path(text).expanduser()
+    candidate = expanded(Path(text))
     if text.startswith(("/", "./", "../", "~", ".\\")) or text.lower().endswith(".gguf"):
         return candidate
-    if ("/" in text or "\\" in text) and candidate.exists():
+    if ("/" in text or "\\" in text) and _exists(candidate):
         return candidate
     return None
+
+
+def expanded(path: Path) -> Path:
+    """`~` expanded; a `~user` of no known user stays as written (and is then not found)."""
+    try:
+        return path.expanduser()
+    except (RuntimeError, ValueError):  # ValueError: a NUL byte in the user name
+        return path
+
+
+def _exists(path: Path) -> bool:
+    """Like os.path.exists, but False (not an exception) for text no file can be named by
+    (a NUL byte, a lone surrogate)."""
+    try:
+        return os.path.lexists(path)
+    except (OSError, ValueError):
+        return False

@@ -4,7 +4,8 @@ Serves `/api/models/{repo}[/revision/{rev}]` (siblings with sizes, git blob ids 
 and `/{repo}/resolve/{rev}/{file}` (GET and HEAD, Range requests, X-Repo-Commit / X-Linked-Etag /
 X-Linked-Size headers) from in-memory files. Knobs for failures: `cut_once` (drop the connection
 halfway through the first GET of a file), `advertise` (claim another file's content in metadata,
-so the download's hash cannot match). Every request is logged in `requests`.
+so the download's hash cannot match), `tamper` (send chosen sibling fields, as a hostile mirror
+could). Every request is logged in `requests`.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class FakeRepo:
     files: dict[str, bytes]
     commit: str = COMMIT
     advertise: dict[str, bytes] = field(default_factory=dict)  # path -> bytes its metadata describes
+    tamper: dict[str, dict] = field(default_factory=dict)  # path -> sibling fields sent instead (a hostile mirror)
 
     def described(self, path: str) -> bytes:
         return self.advertise.get(path, self.files[path])
@@ -99,7 +101,7 @@ def _handler_for(hub: FakeHub):
                 return self._error(404, "RevisionNotFound")
             body = {
                 "id": repo_id, "modelId": repo_id, "sha": repo.commit, "private": False,
-                "siblings": [sibling(p, repo.described(p)) for p in repo.files],
+                "siblings": [{**sibling(p, repo.described(p)), **repo.tamper.get(p, {})} for p in repo.files],
             }
             self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
 

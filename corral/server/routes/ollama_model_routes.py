@@ -35,7 +35,19 @@ async def tags(request: Request):
         listed[resolved.key] = _listed(resolved, model.engine.model_config if model else None)
     for key, m in loaded.items():
         listed.setdefault(key, _listed(m.resolved, m.engine.model_config))
+    damaged = getattr(manager.source, "damaged", lambda: [])()
+    for entry in damaged:
+        listed.setdefault(entry.name, _listed_damaged(entry))
     return json_response(ol.ListResponse(models=list(listed.values())))
+
+
+def _listed_damaged(entry) -> ol.ListedModel:
+    """A store model that cannot be used, listed with `damaged` saying why (not left out)."""
+    details = ol.ModelDetails(format="", family="", families=[], parameter_size="", quantization_level="")
+    return ol.ListedModel(
+        name=entry.name, model=entry.name, modified_at=model_info.rfc3339(entry.modified_at.timestamp()),
+        size=entry.size, digest=entry.digest.removeprefix("sha256:"), details=details, damaged=entry.damage,
+    )
 
 
 def _size_vram(model: LoadedModel) -> int:

@@ -22,6 +22,7 @@ from corral.server.error_responses import NotImplementedByServer, stream_error_b
 from corral.server.state import ClientGone, ServerState, get_state, require_api_key, unless_disconnected
 from corral.server.store_job import StoreJob
 from corral.server.streaming import NDJSON_MEDIA_TYPE, GenerationStreamResponse, json_response, ndjson_line
+from corral.store.catalog import ModelExistsError
 from corral.store.progress import ProgressEvent
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
@@ -87,8 +88,10 @@ async def create(body: ol.CreateRequest, request: Request):
     name = create_request.target_name(body)
     store.parse_name(name)
     text = create_request.modelfile_text(body)
+    _check_path_allowed(get_state(request), store.parse_modelfile(text).from_)
     home = _home(request)
-    job = StoreJob(lambda report: store.create(name, text, Path("/"), home=home, on_progress=report))
+    # No base folder: a relative FROM is refused, never resolved against the server's "/" or cwd.
+    job = StoreJob(lambda report: store.create(name, text, None, home=home, on_progress=report))
     state = get_state(request)
     return await _run_job(request, job, body.stream, after=lambda: _forget_loaded(state, name))
 
@@ -108,7 +111,11 @@ async def copy(body: ol.CopyRequest, request: Request):
     state = get_state(request)
     store.parse_name(body.destination)
     _check_exists(body.source, state.store_home)
-    store.copy(body.source, body.destination, home=state.store_home)
+    try:
+        store.copy(body.source, body.destination, home=state.store_home)
+    except ModelExistsError:
+        raise ModelExistsError(f"model '{body.destination}' already exists; delete it first (DELETE /api/delete) "
+                               "or copy to another name") from None
     _forget_loaded(state, body.destination)
     return json_response(ol.StatusResponse(status="success"))
 
@@ -119,6 +126,14 @@ async def push():
                                  "does not publish models")
 
 
+def _check_path_allowed(state: ServerState, from_: str) -> None:
+    """A server that does not load models by path (beyond loopback, no --allow-paths) does not
+    import them by path either."""
+    check = getattr(state.manager.source, "check_path_allowed", None)
+    if check is not None:
+        check(from_)
+
+
 def _check_exists(name: str, home: Path | None) -> None:
     """ModelNotFoundError (404) in Ollama's words unless `name` is a model in the store."""
     canonical = str(store.parse_name(name))
@@ -127,12 +142,13 @@ def _check_exists(name: str, home: Path | None) -> None:
 
 
 def _forget_loaded(state: ServerState, name: str) -> None:
-    """Unload `name` if loaded (at once if idle, else when its requests finish): a loaded model
-    would otherwise keep the files or settings the name had before."""
+    """Unload `name` if loaded (at once if idle, else when its requests finish) and route new
+    requests to the store's current files: a loaded model would otherwise keep serving the files
+    or settings the name had before."""
     try:
         canonical = str(store.parse_name(name))
     except StoreError:
         canonical = None
     for candidate in (name, canonical):
-        if candidate and state.manager.unload(candidate):
+        if candidate and state.manager.forget(candidate):
             return
