@@ -49,6 +49,12 @@ class LLM:
             raise
         while self.engine.has_unfinished() and not all(self.engine.is_finished(r) for r in ids):
             self.engine.step()
+            failures = self.engine.pop_failures()
+            failed = [rid for rid in ids if rid in failures]
+            if failed:
+                for rid in ids:
+                    self.engine.abort(rid)
+                raise failures[failed[0]]
         return [self.engine.pop_final(rid) for rid in ids]
 
     def chat(
