@@ -16,7 +16,7 @@ from corral.server import ollama_convert, openai_convert
 from corral.server import ollama_protocol as ol
 from corral.server import openai_protocol as oa
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+FUZZ = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow,
                                                                         HealthCheck.function_scoped_fixture])
 EDGE_INTS = st.sampled_from([0, 1, -1, 2, 20, 21, 128, 129, 2**31 - 1, 2**31, 2**63, 2**64, 2**70, -(2**63) - 1])
 EDGE_FLOATS = st.sampled_from([0.0, 1e-300, 0.5, 1.0, 2.0, 2.5, 100.0, 1e300, -1e-9])
