@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from server_harness import serve_in_thread
 
 USER = [{"role": "user", "content": "hi"}]
+http = httpx.Client(timeout=60)  # one client: a new one per request costs more than the request
 
 
 def assert_api_shape(path: str, r: httpx.Response, status: int | None = None) -> str:
@@ -53,7 +54,7 @@ def test_every_route_answers_malformed_and_mistyped_bodies_in_its_shape(server):
     for route in with_body:
         path, method = concrete(route.path), sorted(route.methods & {"POST", "DELETE"})[0]
         for body in (b"{oops", b"[1, 2]", b'"text"', b"null"):
-            r = httpx.request(method, server.url + path, content=body,
+            r = http.request(method, server.url + path, content=body,
                               headers={"content-type": "application/json"}, timeout=60)
             assert_api_shape(path, r)
             assert r.status_code < 500 or r.status_code == 501, (path, body, r.text)  # 501: /api/push
@@ -61,12 +62,12 @@ def test_every_route_answers_malformed_and_mistyped_bodies_in_its_shape(server):
 
 def test_unknown_routes_and_wrong_methods_answer_in_the_shape_of_their_api(server):
     for path in ("/v1/nope", "/v1", "/api/nope", "/nope/deeper"):
-        message = assert_api_shape(path, httpx.get(server.url + path), 404)
+        message = assert_api_shape(path, http.get(server.url + path), 404)
         assert path in message
     for route in routes(server):
         method = next(m for m in ("PUT", "PATCH") if m not in route.methods)
         path = concrete(route.path)
-        r = httpx.request(method, server.url + path, json={})
+        r = http.request(method, server.url + path, json={})
         message = assert_api_shape(path, r, 405)
         assert method in message and r.headers.get("allow")
 
@@ -77,11 +78,11 @@ def test_bodies_without_a_json_content_type_are_read_as_json(server, content_typ
     headers = {"content-type": content_type} if content_type else {}
     request = httpx.Request("POST", server.url + "/api/generate", content=body.encode(), headers=headers)
     assert request.headers.get("content-type") == content_type
-    r = httpx.Client(timeout=60).send(request)
+    r = http.send(request)
     assert r.status_code == 200, r.text
     assert r.json()["done"] and r.json()["eval_count"] >= 1
     chat = {"model": server.model, "messages": USER, "max_tokens": 2}
-    r = httpx.post(server.url + "/v1/chat/completions", content=json.dumps(chat), headers=headers, timeout=60)
+    r = http.post(server.url + "/v1/chat/completions", content=json.dumps(chat), headers=headers, timeout=60)
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1, r.text
 
 
@@ -98,21 +99,21 @@ def small_body_server(empty_store):
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat", "/api/create"])
 def test_bodies_over_the_limit_are_413_in_the_api_shape(small_body_server, path):
     big = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 5000}]}).encode()
-    message = assert_api_shape(path, httpx.post(small_body_server + path, content=big), 413)
+    message = assert_api_shape(path, http.post(small_body_server + path, content=big), 413)
     assert "4096" in message and "--max-body-size" in message
 
     def chunks():  # no Content-Length: the limit is found while reading
         for i in range(0, len(big), 1000):
             yield big[i:i + 1000]
 
-    assert_api_shape(path, httpx.post(small_body_server + path, content=chunks()), 413)
+    assert_api_shape(path, http.post(small_body_server + path, content=chunks()), 413)
     small = json.dumps({"model": "no-such-model", "messages": USER}).encode()
-    r = httpx.post(small_body_server + path, content=small)
+    r = http.post(small_body_server + path, content=small)
     assert r.status_code in (400, 404), r.text  # read and parsed: the route answered
 
 
 def raw(server, path: str, body: str) -> httpx.Response:
-    return httpx.post(server.url + path, content=body.encode(), headers={"content-type": "application/json"},
+    return http.post(server.url + path, content=body.encode(), headers={"content-type": "application/json"},
                       timeout=60)
 
 
@@ -173,6 +174,6 @@ def test_a_huge_keep_alive_means_forever_and_ps_still_answers(server, keep_alive
     body = f'{{"model": "{server.model}", "keep_alive": {keep_alive}}}'
     r = raw(server, "/api/generate", body)
     assert r.status_code == 200 and r.json()["done_reason"] == "load", r.text
-    ps = httpx.get(server.url + "/api/ps")
+    ps = http.get(server.url + "/api/ps")
     assert ps.status_code == 200, ps.text
     assert [m["expires_at"] for m in ps.json()["models"] if m["name"] == server.model] == ["2318-11-26T00:00:00Z"]
