@@ -7,6 +7,7 @@ from corral.core.outputs import RequestOutput
 from corral.core.sampling_params import SamplingParams
 from corral.engine.engine_args import EngineArgs
 from corral.engine.llm_engine import LLMEngine
+from corral.engine.prompt_tokens import encode_prompt
 from corral.errors import ValidationError
 
 Prompt = str | dict[str, Any]  # text, or {"prompt_token_ids": [...]}
@@ -72,7 +73,8 @@ class LLM:
         for conv in conversations:
             text = tok.apply_chat_template(conv, add_generation_prompt=add_generation_prompt, tools=tools,
                                            **template_kwargs)
-            prompts.append({"prompt_token_ids": tok.encode(text, add_special_tokens=False), "prompt": text})
+            ids = encode_prompt(tok, text, self.engine.max_model_len - 1, add_special_tokens=False, param="messages")
+            prompts.append({"prompt_token_ids": ids, "prompt": text})
         return self.generate(prompts, sampling_params)
 
 
