@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from corral.server.unicode_check import valid_unicode
+from corral.server.body_values import check_body_values
 
 
 def _none(value: Any) -> bool:
@@ -22,8 +22,8 @@ class _Request(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _valid_unicode(cls, data: Any) -> Any:
-        return valid_unicode(data)
+    def _check_values(cls, data: Any) -> Any:
+        return check_body_values(data)
 
 
 class StreamOptions(_Request):

@@ -177,3 +177,11 @@ def test_a_huge_keep_alive_means_forever_and_ps_still_answers(server, keep_alive
     ps = http.get(server.url + "/api/ps")
     assert ps.status_code == 200, ps.text
     assert [m["expires_at"] for m in ps.json()["models"] if m["name"] == server.model] == ["2318-11-26T00:00:00Z"]
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
+def test_bodies_nested_too_deep_are_a_400(server, path):
+    nested = '{"a": ' * 100 + "1" + "}" * 100
+    body = f'{{"model": "{server.model}", "messages": [{{"role": "user", "content": "hi"}}], "tools": [{nested}]}}'
+    message = assert_api_shape(path, raw(server, path, body), 400)
+    assert "nested more than 64 levels" in message
