@@ -80,6 +80,13 @@ _HTTP_MESSAGES = {404: "no such route: {method} {path}", 405: "method {method} i
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
+def _phrase(status: int) -> str | None:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CorralError)
     async def _corral(request: Request, e: CorralError):
@@ -95,7 +102,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, e: StarletteHTTPException):
         template = _HTTP_MESSAGES.get(e.status_code)
         path = request.url.path
-        default = e.detail == HTTPStatus(e.status_code).phrase  # Starlette's own, not a route's
+        default = e.detail == _phrase(e.status_code)  # Starlette's own message, not a route's
         message = template.format(method=request.method, path=path) if template and default else str(e.detail)
         return error_response(path, message, e.status_code, None, _HTTP_CODES.get(e.status_code),
                               headers=getattr(e, "headers", None))
