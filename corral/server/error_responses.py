@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from corral.engine.step_isolation import RequestFailedError
 from corral.errors import ContextLengthError, CorralError
 from corral.server import ollama_protocol as ol
 from corral.server import openai_protocol as oa
@@ -57,6 +58,8 @@ def stream_error_body(path: str, e: Exception) -> bytes:
     if isinstance(e, CorralError):
         code = "context_length_exceeded" if isinstance(e, ContextLengthError) else e.code
         response = error_response(path, e.message, e.status, getattr(e, "param", None), code)
+    elif isinstance(e, RequestFailedError):  # the engine logged it with its context
+        response = error_response(path, str(e), 500, None, "generation_failed")
     else:
         log.error("generation failed mid-stream on %s", path, exc_info=e)
         response = error_response(path, f"generation failed: {type(e).__name__}: {e}", 500)
@@ -106,6 +109,10 @@ def install_error_handlers(app: FastAPI) -> None:
         message = template.format(method=request.method, path=path) if template and default else str(e.detail)
         return error_response(path, message, e.status_code, None, _HTTP_CODES.get(e.status_code),
                               headers=getattr(e, "headers", None))
+
+    @app.exception_handler(RequestFailedError)
+    async def _failed(request: Request, e: RequestFailedError):  # the engine logged it with its context
+        return error_response(request.url.path, str(e), 500, None, "generation_failed")
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, e: Exception):

@@ -2,6 +2,7 @@
 the same model finish with the output they have when run alone."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -50,8 +51,30 @@ def test_a_poisoned_request_fails_alone_and_the_batch_it_joined_is_unchanged(ser
         t.join()
 
     assert openai_reply.status_code == 500 and "injected fault" in openai_reply.json()["error"]["message"]
+    assert openai_reply.json()["error"]["code"] == "generation_failed"
     assert ollama_reply.status_code == 500 and "injected fault" in ollama_reply.json()["error"]
     assert batch_sizes_with_poison and max(batch_sizes_with_poison) > 1  # it did join a running batch
     texts = [results[i].json()["choices"][0]["text"] for i in range(len(PROMPTS))]
     assert texts == alone
     assert engine.stats().num_running == 0 and engine.stats().kv_cache_usage == 0
+
+
+def test_a_request_failing_mid_stream_ends_its_stream_with_an_error_line(server, monkeypatch):
+    real = model_runner._sampling_batch
+
+    def sampling_batch(requests, device):  # fails once the poisoned request has three tokens
+        if any(r.sampling_params.seed == POISON_SEED and len(r.generated_token_ids) >= 3 for r in requests):
+            raise RuntimeError("injected fault")
+        return real(requests, device)
+
+    monkeypatch.setattr(model_runner, "_sampling_batch", sampling_batch)
+    body = {"model": server.model, "prompt": "Hello", "raw": True,
+            "options": {"seed": POISON_SEED, "num_predict": 50, "temperature": 0}}
+    with httpx.stream("POST", server.url + "/api/generate", json=body, timeout=120) as r:
+        assert r.status_code == 200
+        lines = [json.loads(line) for line in r.iter_lines() if line]
+    assert "injected fault" in lines[-1]["error"] and set(lines[-1]) == {"error"}
+    assert all("response" in line and not line["done"] for line in lines[:-1])
+    chat = httpx.post(server.url + "/v1/chat/completions", timeout=120, json={
+        "model": server.model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})
+    assert chat.status_code == 200  # the engine goes on
