@@ -37,3 +37,9 @@ def hf_endpoint() -> str:
 def hf_token() -> str | None:
     """Token for gated Hub repos (`HF_TOKEN`)."""
     return os.environ.get("HF_TOKEN") or None
+
+
+def max_body_size() -> str | None:
+    """Largest request body the server reads (`CORRAL_MAX_BODY_SIZE`, e.g. "16MiB" or bytes);
+    None: the server's default (16 MiB)."""
+    return os.environ.get("CORRAL_MAX_BODY_SIZE") or None

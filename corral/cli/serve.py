@@ -37,6 +37,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--keep-alive", default="5m", help="how long an idle model stays loaded (e.g. 30s, 5m, -1)")
     p.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
                    help="unload idle models when loaded models would exceed this many GiB")
+    p.add_argument("--max-body-size", default=None, metavar="SIZE",
+                   help="largest request body accepted, e.g. 16MiB (default CORRAL_MAX_BODY_SIZE, else 16MiB)")
     p.add_argument("--max-model-len", type=int, default=None, help="context length per model (default: the model's)")
     p.add_argument("--kv-cache-memory", type=float, default=None, metavar="GIB", help="KV cache size per model")
     add_kv_cache_dtype_argument(p)
@@ -74,11 +76,13 @@ def run(args: argparse.Namespace) -> int:
     from corral.server.app import create_app
     from corral.server.generate_request import parse_keep_alive
     from corral.server.model_source import default_source, is_loopback
+    from corral.server.request_body import DEFAULT_MAX_BODY_SIZE, parse_size
 
     host, port = split_host(envs.host())
     host, port = args.host or host, args.port or port
     keep_alive = parse_keep_alive(args.keep_alive)
     source = default_source(allow_paths=args.allow_paths or is_loopback(host), operator_paths=tuple(args.models))
+    body_size = args.max_body_size or envs.max_body_size()
     app = create_app(
         args.models,
         source=source,
@@ -86,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         memory_budget=int(args.memory_budget * GIB) if args.memory_budget else None,
         default_keep_alive=keep_alive if keep_alive is not None else 300.0,
         engine_kwargs=engine_kwargs(args),
+        max_body_size=parse_size(body_size) if body_size else DEFAULT_MAX_BODY_SIZE,
     )
     uvicorn.run(app, host=host, port=port, log_level=args.log_level)
     return 0

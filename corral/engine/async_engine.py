@@ -1,12 +1,15 @@
 """Streaming engine for servers: requests come and go at any time; one thread steps the model.
 
 The model runs in a dedicated thread so the asyncio event loop serving HTTP never waits on a
-forward pass (torch releases the GIL inside its kernels). Commands (add, abort) reach the
-thread through a locked list; outputs come back through each request's asyncio.Queue.
+forward pass (torch releases the GIL inside its kernels); prompts are tokenized in a worker thread,
+and one far too long for the context is refused from a prefix. Commands (add, abort) reach the
+thread through a locked list; outputs come back through each request's asyncio.Queue. A request
+that makes a step fail ends with that error alone; the others go on.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
 from dataclasses import dataclass
@@ -16,7 +19,9 @@ from corral.core.outputs import RequestOutput
 from corral.core.sampling_params import SamplingParams
 from corral.engine.engine_args import EngineArgs
 from corral.engine.llm_engine import LLMEngine
-from corral.errors import ContextLengthError
+from corral.engine.prompt_tokens import encode_prompt, too_long
+
+log = logging.getLogger("corral.engine")
 
 
 @dataclass
@@ -62,7 +67,10 @@ class AsyncEngine:
     ) -> AsyncIterator[RequestOutput]:
         """Stream RequestOutput deltas; stopping the iteration early aborts the request."""
         request_id = request_id or uuid.uuid4().hex
-        ids = self.engine.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
+        if isinstance(prompt, str):
+            ids = await asyncio.to_thread(encode_prompt, self.tokenizer, prompt, self.max_model_len - 1)
+        else:
+            ids = list(prompt)
         self._check_fits(ids, params)
         stream = _Stream(asyncio.get_running_loop(), asyncio.Queue())
         with self._cond:
@@ -110,9 +118,7 @@ class AsyncEngine:
 
     def _check_fits(self, ids: list[int], params: SamplingParams) -> None:
         if len(ids) + 1 > self.max_model_len:
-            raise ContextLengthError(
-                f"the prompt has {len(ids)} tokens but the model's context is {self.max_model_len} tokens"
-            )
+            raise too_long(len(ids), self.max_model_len - 1)
 
     def _command(self, cmd: tuple) -> None:
         with self._cond:
@@ -134,11 +140,16 @@ class AsyncEngine:
                 continue
             try:
                 touched = engine.step()
-            except Exception as e:  # a bug or OOM: fail every request rather than hang them
-                for rid in engine.unfinished_request_ids():
+            except Exception as e:  # no single request to blame: fail them all rather than hang them
+                rids = engine.unfinished_request_ids()
+                log.error("engine step failed on %s with %d requests in flight (%s); failing them all",
+                          self.model_name, len(rids), ", ".join(rids[:16]), exc_info=e)
+                for rid in rids:
                     self._push(rid, e)
                     engine.abort(rid)
                 continue
+            for rid, error in engine.pop_failures().items():
+                self._push(rid, error)
             for rid in touched:
                 delta = engine.pop_delta(rid)
                 if delta is not None:

@@ -7,6 +7,7 @@ from corral.core.outputs import RequestOutput
 from corral.core.sampling_params import SamplingParams
 from corral.engine.engine_args import EngineArgs
 from corral.engine.llm_engine import LLMEngine
+from corral.engine.prompt_tokens import encode_prompt
 from corral.errors import ValidationError
 
 Prompt = str | dict[str, Any]  # text, or {"prompt_token_ids": [...]}
@@ -49,6 +50,12 @@ class LLM:
             raise
         while self.engine.has_unfinished() and not all(self.engine.is_finished(r) for r in ids):
             self.engine.step()
+            failures = self.engine.pop_failures()
+            failed = [rid for rid in ids if rid in failures]
+            if failed:
+                for rid in ids:
+                    self.engine.abort(rid)
+                raise failures[failed[0]]
         return [self.engine.pop_final(rid) for rid in ids]
 
     def chat(
@@ -66,7 +73,8 @@ class LLM:
         for conv in conversations:
             text = tok.apply_chat_template(conv, add_generation_prompt=add_generation_prompt, tools=tools,
                                            **template_kwargs)
-            prompts.append({"prompt_token_ids": tok.encode(text, add_special_tokens=False), "prompt": text})
+            ids = encode_prompt(tok, text, self.engine.max_model_len - 1, add_special_tokens=False, param="messages")
+            prompts.append({"prompt_token_ids": ids, "prompt": text})
         return self.generate(prompts, sampling_params)
 
 

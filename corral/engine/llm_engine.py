@@ -22,6 +22,8 @@ from corral.engine.heap import keep_freed_memory
 from corral.engine.loading import LoadedModel, load_model
 from corral.engine.model_runner import ModelRunner
 from corral.engine.output_processor import OutputProcessor
+from corral.engine.prompt_tokens import encode_prompt
+from corral.engine.step_isolation import RequestFailedError, execute_isolating
 from corral.errors import ValidationError
 
 
@@ -71,6 +73,7 @@ class LLMEngine:
         self._ids = itertools.count()
         self._children: dict[str, list[str]] = {}
         self._rng = random.Random(args.seed)
+        self._failures: dict[str, RequestFailedError] = {}  # user request id -> why it was stopped
         self.prompt_tokens_total = 0
         self.generation_tokens_total = 0
 
@@ -79,7 +82,9 @@ class LLMEngine:
         return self.loaded.weights_bytes + self.kv_cache_bytes
 
     def tokenize(self, prompt: str) -> list[int]:
-        return self.tokenizer.encode(prompt, add_special_tokens=True)
+        """Token ids of a text prompt (BOS as the model wants); ContextLengthError when it cannot
+        fit the context, found from a prefix for a text far too long."""
+        return encode_prompt(self.tokenizer, prompt, self.max_model_len - 1)
 
     def add_request(self, prompt: str | list[int], params: SamplingParams, request_id: str | None = None,
                     prompt_text: str | None = None) -> str:
@@ -96,6 +101,8 @@ class LLMEngine:
         vocab = self.model_config.vocab_size
         if any(not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab for t in ids):
             raise ValidationError("prompt", f"token ids must be in [0, {vocab})")
+        if any(not 0 <= t < vocab for t in params.stop_token_ids):
+            raise ValidationError("stop_token_ids", f"token ids must be in [0, {vocab}) for this model")
         seed = params.seed if params.seed is not None else self._rng.getrandbits(62)
         child_ids = [request_id if params.n == 1 else f"{request_id}#{i}" for i in range(params.n)]
         children = []
@@ -145,19 +152,42 @@ class LLMEngine:
         return self.scheduler.has_unfinished_requests()
 
     def step(self) -> list[str]:
-        """Run one step; returns the ids of user requests that have something new."""
+        """Run one step; returns the ids of user requests that have something new.
+
+        A request that makes the step raise is stopped and the step goes on without it (see
+        `step_isolation`); its error waits in `pop_failures()`. Raises StepFailedError only when
+        the step fails for every request of the batch."""
         sched = self.scheduler.schedule()
-        sampled = self.runner.execute(sched)
+        sampled, failed = execute_isolating(self.runner.execute, sched)
+        for child_id, error in failed.items():
+            self._fail(child_id, error)
         changed = self.scheduler.update_from_output(sched, {k: [v.token_id] for k, v in sampled.items()})
         touched = []
         for req in changed:
             self.generation_tokens_total += 1
-            stop = self.outputs.process(req, sampled.get(req.request_id))
+            if req.request_id not in self.outputs.child_to_parent:
+                continue  # its user request failed earlier in this loop (a sibling sample)
+            parent_id, _ = self.outputs.child_to_parent[req.request_id]
+            try:
+                stop = self.outputs.process(req, sampled.get(req.request_id))
+            except Exception as error:  # e.g. a token the detokenizer cannot handle
+                self._fail(req.request_id, error)
+                continue
             if stop is not None and not req.is_finished:
                 self.scheduler.finish_request(req.request_id, "stop", stop)
-            parent_id, _ = self.outputs.child_to_parent[req.request_id]
             touched.append(parent_id)
-        return list(dict.fromkeys(touched))
+        return [rid for rid in dict.fromkeys(touched) if rid in self._children]
+
+    def pop_failures(self) -> dict[str, RequestFailedError]:
+        """User requests stopped by an error since the last call (already aborted), by id."""
+        failures, self._failures = self._failures, {}
+        return failures
+
+    def _fail(self, child_id: str, error: BaseException) -> None:
+        parent_id = self.outputs.child_to_parent.get(child_id, (child_id, 0))[0]
+        if parent_id in self._children:
+            self._failures[parent_id] = RequestFailedError(parent_id, error)
+            self.abort(parent_id)
 
     def pop_delta(self, request_id: str) -> RequestOutput | None:
         out = self.outputs.delta(request_id)

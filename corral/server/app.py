@@ -17,6 +17,7 @@ from corral.server.error_responses import install_error_handlers
 from corral.server.metrics import HttpMetricsMiddleware, ServerMetrics
 from corral.server.model_manager import DEFAULT_KEEP_ALIVE_S, EngineLoader, ModelManager
 from corral.server.model_source import ModelSource, ResolvedModel, default_source
+from corral.server.request_body import DEFAULT_MAX_BODY_SIZE, RequestBodyMiddleware
 from corral.server.routes import ollama_model_routes, ollama_routes, openai_routes, store_routes, system_routes
 from corral.server.state import ServerState
 
@@ -45,11 +46,13 @@ def create_app(
     engine_kwargs: dict[str, Any] | None = None,
     on_ready: Callable[[ServerState], None] | None = None,
     store_home: str | Path | None = None,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
 ) -> FastAPI:
     """The server app. `models` load at start-up (kept loaded until unloaded explicitly); any
     other model loads on first request. `api_key` guards every route but /health.
     `store_home` is the store the store routes change; by default the source's (a
-    StoreModelSource's `home`), else CORRAL_HOME."""
+    StoreModelSource's `home`), else CORRAL_HOME. A request body over `max_body_size` bytes is
+    refused with 413 before it is read whole."""
     manager = ModelManager(
         source or default_source(),
         engine_loader or async_engine_loader(**(engine_kwargs or {})),
@@ -82,5 +85,6 @@ def create_app(
     app.include_router(system_routes.health_router)
     for module in (system_routes, openai_routes, ollama_routes, ollama_model_routes, store_routes):
         app.include_router(module.router)
-    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestBodyMiddleware, max_body_size=max_body_size)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)  # outermost: counts the 413s too
     return app

@@ -6,6 +6,7 @@ and from engine deltas (`corral.core.outputs.RequestOutput`) back to their chunk
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,27 +53,40 @@ class GenerateRequest:
         return self.messages is not None
 
 
+MAX_KEEP_ALIVE_S = 100 * 365 * 86400.0  # longer than this (or infinite) means forever
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_keep_alive(value: float | int | str | None) -> float | None:
     """Seconds from an Ollama `keep_alive`: a number of seconds or a Go duration ("5m", "1h30m",
-    "-1s"); None stays None (server default). Raises ValidationError on anything else."""
+    "-1s"); None stays None (server default). A negative value, or one over MAX_KEEP_ALIVE_S
+    (infinity included), means forever and is returned as -1. Raises ValidationError on anything
+    else (NaN, text that is not a duration)."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise ValidationError("keep_alive", f"must be a duration like '5m' or a number of seconds, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValidationError("keep_alive", f"must be a duration like '5m' or a number of seconds, got {value!r}"[:200])
     if isinstance(value, (int, float)):
-        return float(value)
+        return _bounded_seconds(value)
     text = value.strip()
     try:
-        return float(text)
+        return _bounded_seconds(float(text))
     except ValueError:
         pass
     sign = -1.0 if text.startswith("-") else 1.0
     body = text.lstrip("+-")
     parts = _DURATION_PART.findall(body)
     if not body or "".join(n + u for n, u in parts) != body:
-        raise ValidationError("keep_alive", f"must be a duration like '5m', '1h30m' or '-1', got {value!r}")
-    return sign * sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+        raise ValidationError("keep_alive", f"must be a duration like '5m', '1h30m' or '-1', got {value!r}"[:200])
+    return _bounded_seconds(sign * sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+
+
+def _bounded_seconds(value: float | int) -> float:
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer too large for a float
+        seconds = math.inf if value > 0 else -math.inf
+    if math.isnan(seconds):
+        raise ValidationError("keep_alive", "must be a number of seconds or a duration like '5m', not NaN")
+    return -1.0 if seconds < 0 or seconds > MAX_KEEP_ALIVE_S else seconds

@@ -1,12 +1,13 @@
 """Run a GenerateRequest on a loaded model: the only place the server talks to the engine.
 
-`start_generation` takes a model reference, builds the prompt and pulls the engine's first delta,
+`start_generation` takes a model reference, builds the prompt (in a worker thread) and pulls the engine's first delta,
 so an invalid request fails (ValidationError, ContextLengthError, ...) before any response byte
 is sent. The returned Generation must be consumed with `deltas()` or `collect()`, or closed; each
 of those releases the model reference exactly once and aborts the request if it had not finished.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -133,7 +134,10 @@ async def start_generation(manager: ModelManager, req: GenerateRequest, metrics:
     timing.load_s = time.monotonic() - timing.received
     gen = Generation(manager, model, req, request_id or uuid.uuid4().hex, timing, metrics)
     try:
-        await gen._start(build_prompt(req, model.engine.tokenizer))
+        engine = model.engine
+        # Template rendering and tokenizing run in a worker thread: the event loop stays free.
+        prompt = await asyncio.to_thread(build_prompt, req, engine.tokenizer, engine.max_model_len - 1)
+        await gen._start(prompt)
     except BaseException:
         await gen.close()
         raise

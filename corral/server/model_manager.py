@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from corral.server.generate_request import MAX_KEEP_ALIVE_S
 from corral.server.model_source import ModelSource, ResolvedModel
 
 DEFAULT_KEEP_ALIVE_S = 300.0
@@ -101,10 +102,17 @@ class ModelManager:
         keep = self.default_keep_alive if keep_alive is None else keep_alive
         model.refs = max(0, model.refs - 1)
         model.last_used = time.monotonic()
-        model.expires_at = math.inf if keep < 0 or model.pinned else self.clock() + keep
+        model.expires_at = math.inf if model.pinned else self._expiry(keep)
         if model.refs == 0 and (model.unload_when_idle or (keep == 0 and not model.pinned)):
             self._unload(model)
         asyncio.get_running_loop().create_task(self._notify_idle())
+
+    def _expiry(self, keep: float) -> float:
+        """Unix time a model kept `keep` seconds expires: inf for forever (negative, infinite or
+        beyond MAX_KEEP_ALIVE_S), so every expiry is a date /api/ps can print."""
+        if math.isnan(keep):
+            keep = self.default_keep_alive
+        return math.inf if keep < 0 or keep > MAX_KEEP_ALIVE_S else self.clock() + keep
 
     async def load(self, name: str, keep_alive: float | None = None, pin: bool = False) -> LoadedModel:
         """Load `name` (if needed) without using it; its keep-alive starts now. `pin` keeps it
@@ -159,7 +167,7 @@ class ModelManager:
         await self._make_room(resolved.size_bytes)
         engine = await asyncio.to_thread(self.load_engine, resolved)
         size = int(getattr(engine, "memory_bytes", 0) or resolved.size_bytes)
-        expires = self.clock() + self.default_keep_alive
+        expires = self._expiry(self.default_keep_alive)
         model = self._models[resolved.key] = LoadedModel(resolved, engine, size, expires_at=expires)
         return model
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from corral.server.body_values import check_body_values
 
 
 def _none(value: Any) -> bool:
@@ -17,6 +19,11 @@ def _none(value: Any) -> bool:
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_values(cls, data: Any) -> Any:
+        return check_body_values(data)
 
 
 class Options(_Request):
@@ -51,7 +58,7 @@ class GenerateRequest(_Request):
     context: list[int] | None = None
     stream: bool = True
     options: Options | None = None
-    keep_alive: float | str | None = None
+    keep_alive: int | float | str | None = None  # seconds or a duration: see parse_keep_alive
     images: list[str] | None = None
 
 
@@ -61,7 +68,7 @@ class ChatRequest(_Request):
     tools: list[dict[str, Any]] | None = None
     stream: bool = True
     options: Options | None = None
-    keep_alive: float | str | None = None
+    keep_alive: int | float | str | None = None  # seconds or a duration: see parse_keep_alive
 
 
 class _Final(BaseModel):

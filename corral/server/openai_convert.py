@@ -16,6 +16,8 @@ from corral.server import openai_protocol as oa
 from corral.server.generate_request import GenerateRequest, ModelDefaults
 from corral.server.logprob_convert import chat_logprobs, completion_logprobs
 
+MAX_COMPLETIONS_PER_REQUEST = 2048  # prompts times n, for one /v1/completions request
+
 # Modelfile option name -> SamplingParams field, for the fields OpenAI requests can leave unset.
 _DEFAULT_FIELDS = {
     "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p", "seed": "seed",
@@ -105,7 +107,11 @@ def completion_to_generate(req: oa.CompletionRequest, defaults: ModelDefaults = 
     if req.echo:
         raise ValidationError("echo", "is not supported")
     params = _sampling(req, defaults, req.max_tokens, req.logprobs)
-    return [GenerateRequest(model=req.model, params=params, prompt=p, raw=True) for p in completion_prompts(req.prompt)]
+    prompts = completion_prompts(req.prompt)
+    if len(prompts) * params.n > MAX_COMPLETIONS_PER_REQUEST:
+        raise ValidationError("prompt", f"{len(prompts)} prompts with n={params.n} ask for more than "
+                                        f"{MAX_COMPLETIONS_PER_REQUEST} completions in one request; split it")
+    return [GenerateRequest(model=req.model, params=params, prompt=p, raw=True) for p in prompts]
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> oa.Usage:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from corral.server.body_values import check_body_values
 
 
 def _none(value: Any) -> bool:
@@ -17,6 +19,11 @@ def _none(value: Any) -> bool:
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_values(cls, data: Any) -> Any:
+        return check_body_values(data)
 
 
 class StreamOptions(_Request):

@@ -6,12 +6,19 @@
 - a non-raw prompt (Ollama /api/generate) becomes a user message, after `history` (a Modelfile's
   MESSAGE turns) and with `system` first, when the model has a chat template;
 - Ollama `context` (token ids of an earlier exchange) is put in front of the new tokens.
+
+Rendering and tokenizing a long conversation is CPU work: the server calls `build_prompt` in a
+worker thread, never on the event loop, with `max_tokens` so that a text far too long for the
+context is refused (ContextLengthError) before all of it is tokenized.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from corral.engine.prompt_tokens import encode_prompt
 from corral.server.generate_request import GenerateRequest
+
+NO_LIMIT = 1 << 62
 
 
 def with_system(messages: list[dict[str, Any]], system: str | None) -> list[dict[str, Any]]:
@@ -21,24 +28,29 @@ def with_system(messages: list[dict[str, Any]], system: str | None) -> list[dict
     return [{"role": "system", "content": system}, *messages]
 
 
-def render_chat(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict] | None) -> list[int]:
-    """Token ids of `messages` rendered with the chat template, ready for the assistant's turn."""
+def render_chat(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict] | None,
+                max_tokens: int = NO_LIMIT) -> list[int]:
+    """Token ids of `messages` rendered with the chat template, ready for the assistant's turn;
+    ContextLengthError when they are more than `max_tokens`."""
     kwargs = {"tools": tools} if tools else {}
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, **kwargs)
-    return list(tokenizer.encode(text, add_special_tokens=False))
+    return encode_prompt(tokenizer, text, max_tokens, add_special_tokens=False, param="messages")
 
 
-def build_prompt(req: GenerateRequest, tokenizer: Any) -> str | list[int]:
-    """The engine prompt for `req` (raises ChatTemplateError when a template fails to render)."""
+def build_prompt(req: GenerateRequest, tokenizer: Any, max_tokens: int | None = None) -> str | list[int]:
+    """The engine prompt for `req` (raises ChatTemplateError when a template fails to render, and
+    ContextLengthError when what it tokenizes has more than `max_tokens` tokens). A raw text
+    prompt is returned as text: the engine tokenizes it, with the same limit."""
+    limit = NO_LIMIT if max_tokens is None else max_tokens
     if req.messages is not None:
-        return render_chat(tokenizer, with_system(req.messages, req.system), req.tools)
+        return render_chat(tokenizer, with_system(req.messages, req.system), req.tools, limit)
     prompt = req.prompt if req.prompt is not None else ""
+    context = list(req.context or [])
     if isinstance(prompt, list):
-        return list(req.context or []) + prompt
+        return context + prompt
     if not req.raw and tokenizer.chat_template:
         turns = [*req.history, {"role": "user", "content": prompt}]
-        ids = render_chat(tokenizer, with_system(turns, req.system), None)
-        return list(req.context or []) + ids
-    if req.context:
-        return list(req.context) + list(tokenizer.encode(prompt, add_special_tokens=False))
+        return context + render_chat(tokenizer, with_system(turns, req.system), None, limit - len(context))
+    if context:
+        return context + encode_prompt(tokenizer, prompt, limit - len(context), add_special_tokens=False)
     return prompt

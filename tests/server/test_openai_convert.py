@@ -111,3 +111,12 @@ def test_whole_chat_completion():
     assert obj["object"] == "chat.completion" and obj["usage"]["total_tokens"] == 6
     assert [c["message"] for c in obj["choices"]] == [{"role": "assistant", "content": "hello"}, {"role": "assistant", "content": "hi"}]
     assert [c["finish_reason"] for c in obj["choices"]] == ["stop", "length"]
+
+
+def test_a_completions_request_asks_for_at_most_2048_completions():
+    from corral.server.openai_convert import MAX_COMPLETIONS_PER_REQUEST
+
+    assert len(conv.completion_to_generate(oa.CompletionRequest(model="m", prompt=["a"] * 16, n=128))) == 16
+    with pytest.raises(ValidationError) as e:
+        conv.completion_to_generate(oa.CompletionRequest(model="m", prompt=["a"] * (MAX_COMPLETIONS_PER_REQUEST + 1)))
+    assert e.value.param == "prompt"
