@@ -15,7 +15,7 @@ import numpy as np
 
 from corral.errors import ModelFileError
 
-MAX_DIM = 1 << 31  # any single size (vocabulary, width, layers, context): int32 indexing stays valid
+MAX_DIM = (1 << 31) - 1  # any single size (vocabulary, width, layers, context): int32 indexing stays valid
 
 
 def show(value: Any) -> str:
