@@ -17,8 +17,9 @@ from contextvars import ContextVar
 from typing import Any, Iterator
 
 MAX_CHARS = 16 << 20  # characters in any value, argument or the whole output (~4M tokens of text)
-MAX_STEPS = 2_000_000  # a conversation of thousands of messages needs well under a tenth of this
-CHARS_PER_STEP = 32  # building or writing 32 characters costs one step
+MAX_STEPS = 1_000_000  # a 20,000-message conversation in a ChatML template needs a fifth of this
+CHARS_PER_STEP = 256  # building or writing 256 characters costs one step (a microsecond or so)
+MAX_EMITTED = 4 * MAX_CHARS  # characters written in all, into the output or a {% set %} block or macro
 
 
 class TemplateLimitError(Exception):
@@ -32,6 +33,7 @@ class RenderBudget:
 
     def __init__(self, max_steps: int = MAX_STEPS):
         self.steps_left = max_steps
+        self.emitted = 0
         self._weights: dict[int, tuple[Any, int]] = {}
 
     def charge(self, steps: int = 1) -> None:
@@ -42,6 +44,14 @@ class RenderBudget:
 
     def charge_size(self, chars: int) -> None:
         self.charge(1 + chars // CHARS_PER_STEP)
+
+    def emit(self, chars: int) -> None:
+        """Charge text written: captured text ({% set %} blocks, macros) is held until the block
+        ends, so the total is capped too, not only the final output."""
+        self.emitted += chars
+        if self.emitted > MAX_EMITTED:
+            raise TemplateLimitError(f"the chat template wrote more than {MAX_EMITTED} characters in all")
+        self.charge_size(chars)
 
 
 _CURRENT: ContextVar[RenderBudget | None] = ContextVar("corral_template_budget", default=None)
@@ -71,6 +81,12 @@ def charge_size(chars: int) -> None:
         budget.charge_size(chars)
 
 
+def emit(chars: int) -> None:
+    budget = _CURRENT.get()
+    if budget is not None:
+        budget.emit(chars)
+
+
 def check_size(chars: int, what: str) -> None:
     """Raise when `chars` is over MAX_CHARS; charge the current render for building that many."""
     if chars > MAX_CHARS:
@@ -97,6 +113,8 @@ def _weight(value: Any, limit: int, budget: RenderBudget | None, path: set[int])
     items = _children(value)
     if items is None:
         return 64  # an object the sandbox shows as a short repr (Undefined, a loop, a macro)
+    if isinstance(items, (list, tuple)) and 4 * len(items) + 2 > limit:
+        return 4 * len(items) + 2  # every item adds at least 4 (", " and quotes): too heavy already
     key = id(value)
     if budget is not None and key in budget._weights:
         return budget._weights[key][1]

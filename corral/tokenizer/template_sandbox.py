@@ -26,7 +26,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 from jinja2.visitor import NodeTransformer
 
 from corral.tokenizer.template_budget import (
-    MAX_CHARS, TemplateLimitError, charge, charge_size, check_size, weight,
+    MAX_CHARS, TemplateLimitError, charge, charge_size, check_size, emit, weight,
 )
 
 MAX_INT_BITS = 1 << 16  # about 20,000 digits: far past any count or id a template needs
@@ -156,14 +156,14 @@ def _concat(context, parts: list) -> str:
 
 @pass_context
 def _literal(context, text: str) -> str:
-    charge_size(len(text))
+    emit(len(text))
     return text
 
 
 @pass_context  # so Jinja never finalizes constants while compiling, uncharged
 def _finalize(context, value: Any) -> Any:
     """Every `{{ }}` output: its text must fit, and is charged by its length."""
-    charge_size(weight(value))
+    emit(weight(value))
     return value
 
 
