@@ -67,6 +67,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return super().getitem(obj, argument)
 
     def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "+" and type(left) is str and type(right) is str:  # most of a ChatML template
+            check_size(len(left) + len(right), "a string with +")
+            return left + right
         charge()
         _check_binop(operator, left, right)
         result = super().call_binop(context, operator, left, right)
