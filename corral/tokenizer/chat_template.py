@@ -19,7 +19,7 @@ from typing import Any
 
 from corral.errors import ChatTemplateError
 from corral.tokenizer.template_budget import MAX_CHARS, TemplateLimitError, render_budget
-from corral.tokenizer.template_sandbox import MAX_FORMAT_ARG
+from corral.tokenizer.template_sizes import MAX_FORMAT_ARG
 
 MAX_TEMPLATE_CHARS = 1 << 20  # real templates are a few kilobytes; compiling is not free
 NO_TEMPLATE_MESSAGE = (

@@ -11,31 +11,24 @@ hundred thousand each, or `'%9999999999s' % 1`. This environment adds:
   MAX_INT_BITS bits);
 - every argument of a call or filter must weigh at most MAX_CHARS (template_budget.weight).
 
+The checks themselves are in template_sizes (operators, methods) and template_filters.
+
 Exceeding a limit raises TemplateLimitError, which the caller turns into a ChatTemplateError.
 """
 from __future__ import annotations
 
 import functools
-import inspect
-import re
-import string
 from typing import Any
 
 from jinja2 import nodes, pass_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 from jinja2.visitor import NodeTransformer
 
-from corral.tokenizer.template_budget import (
-    MAX_CHARS, TemplateLimitError, charge, charge_size, check_size, emit, weight,
+from corral.tokenizer.template_budget import charge, charge_size, check_size, emit, weight
+from corral.tokenizer.template_filters import guarded_filter
+from corral.tokenizer.template_sizes import (
+    BudgetedIterable, check_binop, check_method_call, check_result, check_str_format,
 )
-
-MAX_INT_BITS = 1 << 16  # about 20,000 digits: far past any count or id a template needs
-MAX_ITEMS = 100_000  # a batch or slice count (Jinja's own cap on range())
-MAX_FORMAT_ARG = 4096  # a strftime format or a tojson indent
-
-# printf-style conversions: %(key)-08.3f; width or precision "*" is taken from the arguments
-_PERCENT = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?([a-zA-Z%])")
-_SPEC_NUMBERS = re.compile(r"\d+")
 
 
 class BoundedSandbox(ImmutableSandboxedEnvironment):
@@ -53,7 +46,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         """Wrap every filter registered so far with the size checks; call once, after adding filters."""
         for name, func in list(self.filters.items()):
             if name not in (ITER_FILTER, CONCAT_FILTER, LITERAL_FILTER):
-                self.filters[name] = _guarded_filter(name, func)
+                self.filters[name] = guarded_filter(name, func)
 
     def _parse(self, source, name, filename):
         return _Rewrite().visit(super()._parse(source, name, filename))
@@ -71,7 +64,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             check_size(len(left) + len(right), "a string with +")
             return left + right
         charge()
-        _check_binop(operator, left, right)
+        check_binop(operator, left, right)
         result = super().call_binop(context, operator, left, right)
         if isinstance(result, (str, list, tuple)):
             charge_size(len(result))
@@ -81,9 +74,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         charge()
         for value in (*args, *kwargs.values()):
             weight(value)
-        args = _check_method_call(__obj, args, kwargs)
+        args = check_method_call(__obj, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
-        _check_result(result)
+        check_result(result)
         return result
 
     def wrap_str_format(self, value: Any):
@@ -94,7 +87,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
         @functools.wraps(wrapped)
         def checked_format(*args: Any, **kwargs: Any) -> str:
-            _check_str_format(fmt, args, kwargs)
+            check_str_format(fmt, args, kwargs)
             result = wrapped(*args, **kwargs)
             check_size(len(result), "a formatted string")
             return result
@@ -131,24 +124,9 @@ def _filter(value: nodes.Expr, name: str) -> nodes.Filter:
     return nodes.Filter(value, name, [], [], None, None, lineno=value.lineno)
 
 
-class _BudgetedIterable:
-    """An iterable whose iteration charges one step per item; sized when the original is."""
-
-    def __init__(self, iterable: Any):
-        self._iterable = iterable
-
-    def __iter__(self):
-        for item in self._iterable:
-            charge()
-            yield item
-
-    def __len__(self) -> int:
-        return len(self._iterable)  # TypeError for an unsized one, which LoopContext expects
-
-
 @pass_context
 def _budgeted_iter(context, iterable: Any) -> Any:
-    return _BudgetedIterable(iterable)
+    return BudgetedIterable(iterable)
 
 
 @pass_context
@@ -174,189 +152,3 @@ def _range(*args: Any) -> range:
     rng = safe_range(*args)
     charge_size(len(rng))
     return rng
-
-
-# -- operators --------------------------------------------------------------------------------
-
-def _check_binop(operator: str, left: Any, right: Any) -> None:
-    if operator == "*":
-        for seq, n in ((left, right), (right, left)):
-            if isinstance(seq, (str, list, tuple)) and isinstance(n, int):
-                per_copy = len(seq) if isinstance(seq, str) else weight(seq)
-                check_size(per_copy * max(n, 0), "a repeated sequence")
-                return
-        if _both_ints(left, right):
-            _check_int_bits(abs(left).bit_length() + abs(right).bit_length())
-    elif operator == "**":
-        if _both_ints(left, right) and right > 0 and abs(left) > 1:
-            _check_int_bits(right * abs(left).bit_length())
-    elif operator == "+":
-        if isinstance(left, str) and isinstance(right, str):
-            check_size(len(left) + len(right), "a string with +")
-        elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
-            check_size(weight(left) + weight(right), "a list with +")
-    elif operator == "%" and isinstance(left, str):
-        check_size(percent_format_size(left, right), "a %-formatted string")
-
-
-def _both_ints(left: Any, right: Any) -> bool:
-    return isinstance(left, int) and isinstance(right, int)
-
-
-def _check_int_bits(bits: int) -> None:
-    if bits > MAX_INT_BITS:
-        raise TemplateLimitError(f"the chat template computed an integer of more than {MAX_INT_BITS} bits")
-
-
-def percent_format_size(fmt: str, args: Any) -> int:
-    """An upper bound of len(fmt % args), from the widths and precisions in `fmt`."""
-    conversions = _PERCENT.findall(fmt)
-    padding = 0
-    for width, precision, _ in conversions:
-        if width == "*" or precision == "*":
-            raise TemplateLimitError("the chat template used a '*' width in a % format, which corral does not allow")
-        padding += int(width or 0) + int(precision or 0)
-        if padding > MAX_CHARS:
-            break
-    return len(fmt) + padding + len(conversions) * weight(args)
-
-
-def _check_str_format(fmt: str, args: tuple, kwargs: dict) -> None:
-    fields, padding = 0, 0
-    try:
-        for _, field, spec, _ in string.Formatter().parse(fmt):
-            if field is None:
-                continue
-            if spec and "{" in spec:
-                raise TemplateLimitError("the chat template nested a field in a format spec, which corral does not allow")
-            fields += 1
-            padding += sum(int(n) for n in _SPEC_NUMBERS.findall(spec or "")[:2])
-            if padding > MAX_CHARS:
-                break
-    except ValueError:
-        return  # str.format raises the same error itself
-    check_size(len(fmt) + padding + fields * (weight(args) + weight(kwargs)), "a formatted string")
-
-
-# -- method calls and results -----------------------------------------------------------------
-
-def _check_method_call(obj: Any, args: tuple, kwargs: dict) -> tuple:
-    """Size checks for the string methods that can build far more than they are given; returns
-    `args`, with a one-pass iterable given to join() replaced by a list of its items."""
-    owner = getattr(obj, "__self__", None)
-    if not isinstance(owner, str):
-        return args
-    name = getattr(obj, "__name__", "")
-    if name in ("ljust", "rjust", "center", "zfill"):
-        width = args[0] if args else kwargs.get("width", 0)
-        if isinstance(width, int):
-            check_size(max(width, len(owner)), f"a string with {name}()")
-    elif name == "expandtabs":
-        size = args[0] if args else kwargs.get("tabsize", 8)
-        if isinstance(size, int):
-            check_size(len(owner) + owner.count("\t") * max(size, 0), "a string with expandtabs()")
-    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
-        check_size(replaced_size(owner, args[0], args[1]), "a string with replace()")
-    elif name == "join" and args:
-        items = args[0] if hasattr(args[0], "__len__") else list(_BudgetedIterable(args[0]))
-        check_size(weight(items) + len(owner) * len(items), "a string with join()")
-        args = (items, *args[1:])
-    elif name in ("translate", "maketrans"):
-        raise TemplateLimitError(f"str.{name}() is not available in chat templates")
-    return args
-
-
-def replaced_size(text: str, old: str, new: str) -> int:
-    hits = len(text) + 1 if old == "" else text.count(old)
-    return len(text) + hits * len(new)
-
-
-def _check_result(result: Any) -> None:
-    if isinstance(result, str):
-        check_size(len(result), "a string")
-    elif isinstance(result, (list, tuple, dict)):
-        weight(result)
-
-
-# -- filters ----------------------------------------------------------------------------------
-
-def _guarded_filter(name: str, func: Any) -> Any:
-    """`func` with its arguments weighed, a size check before the call where the filter can build
-    more than it is given, and its result checked."""
-    pre = _FILTER_CHECKS.get(name)
-    signature = inspect.signature(func) if pre else None
-    skip = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
-
-    @functools.wraps(func)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        charge()
-        for value in (*args[skip:], *kwargs.values()):
-            weight(value)
-        if pre is not None:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            pre(bound.arguments)  # may replace a one-pass iterable by a list of its items
-            args, kwargs = bound.args, bound.kwargs
-        result = func(*args, **kwargs)
-        _check_result(result)
-        return result
-
-    return guarded
-
-
-def _check_center(a: dict) -> None:
-    if isinstance(a["width"], int):
-        check_size(a["width"], "a string with center")
-
-
-def _check_indent(a: dict) -> None:
-    width = a["width"]
-    per_line = width if isinstance(width, int) else len(str(width))
-    check_size(len(str(a["s"])) + (str(a["s"]).count("\n") + 2) * max(per_line, 0), "a string with indent")
-
-
-def _check_count(key: str):
-    def check(a: dict) -> None:
-        if isinstance(a[key], int) and a[key] > MAX_ITEMS:
-            raise TemplateLimitError(f"the chat template asked for {a[key]} groups (at most {MAX_ITEMS})")
-    return check
-
-
-def _check_format(a: dict) -> None:
-    check_size(percent_format_size(str(a["value"]), a["kwargs"] or a["args"]), "a string with format")
-
-
-def _check_join(a: dict) -> None:
-    value = a["value"]
-    if not hasattr(value, "__len__"):
-        value = a["value"] = list(_BudgetedIterable(value))  # join needs them all anyway
-    check_size(weight(value) + len(str(a["d"])) * len(value), "a string with join")
-
-
-def _check_replace(a: dict) -> None:
-    check_size(replaced_size(str(a["s"]), str(a["old"]), str(a["new"])), "a string with replace")
-
-
-def _check_wordwrap(a: dict) -> None:
-    text, width = str(a["s"]), a["width"]
-    lines = len(text) // max(width, 1) + 1 if isinstance(width, int) else len(text) + 1
-    check_size(len(text) + lines * len(str(a["wrapstring"] or "\n")), "a string with wordwrap")
-
-
-def _check_sum(a: dict) -> None:
-    if not isinstance(a["start"], (int, float)):  # summing lists or strings copies quadratically
-        items = a["iterable"] = list(_BudgetedIterable(a["iterable"]))
-        charge_size(len(items) * weight(items) // 2)
-
-
-_FILTER_CHECKS = {
-    "center": _check_center,
-    "indent": _check_indent,
-    "batch": _check_count("linecount"),
-    "slice": _check_count("slices"),
-    "format": _check_format,
-    "join": _check_join,
-    "replace": _check_replace,
-    "wordwrap": _check_wordwrap,
-    "sum": _check_sum,
-}
