@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures.hostile_models import SmallModels
 from fixtures.tiny_models import TinyModels, reference_logits as _reference_logits
 
 
@@ -23,3 +24,10 @@ def tiny_model(tiny_models):
 def reference_logits():
     """`reference_logits(hf_dir, token_ids) -> (T, vocab) float64` from transformers."""
     return _reference_logits
+
+
+@pytest.fixture(scope="session")
+def small_models(tmp_path_factory) -> SmallModels:
+    """A 1-layer Llama with hidden size 16, as `small_models.hf` (folder) and `.gguf` (F32 file):
+    small enough to copy, corrupt and open in a Hypothesis example."""
+    return SmallModels(tmp_path_factory.mktemp("small_models"))

@@ -10,7 +10,7 @@ import torch
 
 from corral.engine.engine_args import EngineArgs
 from corral.engine.heap import release_free_memory
-from corral.errors import ValidationError
+from corral.errors import ModelFileError, ValidationError
 from corral.loader.config import ModelConfig
 
 
@@ -48,6 +48,10 @@ def load_model(args: EngineArgs) -> LoadedModel:
     source = load_model_source(path)
     cfg = source.config
     tokenizer = Tokenizer.from_gguf(source.gguf) if source.format == "gguf" else Tokenizer.from_hf_dir(source.path)
+    if tokenizer.vocab_size > cfg.vocab_size:
+        # A token id past the embedding would fail (or read past the weights) in the middle of a batch.
+        raise ModelFileError(path, f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
+                                   f"{cfg.vocab_size} embeddings; the tokenizer does not belong to this model")
     max_len = args.max_model_len or min(cfg.max_position_embeddings, EngineArgs.DEFAULT_MAX_LEN_CAP)
     if max_len > cfg.max_position_embeddings:
         raise ValidationError(

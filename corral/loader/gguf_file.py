@@ -114,6 +114,9 @@ class GGUFFile:
             )
         type_name, block_size, type_size = known
         shape = tuple(reversed(info.dims))  # numpy order
+        if 0 in shape:
+            # A model tensor is never empty; numpy also refuses a huge dimension next to a 0 one.
+            raise ModelFileError(self.path, f"tensor {info.name!r} has an empty dimension {shape}; the file is corrupt")
         if type_name not in TYPED_VIEWS and (not shape or shape[-1] % block_size):
             raise ModelFileError(
                 self.path, f"tensor {info.name!r}: a row of {shape[-1] if shape else 0} values is not a whole "

@@ -28,6 +28,7 @@ VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4  # GGML_MAX_DIMS
 MAX_NESTING = 16  # arrays of arrays of ... (real files nest one level at most)
+MAX_SUBARRAYS = 1 << 16  # arrays in one array: each is 12 bytes of file but ~100 of Python objects
 LAZY_STRINGS = 1024
 
 U32 = struct.Struct("<I")
@@ -174,6 +175,9 @@ class _Reader:
         if item_type == ARRAY:
             if depth >= MAX_NESTING:
                 raise HeaderError(f"{what} nests arrays more than {MAX_NESTING} deep; the file is corrupt")
+            if count > MAX_SUBARRAYS:
+                raise HeaderError(f"{what} is an array of {count} arrays (corral reads at most {MAX_SUBARRAYS}); "
+                                  "the file is corrupt")
             return [self.value(ARRAY, what, depth + 1) for _ in range(count)]  # each takes >= 12 bytes
         raise HeaderError(f"{what} is an array of unknown value type {item_type}; the file is corrupt or from a newer GGUF version")
 

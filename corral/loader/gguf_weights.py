@@ -10,7 +10,7 @@ from corral.errors import ModelFileError, UnsupportedModelError
 from corral.loader.architectures import GGUF_ARCHS
 from corral.loader.config import ModelConfig
 from corral.loader.dequant import dequantize
-from corral.loader.expected_weights import expected_hf_names
+from corral.loader.expected_weights import check_layer_count, check_shapes, expected_hf_names
 from corral.loader.ggml_types import BLOCK_GEOMETRY, DENSE_TYPES, SUPPORTED_TYPES
 from corral.loader.gguf_file import GGUFFile, GGUFTensor
 from corral.loader.gguf_names import NON_WEIGHT_TENSORS, gguf_to_hf, hf_to_gguf, permuted_heads, rotary_row_order
@@ -18,7 +18,9 @@ from corral.loader.quantized import QuantizedWeight
 
 
 def check_gguf_tensors(gf: GGUFFile, cfg: ModelConfig) -> None:
-    """Raise before loading when a needed tensor is missing, unknown, or of an unreadable type."""
+    """Raise before loading when a needed tensor is missing, unknown, of an unreadable type, or of
+    another shape than the config implies."""
+    check_layer_count(cfg, len(gf.tensors), gf.path)
     for hf in expected_hf_names(cfg):
         name = hf_to_gguf(hf)
         if name not in gf.tensors:
@@ -32,6 +34,8 @@ def check_gguf_tensors(gf: GGUFFile, cfg: ModelConfig) -> None:
                 f"tensor {t.name!r} has type {t.type_name}, which corral cannot read; "
                 f"supported: {', '.join(SUPPORTED_TYPES)}. Use a file quantized to one of them (e.g. Q4_K_M or Q8_0).",
             )
+    shapes = {hf: t.shape for t in gf.tensors.values() if (hf := gguf_to_hf(t.name)) is not None}
+    check_shapes(cfg, shapes, gf.path, file_name=lambda hf: hf_to_gguf(hf) or hf)
 
 
 def iter_gguf_weights(

@@ -4,80 +4,114 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from corral.errors import UnsupportedModelError
+from corral.errors import ModelFileError, UnsupportedModelError
 from corral.loader.architectures import HF_ARCHS, HF_MODEL_TYPES, ArchSpec
 from corral.loader.config import ModelConfig
+from corral.loader.config_checks import MAX_ROPE_THETA, check_config
+from corral.loader.config_values import read_bool, read_float, read_int, read_str, read_token_id, show
 
 
-def config_from_hf(d: dict[str, Any], path: str | Path = "config.json") -> ModelConfig:
+def config_from_hf(d: Any, path: str | Path = "config.json") -> ModelConfig:
     """Build a ModelConfig from a config.json dict; `path` only goes into error messages.
 
     Understands both the transformers 4 keys (rope_theta, rope_scaling) and the transformers 5
-    ones (rope_parameters), `eos_token_id` as an int or a list, head_dim absent or null.
+    ones (rope_parameters), `eos_token_id` as an int or a list, head_dim absent or null. Every
+    value is checked for type and range before use: raises ModelFileError for a missing or
+    malformed field (or a `d` that is not a dict), UnsupportedModelError for an architecture,
+    activation or rope type corral does not run.
     """
+    if not isinstance(d, dict):
+        raise ModelFileError(path, f"must hold a JSON object ({{...}}), not {type(d).__name__}; re-download it")
     spec = _spec(d, path)
-    hidden = int(d["hidden_size"])
-    heads = int(d["num_attention_heads"])
-    rope_theta, rope_scaling = _rope(d)
+
+    def integer(key: str, default: Any = ..., lo: int = 1) -> int:
+        value = d.get(key)
+        if value is None:
+            if default is ...:
+                raise ModelFileError(path, f"{key} is missing; the config is incomplete")
+            return default
+        return read_int(path, key, value, lo=lo)
+
+    def flag(key: str, default: bool = False) -> bool:
+        value = d.get(key)
+        return default if value is None else read_bool(path, key, value)
+
+    hidden = integer("hidden_size")
+    heads = integer("num_attention_heads")
+    if d.get("head_dim") is None and hidden % heads:
+        raise ModelFileError(path, f"hidden_size {hidden} does not split into {heads} attention heads and "
+                                   "head_dim is not given; the config is corrupt")
+    rope_theta, rope_scaling = _rope(d, path)
     sliding = d.get("sliding_window")
-    if spec.model_type in ("qwen2", "qwen3") and not d.get("use_sliding_window", False):
+    if spec.model_type in ("qwen2", "qwen3") and not flag("use_sliding_window"):
         sliding = None  # Qwen configs carry a window size they do not use
-    return ModelConfig(
+    cfg = ModelConfig(
         architecture=spec.hf_architecture,
-        vocab_size=int(d["vocab_size"]),
+        vocab_size=integer("vocab_size"),
         hidden_size=hidden,
-        intermediate_size=int(d["intermediate_size"]),
-        num_hidden_layers=int(d["num_hidden_layers"]),
+        intermediate_size=integer("intermediate_size"),
+        num_hidden_layers=integer("num_hidden_layers"),
         num_attention_heads=heads,
-        num_key_value_heads=int(d.get("num_key_value_heads") or heads),
-        head_dim=int(d.get("head_dim") or hidden // heads),
-        max_position_embeddings=int(d.get("max_position_embeddings", 4096)),
-        rms_norm_eps=float(d.get("rms_norm_eps", 1e-6)),
+        num_key_value_heads=integer("num_key_value_heads", heads),
+        head_dim=integer("head_dim", hidden // heads),
+        max_position_embeddings=integer("max_position_embeddings", 4096),
+        rms_norm_eps=read_float(path, "rms_norm_eps", d.get("rms_norm_eps", 1e-6), lo=0.0, hi=1.0),
         rope_theta=rope_theta,
         rope_scaling=rope_scaling,
-        tie_word_embeddings=bool(d.get("tie_word_embeddings", False)),
-        attention_bias=spec.always_qkv_bias or bool(d.get("attention_bias", False)),
+        tie_word_embeddings=flag("tie_word_embeddings"),
+        attention_bias=spec.always_qkv_bias or flag("attention_bias"),
         qk_norm=spec.qk_norm,
-        sliding_window=int(sliding) if sliding else None,
-        hidden_act=str(d.get("hidden_act", "silu")),
-        bos_token_id=d.get("bos_token_id"),
-        eos_token_ids=_eos_ids(d.get("eos_token_id")),
-        torch_dtype=str(d.get("torch_dtype") or d.get("dtype") or "float32"),
+        sliding_window=None if sliding in (None, 0, False) else read_int(path, "sliding_window", sliding),
+        hidden_act=read_str(path, "hidden_act", d.get("hidden_act", "silu"), max_len=64),
+        bos_token_id=read_token_id(path, "bos_token_id", d.get("bos_token_id")),
+        eos_token_ids=_eos_ids(d.get("eos_token_id"), path),
+        torch_dtype=read_str(path, "torch_dtype", d.get("torch_dtype") or d.get("dtype") or "float32", max_len=32),
         model_type=spec.model_type,
-        extra={k: d[k] for k in ("_name_or_path",) if k in d},
+        extra={k: d[k] for k in ("_name_or_path",) if isinstance(d.get(k), str)},
     )
+    return check_config(cfg, path)
 
 
 def _spec(d: dict, path) -> ArchSpec:
-    for name in d.get("architectures") or []:
+    architectures = d.get("architectures") or []
+    if not isinstance(architectures, list) or not all(isinstance(a, str) for a in architectures):
+        raise ModelFileError(path, f"architectures is {show(architectures)}, but must be a list of class names")
+    for name in architectures:
         if name in HF_ARCHS:
             return HF_ARCHS[name]
-    spec = HF_MODEL_TYPES.get(d.get("model_type", ""))
+    model_type = d.get("model_type")
+    spec = HF_MODEL_TYPES.get(model_type) if isinstance(model_type, str) else None
     if spec is None:
-        found = (d.get("architectures") or [d.get("model_type")])[0]
+        found = architectures[0] if architectures else model_type
         raise UnsupportedModelError(
-            path, f"architecture {found!r} is not supported; corral runs: {', '.join(sorted(HF_ARCHS))}"
+            path, f"architecture {show(found)} is not supported; corral runs: {', '.join(sorted(HF_ARCHS))}"
         )
     return spec
 
 
-def _rope(d: dict) -> tuple[float, dict | None]:
-    """(rope_theta, rope_scaling with "rope_type" set, or None for plain rotary)."""
-    params = dict(d.get("rope_parameters") or {})
-    theta = float(d.get("rope_theta") or params.pop("rope_theta", None) or 10000.0)
+def _rope(d: dict, path) -> tuple[float, dict | None]:
+    """(rope_theta, rope_scaling with "rope_type" set, or None for plain rotary); check_config
+    checks the scaling's values."""
+    params = d.get("rope_parameters")
+    if params is not None and not isinstance(params, dict):
+        raise ModelFileError(path, f"rope_parameters is {show(params)}, but must be an object or null")
+    params = dict(params or {})
+    theta = d.get("rope_theta")
+    if theta is None:
+        theta = params.get("rope_theta")
     params.pop("rope_theta", None)
-    scaling = dict(d.get("rope_scaling") or params)
-    if "type" in scaling and "rope_type" not in scaling:
-        scaling["rope_type"] = scaling.pop("type")
-    scaling.pop("type", None)
-    if scaling.get("rope_type", "default") == "default":
-        return theta, None
-    return theta, scaling
+    theta = 10000.0 if theta is None else read_float(path, "rope_theta", theta, lo=1.0, hi=MAX_ROPE_THETA)
+    scaling = d.get("rope_scaling")
+    if scaling is not None and not isinstance(scaling, dict):
+        raise ModelFileError(path, f"rope_scaling is {show(scaling)}, but must be an object or null")
+    return float(theta), dict(scaling or params) or None
 
 
-def _eos_ids(v: Any) -> tuple[int, ...]:
-    if v is None:
-        return ()
-    if isinstance(v, (list, tuple)):
-        return tuple(int(x) for x in v)
-    return (int(v),)
+def _eos_ids(v: Any, path) -> tuple[int, ...]:
+    if isinstance(v, list):
+        if len(v) > 1024:
+            raise ModelFileError(path, f"eos_token_id lists {len(v)} ids; the config is corrupt")
+        ids = (read_token_id(path, "eos_token_id", x) for x in v)
+        return tuple(i for i in ids if i is not None)
+    token = read_token_id(path, "eos_token_id", v)
+    return () if token is None else (token,)

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from corral.errors import ModelFileError
+from corral.loader.config_values import show
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -18,10 +19,16 @@ def safetensors_files(folder: Path) -> list[Path]:
     index = folder / INDEX_FILE
     if index.is_file():
         try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise ModelFileError(index, f"not a valid safetensors index ({e}); re-download the model") from None
-        files = [folder / name for name in dict.fromkeys(weight_map.values())]
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            shards = list(dict.fromkeys(weight_map.values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+            raise ModelFileError(index, f"not a valid safetensors index ({str(e)[:200]}); re-download the model") from None
+        for name in shards:
+            # Shards sit beside the index: a name is never a path (no "../x", no "/etc/x").
+            if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+                raise ModelFileError(index, f"shard name {show(name)} is not a file name in the model folder; "
+                                            "re-download the model")
+        files = [folder / name for name in shards]
     elif (folder / SINGLE_FILE).is_file():
         files = [folder / SINGLE_FILE]
     else:
@@ -34,14 +41,16 @@ def safetensors_files(folder: Path) -> list[Path]:
     return files
 
 
-def safetensors_names(files: list[Path]) -> set[str]:
+def safetensors_shapes(files: list[Path]) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in `files`, read from their headers (no tensor data)."""
     from safetensors import safe_open
 
-    names: set[str] = set()
+    shapes: dict[str, tuple[int, ...]] = {}
     for f in files:
         with _open(f, safe_open) as st:
-            names.update(st.keys())
-    return names
+            for name in st.keys():
+                shapes[name] = tuple(st.get_slice(name).get_shape())
+    return shapes
 
 
 def iter_safetensors_weights(files: list[Path]) -> Iterator[tuple[str, torch.Tensor]]:

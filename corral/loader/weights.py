@@ -10,9 +10,11 @@ import torch
 
 from corral.errors import ModelFileError
 from corral.loader.config import ModelConfig
-from corral.loader.expected_weights import expected_hf_names
+from corral.loader.expected_weights import check_layer_count, check_shapes, expected_hf_names
 from corral.loader.gguf_file import GGUFFile, is_gguf
 from corral.loader.quantized import QuantizedWeight
+
+MAX_CONFIG_BYTES = 4 << 20  # real config.json files are a few kilobytes
 
 
 @dataclass
@@ -82,20 +84,28 @@ def _open_gguf(p: Path) -> ModelSource:
 
 def _open_hf(folder: Path) -> ModelSource:
     from corral.loader.hf_config import config_from_hf
-    from corral.loader.safetensors_weights import safetensors_files, safetensors_names
+    from corral.loader.safetensors_weights import safetensors_files, safetensors_shapes
 
     config_path = folder / "config.json"
-    try:
-        raw = json.loads(config_path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ModelFileError(config_path, f"not valid JSON ({e})") from None
-    try:
-        cfg = config_from_hf(raw, config_path)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(config_path, f"missing or malformed field {e}; the config is incomplete") from None
+    cfg = config_from_hf(read_config_json(config_path), config_path)
     files = safetensors_files(folder)
-    names = safetensors_names(files)
+    shapes = safetensors_shapes(files)
+    check_layer_count(cfg, len(shapes), folder)
     for name in expected_hf_names(cfg):
-        if name not in names:
+        if name not in shapes:
             raise ModelFileError(folder, f"tensor {name!r} is in no safetensors file; the download is incomplete")
+    check_shapes(cfg, shapes, folder)
     return ModelSource(path=folder, format="hf", config=cfg, files=files)
+
+
+def read_config_json(path: Path) -> object:
+    """The parsed JSON of a config.json (any JSON value; config_from_hf checks it is an object).
+    Raises ModelFileError for a file that is unreadable, too large or not JSON."""
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ModelFileError(path, f"is larger than {MAX_CONFIG_BYTES >> 20} MiB; it is not a model configuration")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ModelFileError(path, f"cannot be read ({e.strerror or e})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise ModelFileError(path, f"not valid JSON ({str(e)[:200] or type(e).__name__})") from None

@@ -33,17 +33,24 @@ def load_named_weights(model: nn.Module, weights: Iterable, keep_quantized: bool
     for name, value in weights:
         if name.endswith(IGNORED_SUFFIXES) or name not in needed:
             continue
-        module_name, _, param = name.rpartition(".")
-        model.get_submodule(module_name).load_param(param, value, keep_quantized=keep_quantized)
+        _load(model, name, value, keep_quantized)
         # Keep a tied source (the embedding) so its target can share it; others only as a mark.
         loaded[name] = value if name in tied.values() else True
     for target, source in tied.items():
         if target not in loaded and source in loaded:
-            module_name, _, param = target.rpartition(".")
-            model.get_submodule(module_name).load_param(param, loaded[source], keep_quantized=keep_quantized)
+            _load(model, target, loaded[source], keep_quantized)
             loaded[target] = True
     missing = sorted(needed - loaded.keys())
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise ModelFileError(getattr(model, "source_path", "model"), f"missing weights: {shown}")
 
+
+
+def _load(model: nn.Module, name: str, value, keep_quantized: bool) -> None:
+    """One weight into the module that owns it; a tensor that does not fit is the file's fault."""
+    module_name, _, param = name.rpartition(".")
+    try:
+        model.get_submodule(module_name).load_param(param, value, keep_quantized=keep_quantized)
+    except (ValueError, RuntimeError) as e:  # a shape the module cannot take (reshape, size checks)
+        raise ModelFileError(getattr(model, "source_path", "model"), f"weight {name}: {str(e)[:300]}") from None

@@ -28,14 +28,14 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
     if model is None:
         raise TokenizerError(source, "the GGUF file has no tokenizer (tokenizer.ggml.model is missing); "
                                      "use a GGUF converted with its vocabulary")
+    if not isinstance(model, str):
+        raise TokenizerError(source, f"tokenizer.ggml.model is {show(model)}, not a name; the file is corrupt")
     tokens = metadata.get(KEY + "tokens")
-    if not isinstance(tokens, list) or not tokens:
-        raise TokenizerError(source, "the GGUF file has no tokenizer.ggml.tokens list; re-convert the model")
+    if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
+        raise TokenizerError(source, "the GGUF file has no tokenizer.ggml.tokens list of strings; re-convert the model")
     tokens = [t if t else f"[EMPTY_{i}]" for i, t in enumerate(tokens)]  # llama.cpp's placeholder
     types = metadata.get(KEY + "token_type")  # a numpy array from GGUFFile, or any sequence
-    types = [NORMAL] * len(tokens) if types is None else np.asarray(types, dtype=np.int64).tolist()
-    if len(types) != len(tokens):
-        raise TokenizerError(source, f"tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens")
+    types = [NORMAL] * len(tokens) if types is None else _per_token(types, "token_type", "integers", len(tokens), source)
     # llama.cpp marks end-of-turn tokens as control even when the converter did not.
     for i, t in enumerate(tokens):
         if t in END_OF_TURN_TEXTS and types[i] == NORMAL:
@@ -53,7 +53,7 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
 
     def special(name: str) -> int | None:
         value = metadata.get(KEY + name + "_token_id")
-        return int(value) if isinstance(value, int) and 0 <= value < len(tokens) else None
+        return int(value) if type(value) is int and 0 <= value < len(tokens) else None
 
     eos_id = special("eos")
     extra_eos = {i for i in (special("eot"), special("eom")) if i is not None}
@@ -61,7 +61,8 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
     templates = {}
     if isinstance(metadata.get("tokenizer.chat_template"), str):
         templates["default"] = metadata["tokenizer.chat_template"]
-    for name in metadata.get("tokenizer.chat_templates") or []:
+    names = metadata.get("tokenizer.chat_templates")
+    for name in names if isinstance(names, list) else []:
         value = metadata.get(f"tokenizer.chat_template.{name}")
         if isinstance(value, str):
             templates[name] = value
@@ -92,11 +93,14 @@ def _byte_level(metadata: Mapping[str, Any], tokens: list[str], types: list[int]
         raise TokenizerError(source, "a 'gpt2' tokenizer needs tokenizer.ggml.merges; re-convert the model")
     merges = []
     for m in raw_merges:
-        parts = m.split(" ")
+        parts = m.split(" ") if isinstance(m, str) else ()
         if len(parts) != 2:
-            raise TokenizerError(source, f"malformed merge {m!r} in tokenizer.ggml.merges; re-convert the model")
+            raise TokenizerError(source, f"malformed merge {show(m)} in tokenizer.ggml.merges; re-convert the model")
         merges.append((parts[0], parts[1]))
-    pre = metadata.get(KEY + "pre") or "default"
+    pre = metadata.get(KEY + "pre")
+    if pre is not None and not isinstance(pre, str):
+        raise TokenizerError(source, f"tokenizer.ggml.pre is {show(pre)}, not a name; the file is corrupt")
+    pre = pre or "default"
     regexes = pre_tokenizers.split_regexes(pre)
     if regexes is None:
         logger.warning("%s: unknown pre-tokenizer %r, using 'default' (tokenization may differ from the "
@@ -114,12 +118,41 @@ def _sentencepiece(metadata: Mapping[str, Any], tokens: list[str], types: list[i
     from corral.tokenizer.spm_engine import build_spm_engine
 
     scores = metadata.get(KEY + "scores")
-    if scores is None or isinstance(scores, str) or len(scores) != len(tokens):
+    if scores is None:
         raise TokenizerError(source, "a 'llama' tokenizer needs one tokenizer.ggml.scores entry per token; "
                                      "re-convert the model")
+    scores = _per_token(scores, "scores", "numbers", len(tokens), source)
     add_space_prefix = metadata.get(KEY + "add_space_prefix")
     try:
-        return build_spm_engine(tokens, np.asarray(scores, dtype=np.float64).tolist(), types,
+        return build_spm_engine(tokens, scores, types,
                                 add_space_prefix if isinstance(add_space_prefix, bool) else True)
     except Exception as e:
         raise TokenizerError(source, f"cannot build the SentencePiece tokenizer from the GGUF vocabulary: {e}") from None
+
+
+def _per_token(values: Any, key: str, kind: str, n_tokens: int, source: str) -> list:
+    """A GGUF numeric array with one entry per token, as a list of ints ("integers") or finite
+    floats ("numbers"); raises TokenizerError for anything else."""
+    wanted = "iu" if kind == "integers" else "iuf"
+    if isinstance(values, (list, tuple)):  # metadata built in Python rather than read from a file
+        try:
+            values = np.asarray(values)
+        except (ValueError, OverflowError):
+            pass
+    if not isinstance(values, np.ndarray) or values.ndim != 1 or values.dtype.kind not in wanted:
+        raise TokenizerError(source, f"tokenizer.ggml.{key} must be an array of {kind}, not {show(values)}; "
+                                     "re-convert the model")
+    if len(values) != n_tokens:
+        raise TokenizerError(source, f"tokenizer.ggml.{key} has {len(values)} entries for {n_tokens} tokens")
+    if kind == "integers":
+        return values.astype(np.int64).tolist()
+    floats = values.astype(np.float64)
+    if not np.isfinite(floats).all():
+        raise TokenizerError(source, f"tokenizer.ggml.{key} holds a NaN or infinite value; re-convert the model")
+    return floats.tolist()
+
+
+def show(value: Any) -> str:
+    """`value` for an error message, cut to about 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -32,7 +32,7 @@ def load_hf_tokenizer(folder: Path) -> Tokenizer:
     bos_id, eos_id = token_id("bos_token"), token_id("eos_token")
     add_bos, add_eos = config.get("add_bos_token"), config.get("add_eos_token")
     if not isinstance(add_bos, bool) or not isinstance(add_eos, bool):
-        probed_bos, probed_eos = _post_processor_adds(engine, bos_id, eos_id)
+        probed_bos, probed_eos = _post_processor_adds(engine, bos_id, eos_id, folder)
         add_bos = add_bos if isinstance(add_bos, bool) else probed_bos
         add_eos = add_eos if isinstance(add_eos, bool) else probed_eos
 
@@ -63,7 +63,7 @@ def _engine(folder: Path, config: dict) -> tuple[Any, str]:
         try:
             engine = Engine.from_file(str(path))
         except Exception as e:  # the Rust library reports every parse problem as a plain Exception
-            raise TokenizerError(path, f"cannot parse tokenizer.json ({e}); re-download it") from None
+            raise TokenizerError(path, f"cannot parse tokenizer.json ({str(e)[:300]}); re-download it") from None
         # Some repositories ship tokenizer.json with truncation or padding switched on.
         engine.no_truncation()
         engine.no_padding()
@@ -74,12 +74,16 @@ def _engine(folder: Path, config: dict) -> tuple[Any, str]:
         from corral.tokenizer.spm_model import read_spm_model
 
         model = read_spm_model(path)
-        engine = build_spm_engine(model.pieces, model.scores, model.types, model.add_dummy_prefix)
-        added = config.get("added_tokens_decoder") or {}
-        for index in sorted(added, key=int):
-            tok = added[index]
-            if int(index) >= engine.get_vocab_size() and isinstance(tok, dict) and "content" in tok:
-                engine.add_tokens([AddedToken(tok["content"], special=bool(tok.get("special")), normalized=False)])
+        try:
+            engine = build_spm_engine(model.pieces, model.scores, model.types, model.add_dummy_prefix)
+            added = config.get("added_tokens_decoder") or {}
+            for index in sorted(added, key=int):
+                tok = added[index]
+                if int(index) >= engine.get_vocab_size() and isinstance(tok, dict) and isinstance(tok.get("content"), str):
+                    engine.add_tokens([AddedToken(tok["content"], special=bool(tok.get("special")), normalized=False)])
+        except Exception as e:  # the Rust library reports a bad vocabulary as a plain Exception
+            raise TokenizerError(folder, f"cannot build the tokenizer from tokenizer.model and tokenizer_config.json "
+                                         f"({type(e).__name__}: {str(e)[:300]}); re-download them") from None
         return engine, "spm"
     raise TokenizerError(folder, "no tokenizer.json or tokenizer.model in this folder; download the "
                                  "model's tokenizer files (tokenizer.json, tokenizer_config.json) into it")
@@ -95,10 +99,14 @@ def _piece_kind(spec: dict) -> str:
     return "text"
 
 
-def _post_processor_adds(engine: Any, bos_id: int | None, eos_id: int | None) -> tuple[bool, bool]:
+def _post_processor_adds(engine: Any, bos_id: int | None, eos_id: int | None, folder: Path) -> tuple[bool, bool]:
     """Whether the tokenizer.json post-processor puts BOS first / EOS last."""
-    with_special = engine.encode("a", add_special_tokens=True).ids
-    plain = engine.encode("a", add_special_tokens=False).ids
+    try:
+        with_special = engine.encode("a", add_special_tokens=True).ids
+        plain = engine.encode("a", add_special_tokens=False).ids
+    except Exception as e:  # a post-processor that names tokens the vocabulary lacks
+        raise TokenizerError(folder, f"the tokenizer cannot encode text ({str(e)[:200]}); "
+                                                    "re-download tokenizer.json") from None
     if with_special == plain:
         return False, False
     return (bos_id is not None and with_special[:1] == [bos_id],
@@ -120,11 +128,11 @@ def _chat_templates(folder: Path, config: dict) -> dict[str, str]:
     chat_template.jinja, then tokenizer_config.json, then chat_template.json."""
     jinja = folder / "chat_template.jinja"
     if jinja.is_file():
-        templates = {"default": jinja.read_text(encoding="utf-8")}
+        templates = {"default": _read_text(jinja)}
         extra = folder / "additional_chat_templates"
         if extra.is_dir():
             for p in sorted(extra.glob("*.jinja")):
-                templates[p.stem] = p.read_text(encoding="utf-8")
+                templates[p.stem] = _read_text(p)
         return templates
     value = config.get("chat_template")
     if value is None:
@@ -144,7 +152,14 @@ def _read_json(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TokenizerError(path, f"not valid JSON ({e}); re-download it") from None
+        value = json.loads(_read_text(path))
+    except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise TokenizerError(path, f"not valid JSON ({str(e)[:300] or type(e).__name__}); re-download it") from None
     return value if isinstance(value, dict) else None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise TokenizerError(path, f"cannot be read as UTF-8 text ({str(e)[:200]}); re-download it") from None

@@ -61,7 +61,7 @@ def read_spm_model(path: str | Path) -> SentencePieceModel:
                 for f, v in _fields(value):
                     if f == 3:
                         add_dummy_prefix = bool(v)
-    except (IndexError, ValueError, struct.error, UnicodeDecodeError) as e:
+    except (IndexError, ValueError, TypeError, AttributeError, struct.error, UnicodeDecodeError) as e:
         raise TokenizerError(path, f"not a valid SentencePiece model ({e}); re-download tokenizer.model") from None
     if not pieces:
         raise TokenizerError(path, "the SentencePiece model has no pieces; re-download tokenizer.model")
@@ -93,10 +93,11 @@ def _fields(buf: bytes):
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     result, shift = 0, 0
-    while True:
+    while shift < 64:  # protobuf varints are at most 10 bytes
         b = buf[pos]
         pos += 1
         result |= (b & 0x7F) << shift
         if b < 0x80:
             return result, pos
         shift += 7
+    raise ValueError(f"a varint at byte {pos} is longer than 10 bytes")

@@ -174,6 +174,9 @@ def test_every_truncation_is_a_model_file_error(tmp_path):
     (gguf_bytes(tensors=(("w", (1000,), 0, 0),)), "tensor 'w' .* runs past the end of the file"),
     (gguf_bytes(tensors=(("w", (4,), 0, 1 << 20),)), "tensor 'w' .* runs past the end of the file"),
     (gguf_bytes(tensors=(("w", (30,), 2, 0),), data=bytes(64)), "not a whole number of Q4_0 blocks"),
+    (gguf_bytes(tensors=(("w", (0, (1 << 64) - 1), 0, 0),)), "tensor 'w' has an empty dimension"),
+    (gguf_bytes(kvs=((b"k", 9, u32(9) + struct.pack("<Q", 1 << 40) + (u32(4) + struct.pack("<Q", 0)) * 4),)),
+     "array of 1099511627776 arrays"),
 ])
 def test_broken_files(tmp_path, raw, message):
     with pytest.raises(ModelFileError, match=message) as e:
