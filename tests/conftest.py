@@ -23,3 +23,12 @@ def tiny_model(tiny_models):
 def reference_logits():
     """`reference_logits(hf_dir, token_ids) -> (T, vocab) float64` from transformers."""
     return _reference_logits
+
+
+@pytest.fixture(scope="session")
+def embedding_models(tmp_path_factory):
+    """`fixtures.embedding_models.EmbeddingModels`: tiny embedding and reranking models as
+    sentence-transformers folders and GGUF files, built on first use."""
+    from fixtures.embedding_models import EmbeddingModels
+
+    return EmbeddingModels(tmp_path_factory.mktemp("embedding_models"))

@@ -2,6 +2,8 @@
 
 "gpt2": byte-level BPE (tokens, token_type, merges, `pre` naming the regex split).
 "llama": SentencePiece BPE (tokens, scores, token_type with `<0xNN>` byte tokens, add_space_prefix).
+"bert": WordPiece (BERT encoders); [CLS] (`bos_token_id`) and [SEP] (`seperator_token_id`) are put
+around every input, as llama.cpp does (`add_sep_token`, default true).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from corral.tokenizer.tokenizer import Tokenizer
 logger = logging.getLogger(__name__)
 
 KEY = "tokenizer.ggml."
-SUPPORTED = "'gpt2' (byte-level BPE) and 'llama' (SentencePiece)"
+SUPPORTED = "'gpt2' (byte-level BPE), 'llama' (SentencePiece) and 'bert' (WordPiece)"
 
 
 def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
@@ -42,7 +44,18 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
             types[i] = CONTROL
 
     added_tokens = None
-    if model == "gpt2":
+    eos_key, add_eos_default = "eos", False
+    if model == "bert":
+        from corral.tokenizer.wpm_engine import build_wordpiece_engine
+
+        unk = metadata.get(KEY + "unknown_token_id")
+        unk_text = tokens[unk] if isinstance(unk, int) and 0 <= unk < len(tokens) else "[UNK]"
+        engine = build_wordpiece_engine(tokens, types, unk_text)
+        add_sep = metadata.get(KEY + "add_sep_token")
+        add_bos_default, piece_kind = True, "text"
+        add_eos_default = add_sep if isinstance(add_sep, bool) else True
+        eos_key = "seperator" if isinstance(metadata.get(KEY + "seperator_token_id"), int) else "eos"
+    elif model == "gpt2":
         engine, added_tokens, add_bos_default = _byte_level(metadata, tokens, types, source)
         piece_kind = "byte_level"
     elif model == "llama":
@@ -55,7 +68,7 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
         value = metadata.get(KEY + name + "_token_id")
         return int(value) if isinstance(value, int) and 0 <= value < len(tokens) else None
 
-    eos_id = special("eos")
+    eos_id = special(eos_key)
     extra_eos = {i for i in (special("eot"), special("eom")) if i is not None}
     extra_eos |= {i for i, t in enumerate(tokens) if t in END_OF_TURN_TEXTS}
     templates = {}
@@ -74,7 +87,7 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
         bos_token_id=special("bos"),
         eos_token_id=eos_id,
         add_bos=add_bos if isinstance(add_bos, bool) else add_bos_default,
-        add_eos=add_eos if isinstance(add_eos, bool) else False,
+        add_eos=add_eos if isinstance(add_eos, bool) else add_eos_default,
         extra_eos_ids=extra_eos,
         chat_templates=templates,
         unk_token_id=special("unknown"),
