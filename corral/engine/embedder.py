@@ -137,22 +137,31 @@ class Embedder:
         m = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * m).sum(dim=1) / m.sum(dim=1)
 
-    def embed_ids(self, seqs: list[list[int]], dimensions: int | None = None) -> torch.Tensor:
-        """(N, dim) float32 embeddings of prepared inputs, in input order."""
+    def pool_ids(self, seqs: list[list[int]]) -> torch.Tensor:
+        """(N, dim) float32 pooled vectors of prepared inputs, in input order, not yet normalized."""
         if self.kind != "embed":
             raise ValidationError("input", "this model is a reranker; it scores query-document pairs, not embeddings")
-        dim = self.model.dim
-        if dimensions is not None and not 1 <= dimensions <= dim:
-            raise ValidationError("dimensions", f"must be between 1 and the model's {dim} dimensions, not {dimensions}")
-        out = torch.empty(len(seqs), dim)
+        out = torch.empty(len(seqs), self.model.dim)
         for batch in self._batches([len(s) for s in seqs]):
             hidden, mask = self._hidden([seqs[i] for i in batch])
             out[batch] = self._pool(hidden, mask)
-        if dimensions is not None:
-            out = out[:, :dimensions]
-        if self.model.pooling.normalize:
-            out = F.normalize(out, p=2, dim=-1)
         return out
+
+    def check_dimensions(self, dimensions: int | None) -> None:
+        dim = self.model.dim
+        if dimensions is not None and not 1 <= dimensions <= dim:
+            raise ValidationError("dimensions", f"must be between 1 and the model's {dim} dimensions, not {dimensions}")
+
+    def finish(self, pooled: torch.Tensor, dimensions: int | None = None) -> torch.Tensor:
+        """Pooled vectors cut to `dimensions` (Matryoshka) and normalized when the model normalizes."""
+        self.check_dimensions(dimensions)
+        out = pooled[:, :dimensions] if dimensions is not None else pooled
+        return F.normalize(out, p=2, dim=-1) if self.model.pooling.normalize else out
+
+    def embed_ids(self, seqs: list[list[int]], dimensions: int | None = None) -> torch.Tensor:
+        """(N, dim or dimensions) float32 embeddings of prepared inputs, in input order."""
+        self.check_dimensions(dimensions)
+        return self.finish(self.pool_ids(seqs), dimensions)
 
     def embed(self, inputs: Input | list[Input], truncate: bool = False, dimensions: int | None = None) -> list[list[float]]:
         """One vector per input (a string or a token-id list is one input)."""

@@ -21,6 +21,7 @@ import torch
 
 from corral.engine.model_kind import GGUF_POOLING, RERANK, gguf_kind, hf_kind
 from corral.errors import ModelFileError, UnsupportedModelError
+from corral.loader.config import ModelConfig
 from corral.models.bert import BertEncoder, EncoderConfig, hf_name_to_gguf
 
 _DECODER_ARCHS = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
@@ -51,6 +52,20 @@ class EmbeddingModel:
     @property
     def kind(self) -> str:
         return self.pooling.task
+
+    @property
+    def model_config(self) -> ModelConfig:
+        """The shape in ModelConfig's terms (what /api/show and /api/ps report)."""
+        cfg = self.network.cfg
+        if isinstance(cfg, ModelConfig):
+            return cfg
+        return ModelConfig(
+            architecture=self.architecture, vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
+            intermediate_size=cfg.intermediate_size, num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_heads, head_dim=cfg.head_dim,
+            max_position_embeddings=cfg.max_positions, rms_norm_eps=cfg.layer_norm_eps, rope_theta=cfg.rope_theta,
+            model_type=cfg.family,
+        )
 
 
 def load_embedding_model(path: str | Path) -> EmbeddingModel:

@@ -18,18 +18,24 @@ from corral.server.metrics import HttpMetricsMiddleware, ServerMetrics
 from corral.server.model_manager import DEFAULT_KEEP_ALIVE_S, EngineLoader, ModelManager
 from corral.server.model_source import ModelSource, ResolvedModel, default_source
 from corral.server.routes import ollama_model_routes, ollama_routes, openai_routes, store_routes, system_routes
-from corral.server.routes import tokenize_routes
+from corral.server.routes import embedding_routes, rerank_routes, tokenize_routes
 from corral.server.state import ServerState
 
 log = logging.getLogger("corral.server")
 
 
 def async_engine_loader(**engine_kwargs: Any) -> EngineLoader:
-    """Loads `AsyncEngine.from_model(path, **engine_kwargs)` (imported late: torch is heavy)."""
+    """Loads `AsyncEngine.from_model(path, **engine_kwargs)` (imported late: torch is heavy), or an
+    AsyncEmbedder for an embedding or reranking model."""
 
     def load(resolved: ResolvedModel):
         from corral.engine.async_engine import AsyncEngine
+        from corral.engine.model_kind import GENERATE, model_kind
 
+        if model_kind(resolved.path) != GENERATE:
+            from corral.engine.async_embedder import AsyncEmbedder
+
+            return AsyncEmbedder.from_model(resolved.path)
         return AsyncEngine.from_model(resolved.path, **engine_kwargs)
 
     return load
@@ -83,7 +89,7 @@ def create_app(
     app.include_router(system_routes.health_router)
     for module in (system_routes, openai_routes, ollama_routes, ollama_model_routes, store_routes):
         app.include_router(module.router)
-    for module in (tokenize_routes,):
+    for module in (tokenize_routes, embedding_routes, rerank_routes):
         app.include_router(module.router)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

@@ -133,6 +133,8 @@ async def start_generation(manager: ModelManager, req: GenerateRequest, metrics:
     timing.load_s = time.monotonic() - timing.received
     gen = Generation(manager, model, req, request_id or uuid.uuid4().hex, timing, metrics)
     try:
+        if hasattr(model.engine, "check_can_generate"):  # an embedding model: a 400 naming its kind
+            model.engine.check_can_generate()
         await gen._start(build_prompt(req, model.engine.tokenizer))
     except BaseException:
         await gen.close()

@@ -94,3 +94,23 @@ def test_rerank_scores_match_cross_encoder(embedding_models, arch, fmt):
     assert embedder.rerank(QUERY, TEXTS) == pytest.approx(expected.tolist(), abs=1e-5)
     with pytest.raises(ValidationError, match="embeddings"):
         embedder.embed(TEXTS[0])
+
+
+def test_llm_offline_api_embeds_reranks_and_names_the_wrong_kind(embedding_models, tiny_models):
+    from corral import LLM
+    from corral.errors import ModelKindError
+
+    embedder = LLM(str(embedding_models.st("qwen3")))
+    reference = st_model(embedding_models.st("qwen3")).encode(TEXTS, convert_to_tensor=True)
+    assert cosine(embedder.embed(TEXTS), reference).min() >= 0.9999
+    with pytest.raises(ModelKindError, match="embedding model"):
+        embedder.generate("hello")
+    with pytest.raises(ModelKindError, match="not a reranking"):
+        embedder.rerank(QUERY, TEXTS)
+    reranker = LLM(str(embedding_models.cross_encoder("xlm-roberta")))
+    ranked = reranker.rerank(QUERY, TEXTS, top_n=2)
+    scores = Embedder(load_embedding_model(embedding_models.cross_encoder("xlm-roberta"))).rerank(QUERY, TEXTS)
+    assert [r["index"] for r in ranked] == sorted(range(len(TEXTS)), key=lambda i: -scores[i])[:2]
+    generator = LLM(str(tiny_models("qwen2", "hf")), max_model_len=64, kv_cache_memory=4 << 20)
+    with pytest.raises(ModelKindError, match="text-generation model"):
+        generator.embed("hello")
