@@ -114,3 +114,17 @@ def test_llm_offline_api_embeds_reranks_and_names_the_wrong_kind(embedding_model
     generator = LLM(str(tiny_models("qwen2", "hf")), max_model_len=64, kv_cache_memory=4 << 20)
     with pytest.raises(ModelKindError, match="text-generation model"):
         generator.embed("hello")
+
+
+def test_nomic_bert_gguf_matches_the_documented_math(embedding_models, tmp_path):
+    import transformers
+
+    from fixtures.nomic_bert import nomic_reference, random_nomic_weights, write_nomic_gguf
+
+    wordpiece = embedding_models.hf("bert")
+    weights = random_nomic_weights(transformers.AutoTokenizer.from_pretrained(str(wordpiece)).vocab_size)
+    embedder = Embedder(load_embedding_model(write_nomic_gguf(weights, wordpiece, tmp_path / "nomic.gguf")))
+    ids = embedder.prepare(TEXTS)
+    expected = torch.stack([nomic_reference(weights, s) for s in ids])
+    assert cosine(embedder.embed(TEXTS), expected).min() >= 0.9999
+    assert cosine([embedder.embed(t)[0] for t in TEXTS], expected).min() >= 0.9999
