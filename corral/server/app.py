@@ -18,7 +18,7 @@ from corral.server.metrics import HttpMetricsMiddleware, ServerMetrics
 from corral.server.model_manager import DEFAULT_KEEP_ALIVE_S, EngineLoader, ModelManager
 from corral.server.model_source import ModelSource, ResolvedModel, default_source
 from corral.server.routes import ollama_model_routes, ollama_routes, openai_routes, store_routes, system_routes
-from corral.server.routes import embedding_routes, rerank_routes, tokenize_routes
+from corral.server.routes import embedding_routes, infill_routes, rerank_routes, tokenize_routes
 from corral.server.state import ServerState
 
 log = logging.getLogger("corral.server")
@@ -89,7 +89,7 @@ def create_app(
     app.include_router(system_routes.health_router)
     for module in (system_routes, openai_routes, ollama_routes, ollama_model_routes, store_routes):
         app.include_router(module.router)
-    for module in (tokenize_routes, embedding_routes, rerank_routes):
+    for module in (tokenize_routes, embedding_routes, rerank_routes, infill_routes):
         app.include_router(module.router)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app
