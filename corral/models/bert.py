@@ -125,7 +125,8 @@ class BertEncoder(torch.nn.Module):
             x = x + w["position_embd.weight"][:T]
         x = self._norm(x, "token_embd_norm")
         rope = rotary_tables(T, cfg.head_dim, cfg.rope_theta) if cfg.family == "nomic-bert" else None
-        attn_mask = mask[:, None, None, :]  # (B, 1, 1, T): keys a query may see
+        # (B, 1, 1, T): keys a query may see; none when nothing is padded (SDPA's fused kernels then apply)
+        attn_mask = None if bool(mask.all()) else mask[:, None, None, :]
         for i in range(cfg.num_layers):
             p = f"blk.{i}."
             if cfg.family == "nomic-bert":

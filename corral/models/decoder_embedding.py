@@ -47,9 +47,11 @@ class DecoderEncoder(torch.nn.Module):
         nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         x = F.embedding(ids, self.w["token_embd.weight"])  # (B, T, H)
         cos, sin = rotary_tables(T, hd, cfg.rope_theta)
-        causal = torch.ones(T, T, dtype=torch.bool).tril()
-        attn_mask = causal[None, None] & mask[:, None, None, :]  # (B, 1, T, T)
-        attn_mask = attn_mask | torch.eye(T, dtype=torch.bool)  # padding rows see themselves (no NaN)
+        attn_mask = None  # nothing padded: SDPA's causal kernel
+        if not bool(mask.all()):
+            causal = torch.ones(T, T, dtype=torch.bool).tril()
+            attn_mask = causal[None, None] & mask[:, None, None, :]  # (B, 1, T, T)
+            attn_mask = attn_mask | torch.eye(T, dtype=torch.bool)  # padding rows see themselves (no NaN)
         for i in range(cfg.num_hidden_layers):
             p = f"blk.{i}."
             h = self._rms(x, p + "attn_norm")
@@ -60,7 +62,8 @@ class DecoderEncoder(torch.nn.Module):
                 q, k = self._rms(q, p + "attn_q_norm"), self._rms(k, p + "attn_k_norm")
             q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, heads, T, hd)
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, enable_gqa=nh != nkv)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None,
+                                               enable_gqa=nh != nkv)
             x = x + self._linear(a.transpose(1, 2).reshape(B, T, nh * hd), p + "attn_output")
             h = self._rms(x, p + "ffn_norm")
             x = x + self._linear(F.silu(self._linear(h, p + "ffn_gate")) * self._linear(h, p + "ffn_up"), p + "ffn_down")
