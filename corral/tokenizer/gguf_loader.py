@@ -4,6 +4,7 @@
 "llama": SentencePiece BPE (tokens, scores, token_type with `<0xNN>` byte tokens, add_space_prefix).
 "bert": WordPiece (BERT encoders); [CLS] (`bos_token_id`) and [SEP] (`seperator_token_id`) are put
 around every input, as llama.cpp does (`add_sep_token`, default true).
+"t5": Unigram (XLM-RoBERTa, bge-m3; tokens, scores, precompiled_charsmap), EOS added by default.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from corral.tokenizer.tokenizer import Tokenizer
 logger = logging.getLogger(__name__)
 
 KEY = "tokenizer.ggml."
-SUPPORTED = "'gpt2' (byte-level BPE), 'llama' (SentencePiece) and 'bert' (WordPiece)"
+SUPPORTED = "'gpt2' (byte-level BPE), 'llama' (SentencePiece), 'bert' (WordPiece) and 't5' (Unigram)"
 
 
 def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
@@ -55,6 +56,9 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
         add_bos_default, piece_kind = True, "text"
         add_eos_default = add_sep if isinstance(add_sep, bool) else True
         eos_key = "seperator" if isinstance(metadata.get(KEY + "seperator_token_id"), int) else "eos"
+    elif model == "t5":
+        engine = _unigram(metadata, tokens, types, source)
+        add_bos_default, add_eos_default, piece_kind = False, True, "spm"
     elif model == "gpt2":
         engine, added_tokens, add_bos_default = _byte_level(metadata, tokens, types, source)
         piece_kind = "byte_level"
@@ -136,3 +140,21 @@ def _sentencepiece(metadata: Mapping[str, Any], tokens: list[str], types: list[i
                                 add_space_prefix if isinstance(add_space_prefix, bool) else True)
     except Exception as e:
         raise TokenizerError(source, f"cannot build the SentencePiece tokenizer from the GGUF vocabulary: {e}") from None
+
+
+def _unigram(metadata: Mapping[str, Any], tokens: list[str], types: list[int], source: str):
+    from corral.tokenizer.ugm_engine import build_unigram_engine
+
+    scores = metadata.get(KEY + "scores")
+    if scores is None or isinstance(scores, str) or len(scores) != len(tokens):
+        raise TokenizerError(source, "a 't5' tokenizer needs one tokenizer.ggml.scores entry per token; "
+                                     "re-convert the model")
+    charsmap = metadata.get(KEY + "precompiled_charsmap")
+    charsmap = bytes(np.asarray(charsmap, dtype=np.uint8)) if charsmap is not None and len(charsmap) else None
+    prefix, collapse = metadata.get(KEY + "add_space_prefix"), metadata.get(KEY + "remove_extra_whitespaces")
+    try:
+        return build_unigram_engine(tokens, np.asarray(scores, dtype=np.float64).tolist(), types, charsmap,
+                                    prefix if isinstance(prefix, bool) else True,
+                                    collapse if isinstance(collapse, bool) else True)
+    except Exception as e:
+        raise TokenizerError(source, f"cannot build the Unigram tokenizer from the GGUF vocabulary: {e}") from None

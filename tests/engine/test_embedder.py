@@ -11,7 +11,7 @@ from corral.engine.embedding_loader import load_embedding_model
 from corral.errors import ContextLengthError, ValidationError
 
 TEXTS = ["hello world", "The quick brown fox jumps over the lazy dog, again and again and again.", "a",
-         "Tokens, punctuation; and numbers 12345!"]
+         "Tokens, punctuation; and numbers 12345!", "ｆｕｌｌ  width ① and   spaces"]
 LONG = " ".join(["the quick brown fox jumps over the lazy dog"] * 12)
 QUERY = "what does the fox do"
 
