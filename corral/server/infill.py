@@ -61,15 +61,20 @@ def build_infill_prompt(tokenizer: Any, fim: FimTokens, prefix: str, suffix: str
     return [*extra_ids, *bos, fim.prefix, *encode(prefix), *encode(prompt), fim.suffix, *encode(suffix), fim.middle]
 
 
+async def fim_prompts(manager: Any, model_name: str, prefixes: list[str], suffix: str) -> list[list[int]]:
+    """FIM token ids for each prefix with `suffix`, from the named model's tokenizer (loaded if needed)."""
+    from corral.server.model_lease import leased
+
+    async with leased(manager, model_name) as model:
+        fim = model_fim_tokens(model)
+        return [build_infill_prompt(model.engine.tokenizer, fim, prefix=p, suffix=suffix) for p in prefixes]
+
+
 async def completion_with_suffix(manager: Any, body: Any) -> Any:
     """An OpenAI CompletionRequest with `suffix` turned into FIM token-id prompts (one per prompt
     string) and `suffix` cleared, ready for the ordinary completion path."""
-    from corral.server.model_lease import leased
-
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     if not prompts or not all(isinstance(p, str) for p in prompts):
         raise ValidationError("suffix", "needs the prompt as text (a string or a list of strings), not token ids")
-    async with leased(manager, body.model) as model:
-        fim = model_fim_tokens(model)
-        ids = [build_infill_prompt(model.engine.tokenizer, fim, prefix=p, suffix=body.suffix) for p in prompts]
+    ids = await fim_prompts(manager, body.model, list(prompts), body.suffix)
     return body.model_copy(update={"prompt": ids, "suffix": None})

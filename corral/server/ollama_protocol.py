@@ -53,6 +53,7 @@ class GenerateRequest(_Request):
     options: Options | None = None
     keep_alive: float | str | None = None
     images: list[str] | None = None
+    suffix: str | None = None  # text after the insertion point: fill in the middle
 
 
 class ChatRequest(_Request):

@@ -125,3 +125,14 @@ def test_models_without_fim_tokens_get_a_400(coder, coder_server, tiny_models):
     assert reply.status_code == 400 and "fill-in-the-middle" in reply.json()["error"]
     reply = httpx.post(coder_server + "/v1/completions", json={"model": plain, "prompt": "a", "suffix": "b"}, timeout=120)
     assert reply.status_code == 400 and "fill-in-the-middle" in reply.json()["error"]["message"]
+
+
+def test_ollama_generate_with_suffix_uses_the_fim_prompt(coder, coder_server):
+    import ollama
+
+    model = str(coder["starcoder2"])
+    tok = Tokenizer.from_hf_dir(coder["starcoder2"])
+    ids = build_infill_prompt(tok, find_fim_tokens(tok), PREFIX, SUFFIX)
+    reply = ollama.Client(host=coder_server).generate(model=model, prompt=PREFIX, suffix=SUFFIX,
+                                                      options={"temperature": 0, "num_predict": 4})
+    assert reply.prompt_eval_count == len(ids) and reply.eval_count <= 4
