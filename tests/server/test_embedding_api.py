@@ -119,3 +119,56 @@ def test_each_kind_refuses_the_others_work_with_a_400(embed_server, paths, tiny_
     assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "context_length_exceeded"
     show = httpx.post(embed_server + "/api/show", json={"model": paths["bert"]}).json()
     assert show["capabilities"] == ["embedding"] and show["model_info"]["general.architecture"] == "bert"
+
+
+def _random_value(rng, depth=0):
+    kinds = ["none", "bool", "int", "float", "text", "ids"] + (["list", "dict"] if depth < 2 else [])
+    kind = rng.choice(kinds)
+    if kind == "none":
+        return None
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind == "int":
+        return rng.choice([-1, 0, 1, 3, 64, 65, 10**9, rng.randint(-5, 500)])
+    if kind == "float":
+        return rng.uniform(-1e3, 1e3)
+    if kind == "text":
+        return "".join(rng.choice("ab \n\u00e9\u4e16<|>[]{}\"0") for _ in range(rng.randint(0, 12)))
+    if kind == "ids":
+        return [rng.randint(-2, 500) for _ in range(rng.randint(0, 5))]
+    if kind == "list":
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return {rng.choice(["text", "role", "content", "x"]): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))}
+
+
+def test_fuzzed_bodies_never_cause_a_server_error(embed_server, paths):
+    """Seeded random request bodies on every new route: answers are 2xx or 4xx, never 5xx."""
+    import random
+
+    rng = random.Random(19)
+
+    def text():
+        return _random_value(rng) if rng.random() < 0.2 else rng.choice(["", "a", LONG, TEXTS[1], "\u4e16 <s> [CLS]"])
+
+    def texts():
+        return _random_value(rng) if rng.random() < 0.2 else [text() for _ in range(rng.randint(0, 3))]
+
+    required = {
+        "/v1/embeddings": lambda: {"input": rng.choice([text, texts, lambda: _random_value(rng, 1)])()},
+        "/api/embed": lambda: {"input": rng.choice([text, texts])(), "truncate": rng.random() < 0.5},
+        "/api/embeddings": lambda: {"prompt": text()},
+        "/v1/rerank": lambda: {"query": text(), "documents": texts()},
+        "/tokenize": lambda: {rng.choice(["prompt", "content", "messages"]): text()},
+        "/detokenize": lambda: {"tokens": _random_value(rng, 2) if rng.random() < 0.2 else
+                                [rng.randint(-1, 420) for _ in range(rng.randint(0, 6))]},
+    }
+    optional = ["encoding_format", "dimensions", "top_n", "with_pieces", "add_special_tokens", "return_documents"]
+    statuses = set()
+    for _ in range(60):
+        route = rng.choice(sorted(required))
+        body = {"model": rng.choice([*paths.values(), "no-such-model"]), **required[route]()}
+        body.update({f: _random_value(rng) for f in rng.sample(optional, rng.randint(0, 3))})
+        reply = httpx.post(embed_server + route, json=body, timeout=60)
+        assert reply.status_code < 500, (route, body, reply.text)
+        statuses.add(reply.status_code)
+    assert 200 in statuses and 400 in statuses
