@@ -48,19 +48,18 @@ class Embedder:
         at = next((i for i in range(len(full) - len(plain) + 1) if full[i:i + len(plain)] == plain), 0)
         return full[:at], full[at + len(plain):]
 
-    def _fit(self, ids: list[int], index: int, truncate: bool, prefix: list[int], suffix: list[int]) -> list[int]:
+    def _fit(self, ids: list[int], index: int, truncate: bool, suffix: list[int]) -> list[int]:
         if len(ids) <= self.max_len:
             return ids
         if not truncate:
             raise ContextLengthError(f"input {index} has {len(ids)} tokens but the model takes at most "
                                      f"{self.max_len}; shorten it or ask for truncation", param="input")
-        head = ids[:len(prefix)] if ids[:len(prefix)] == prefix else []
-        tail = suffix if suffix and ids[-len(suffix):] == suffix else []
-        return ids[:self.max_len - len(tail)] + tail if not head else head + ids[len(head):self.max_len - len(tail)] + tail
+        tail = suffix if suffix and ids[-len(suffix):] == suffix else []  # kept, like the leading specials
+        return ids[:self.max_len - len(tail)] + tail
 
     def prepare(self, inputs: list[Input], truncate: bool = False) -> list[list[int]]:
         """Texts are tokenized with the model's special tokens; id lists are taken as given."""
-        prefix, suffix = self._specials()
+        suffix = self._specials()[1]
         vocab = self.tokenizer.vocab_size
         out = []
         for i, item in enumerate(inputs):
@@ -72,7 +71,7 @@ class Embedder:
                     raise ValidationError("input", f"input {i} has a token id outside the vocabulary (0..{vocab - 1})")
             if not ids:
                 raise ValidationError("input", f"input {i} is empty; give at least one token")
-            out.append(self._fit(ids, i, truncate, prefix, suffix))
+            out.append(self._fit(ids, i, truncate, suffix))
         return out
 
     def prepare_pairs(self, query: str, documents: list[str], truncate: bool = True) -> list[tuple[list[int], list[int]]]:
