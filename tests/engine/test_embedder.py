@@ -128,3 +128,14 @@ def test_nomic_bert_gguf_matches_the_documented_math(embedding_models, tmp_path)
     expected = torch.stack([nomic_reference(weights, s) for s in ids])
     assert cosine(embedder.embed(TEXTS), expected).min() >= 0.9999
     assert cosine([embedder.embed(t)[0] for t in TEXTS], expected).min() >= 0.9999
+
+
+def test_rerank_truncates_long_documents_like_cross_encoder(embedding_models):
+    from sentence_transformers import CrossEncoder
+
+    folder = embedding_models.cross_encoder("xlm-roberta")
+    embedder = Embedder(load_embedding_model(folder))
+    expected = CrossEncoder(str(folder), device="cpu", max_length=64).predict([(QUERY, LONG), (QUERY, TEXTS[0])])
+    assert embedder.rerank(QUERY, [LONG, TEXTS[0]]) == pytest.approx(expected.tolist(), abs=1e-5)
+    with pytest.raises(ContextLengthError, match="document 0"):
+        embedder.rerank(QUERY, [LONG], truncate=False)
