@@ -88,3 +88,8 @@ class OutOfMemoryError(CorralError):
 
     status = 507
     code = "insufficient_memory"
+
+
+class ModelKindError(CorralError):
+    """The model cannot do what the request asks: an embedding model asked to generate text, or a
+    text-generation model asked for embeddings. The message names the model's kind."""

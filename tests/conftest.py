@@ -31,3 +31,12 @@ def small_models(tmp_path_factory) -> SmallModels:
     """A 1-layer Llama with hidden size 16, as `small_models.hf` (folder) and `.gguf` (F32 file):
     small enough to copy, corrupt and open in a Hypothesis example."""
     return SmallModels(tmp_path_factory.mktemp("small_models"))
+
+
+@pytest.fixture(scope="session")
+def embedding_models(tmp_path_factory):
+    """`fixtures.embedding_models.EmbeddingModels`: tiny embedding and reranking models as
+    sentence-transformers folders and GGUF files, built on first use."""
+    from fixtures.embedding_models import EmbeddingModels
+
+    return EmbeddingModels(tmp_path_factory.mktemp("embedding_models"))

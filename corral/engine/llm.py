@@ -20,10 +20,30 @@ class LLM:
     """
 
     def __init__(self, model: str, **engine_kwargs):
-        self.engine = LLMEngine(EngineArgs(model=str(model), **engine_kwargs))
+        from corral.engine.llm_embedding import load_embedder
+
+        self.embedder = load_embedder(str(model))  # None for a text-generation model
+        self.engine = None if self.embedder else LLMEngine(EngineArgs(model=str(model), **engine_kwargs))
 
     def get_tokenizer(self):
-        return self.engine.tokenizer
+        return self.embedder.tokenizer if self.embedder else self.engine.tokenizer
+
+    def embed(self, inputs: str | list[int] | Sequence[str | list[int]], truncate: bool = False,
+              dimensions: int | None = None) -> list[list[float]]:
+        """One vector per input (text or token ids), pooled and normalized as the model says;
+        `truncate` cuts inputs longer than the model takes (else ContextLengthError); `dimensions`
+        keeps the first dimensions (Matryoshka). ModelKindError for a text-generation model."""
+        from corral.engine.llm_embedding import require_kind
+
+        return require_kind(self.embedder, "embed").embed(inputs, truncate, dimensions)
+
+    def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None,
+               truncate: bool = True) -> list[dict[str, Any]]:
+        """[{"index", "relevance_score"}] for a cross-encoder, highest score first (`top_n` of them)."""
+        from corral.engine.llm_embedding import ranked, require_kind
+
+        scores = require_kind(self.embedder, "rerank").rerank(query, list(documents), truncate)
+        return ranked(scores, top_n)
 
     def generate(
         self,
@@ -31,6 +51,10 @@ class LLM:
         sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
     ) -> list[RequestOutput]:
         """One RequestOutput per prompt, in order, each with `n` completions."""
+        if self.engine is None:
+            from corral.engine.llm_embedding import not_a_generator
+
+            raise not_a_generator(self.embedder)
         if isinstance(prompts, (str, dict)):
             prompts = [prompts]
         prompts = list(prompts)
@@ -67,6 +91,10 @@ class LLM:
         **template_kwargs,
     ) -> list[RequestOutput]:
         """Apply the model's chat template to each conversation, then generate."""
+        if self.engine is None:
+            from corral.engine.llm_embedding import not_a_generator
+
+            raise not_a_generator(self.embedder)
         conversations = [messages] if messages and isinstance(messages[0], dict) else messages
         tok = self.engine.tokenizer
         prompts = []

@@ -19,17 +19,24 @@ from corral.server.model_manager import DEFAULT_KEEP_ALIVE_S, EngineLoader, Mode
 from corral.server.model_source import ModelSource, ResolvedModel, default_source
 from corral.server.request_body import DEFAULT_MAX_BODY_SIZE, RequestBodyMiddleware
 from corral.server.routes import ollama_model_routes, ollama_routes, openai_routes, store_routes, system_routes
+from corral.server.routes import embedding_routes, infill_routes, rerank_routes, tokenize_routes
 from corral.server.state import ServerState
 
 log = logging.getLogger("corral.server")
 
 
 def async_engine_loader(**engine_kwargs: Any) -> EngineLoader:
-    """Loads `AsyncEngine.from_model(path, **engine_kwargs)` (imported late: torch is heavy)."""
+    """Loads `AsyncEngine.from_model(path, **engine_kwargs)` (imported late: torch is heavy), or an
+    AsyncEmbedder for an embedding or reranking model."""
 
     def load(resolved: ResolvedModel):
         from corral.engine.async_engine import AsyncEngine
+        from corral.engine.model_kind import GENERATE, model_kind
 
+        if model_kind(resolved.path) != GENERATE:
+            from corral.engine.async_embedder import AsyncEmbedder
+
+            return AsyncEmbedder.from_model(resolved.path)
         return AsyncEngine.from_model(resolved.path, **engine_kwargs)
 
     return load
@@ -84,6 +91,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(system_routes.health_router)
     for module in (system_routes, openai_routes, ollama_routes, ollama_model_routes, store_routes):
+        app.include_router(module.router)
+    for module in (tokenize_routes, embedding_routes, rerank_routes, infill_routes):
         app.include_router(module.router)
     app.add_middleware(RequestBodyMiddleware, max_body_size=max_body_size)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)  # outermost: counts the 413s too

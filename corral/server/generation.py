@@ -135,6 +135,8 @@ async def start_generation(manager: ModelManager, req: GenerateRequest, metrics:
     gen = Generation(manager, model, req, request_id or uuid.uuid4().hex, timing, metrics)
     try:
         engine = model.engine
+        if hasattr(engine, "check_can_generate"):  # an embedding model: a 400 naming its kind
+            engine.check_can_generate()
         # Template rendering and tokenizing run in a worker thread: the event loop stays free.
         prompt = await asyncio.to_thread(build_prompt, req, engine.tokenizer, engine.max_model_len - 1)
         await gen._start(prompt)

@@ -60,6 +60,7 @@ class GenerateRequest(_Request):
     options: Options | None = None
     keep_alive: int | float | str | None = None  # seconds or a duration: see parse_keep_alive
     images: list[str] | None = None
+    suffix: str | None = None  # text after the insertion point: fill in the middle
 
 
 class ChatRequest(_Request):

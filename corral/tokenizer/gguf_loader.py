@@ -2,6 +2,9 @@
 
 "gpt2": byte-level BPE (tokens, token_type, merges, `pre` naming the regex split).
 "llama": SentencePiece BPE (tokens, scores, token_type with `<0xNN>` byte tokens, add_space_prefix).
+"bert": WordPiece (BERT encoders); [CLS] (`bos_token_id`) and [SEP] (`seperator_token_id`) are put
+around every input, as llama.cpp does (`add_sep_token`, default true).
+"t5": Unigram (XLM-RoBERTa, bge-m3; tokens, scores, precompiled_charsmap), EOS added by default.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from corral.tokenizer.tokenizer import Tokenizer
 logger = logging.getLogger(__name__)
 
 KEY = "tokenizer.ggml."
-SUPPORTED = "'gpt2' (byte-level BPE) and 'llama' (SentencePiece)"
+SUPPORTED = "'gpt2' (byte-level BPE), 'llama' (SentencePiece), 'bert' (WordPiece) and 't5' (Unigram)"
 
 
 def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
@@ -42,7 +45,21 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
             types[i] = CONTROL
 
     added_tokens = None
-    if model == "gpt2":
+    eos_key, add_eos_default = "eos", False
+    if model == "bert":
+        from corral.tokenizer.wpm_engine import build_wordpiece_engine
+
+        unk = metadata.get(KEY + "unknown_token_id")
+        unk_text = tokens[unk] if isinstance(unk, int) and 0 <= unk < len(tokens) else "[UNK]"
+        engine = build_wordpiece_engine(tokens, types, unk_text)
+        add_sep = metadata.get(KEY + "add_sep_token")
+        add_bos_default, piece_kind = True, "text"
+        add_eos_default = add_sep if isinstance(add_sep, bool) else True
+        eos_key = "seperator" if isinstance(metadata.get(KEY + "seperator_token_id"), int) else "eos"
+    elif model == "t5":
+        engine = _unigram(metadata, tokens, types, source)
+        add_bos_default, add_eos_default, piece_kind = False, True, "spm"
+    elif model == "gpt2":
         engine, added_tokens, add_bos_default = _byte_level(metadata, tokens, types, source)
         piece_kind = "byte_level"
     elif model == "llama":
@@ -55,7 +72,7 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
         value = metadata.get(KEY + name + "_token_id")
         return int(value) if type(value) is int and 0 <= value < len(tokens) else None
 
-    eos_id = special("eos")
+    eos_id = special(eos_key)
     extra_eos = {i for i in (special("eot"), special("eom")) if i is not None}
     extra_eos |= {i for i, t in enumerate(tokens) if t in END_OF_TURN_TEXTS}
     templates = {}
@@ -75,7 +92,7 @@ def load_gguf_tokenizer(metadata: Mapping[str, Any], source: str) -> Tokenizer:
         bos_token_id=special("bos"),
         eos_token_id=eos_id,
         add_bos=add_bos if isinstance(add_bos, bool) else add_bos_default,
-        add_eos=add_eos if isinstance(add_eos, bool) else False,
+        add_eos=add_eos if isinstance(add_eos, bool) else add_eos_default,
         extra_eos_ids=extra_eos,
         chat_templates=templates,
         unk_token_id=special("unknown"),
@@ -156,3 +173,21 @@ def show(value: Any) -> str:
     """`value` for an error message, cut to about 60 characters."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unigram(metadata: Mapping[str, Any], tokens: list[str], types: list[int], source: str):
+    from corral.tokenizer.ugm_engine import build_unigram_engine
+
+    scores = metadata.get(KEY + "scores")
+    if scores is None or isinstance(scores, str) or len(scores) != len(tokens):
+        raise TokenizerError(source, "a 't5' tokenizer needs one tokenizer.ggml.scores entry per token; "
+                                     "re-convert the model")
+    charsmap = metadata.get(KEY + "precompiled_charsmap")
+    charsmap = bytes(np.asarray(charsmap, dtype=np.uint8)) if charsmap is not None and len(charsmap) else None
+    prefix, collapse = metadata.get(KEY + "add_space_prefix"), metadata.get(KEY + "remove_extra_whitespaces")
+    try:
+        return build_unigram_engine(tokens, np.asarray(scores, dtype=np.float64).tolist(), types, charsmap,
+                                    prefix if isinstance(prefix, bool) else True,
+                                    collapse if isinstance(collapse, bool) else True)
+    except Exception as e:
+        raise TokenizerError(source, f"cannot build the Unigram tokenizer from the GGUF vocabulary: {e}") from None

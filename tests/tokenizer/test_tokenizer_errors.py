@@ -49,8 +49,8 @@ def _metadata(llama3_dir, tmp_path):
 
 def test_unknown_gguf_tokenizer_model(llama3_dir, tmp_path):
     metadata = _metadata(llama3_dir, tmp_path)
-    metadata["tokenizer.ggml.model"] = "t5"
-    with pytest.raises(TokenizerError, match="'t5' is not supported.*'gpt2'.*'llama'"):
+    metadata["tokenizer.ggml.model"] = "rwkv"
+    with pytest.raises(TokenizerError, match="'rwkv' is not supported.*'gpt2'.*'llama'"):
         load_gguf_tokenizer(metadata, "model.gguf")
 
 

@@ -79,6 +79,8 @@ async def show(body: ol.ShowRequest, request: Request):
     engine, resolved = model.engine, model.resolved
     template = resolved.template or engine.tokenizer.chat_template or ""
     capabilities = ["completion"] + (["tools"] if "tools" in template else [])
+    if hasattr(engine, "embed"):  # an embedding model (AsyncEmbedder)
+        capabilities = ["embedding"]
     return json_response(ol.ShowResponse(
         parameters=model_info.parameters_text(resolved.defaults.options),
         template=template,

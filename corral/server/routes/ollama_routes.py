@@ -11,6 +11,7 @@ from corral.server import ollama_protocol as ol
 from corral.server.error_responses import stream_error_body
 from corral.server.generate_request import GenerateRequest
 from corral.server.generation import Generation, start_generation
+from corral.server.infill import fim_prompts
 from corral.server.state import ServerState, get_state, require_api_key, unless_disconnected
 from corral.server.streaming import NDJSON_MEDIA_TYPE, GenerationStreamResponse, json_response, ndjson_line
 
@@ -70,6 +71,9 @@ async def generate(body: ol.GenerateRequest, request: Request):
         reason = await _load_or_unload(state, req)
         return json_response(ol.GenerateResponse(model=body.model, created_at=conv.now_rfc3339(), done=True,
                                                   done_reason=reason))
+    if body.suffix:  # fill in the middle: the prompt becomes the model's FIM tokens, used as is
+        req.prompt, req.raw, req.history, req.system, req.context = \
+            (await fim_prompts(state.manager, body.model, [body.prompt or ""], body.suffix))[0], True, [], None, None
     gen = await start_generation(state.manager, req, state.metrics)
 
     def final(model: str, text: str, stats: conv.FinalStats) -> ol.GenerateResponse:

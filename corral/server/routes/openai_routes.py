@@ -13,6 +13,7 @@ from corral.server import openai_protocol as oa
 from corral.server.accumulate import Accumulated
 from corral.server.error_responses import stream_error_body
 from corral.server.generation import Generation
+from corral.server.infill import completion_with_suffix
 from corral.server.state import get_state, require_api_key, unless_disconnected
 from corral.server.stream_merge import close_all, merged, start_all
 from corral.server.streaming import SSE_DONE, SSE_MEDIA_TYPE, GenerationStreamResponse, json_response
@@ -67,6 +68,8 @@ async def _chat_stream(gens: list[Generation], meta: conv.ResponseMeta, n: int, 
 @router.post("/v1/completions")
 async def completions(body: oa.CompletionRequest, request: Request):
     state = get_state(request)
+    if body.suffix is not None:  # fill in the middle: the prompt becomes the model's FIM tokens
+        body = await completion_with_suffix(state.manager, body)
     reqs = conv.completion_to_generate(body, state.manager.resolve(body.model).defaults)
     meta = _meta("cmpl", body.model)
     gens = await start_all(state.manager, reqs, state.metrics, meta.id)
