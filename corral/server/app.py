@@ -17,6 +17,7 @@ from corral.server.error_responses import install_error_handlers
 from corral.server.metrics import HttpMetricsMiddleware, ServerMetrics
 from corral.server.model_manager import DEFAULT_KEEP_ALIVE_S, EngineLoader, ModelManager
 from corral.server.model_source import ModelSource, ResolvedModel, default_source
+from corral.server.routes import app_model_routes, app_page_routes, app_routes
 from corral.server.routes import ollama_model_routes, ollama_routes, openai_routes, store_routes, system_routes
 from corral.server.state import ServerState
 
@@ -80,7 +81,10 @@ def create_app(
     app.state.corral = state
     install_error_handlers(app)
     app.include_router(system_routes.health_router)
+    app.include_router(app_page_routes.router)  # before system_routes: it serves `/` to browsers
     for module in (system_routes, openai_routes, ollama_routes, ollama_model_routes, store_routes):
         app.include_router(module.router)
+    app.include_router(app_routes.router)
+    app.include_router(app_model_routes.router)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

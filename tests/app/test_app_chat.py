@@ -1,0 +1,58 @@
+"""Chat in the browser: pick a model, send, watch the reply stream, stop, reload and find it."""
+from __future__ import annotations
+
+import json
+
+from conftest import LOCAL_MODEL
+from playwright.sync_api import expect
+
+
+def pick_model(page, name=LOCAL_MODEL):
+    page.select_option("#model-picker", name)
+    expect(page.locator(".toast")).to_contain_text(f"{name} is loaded", timeout=60_000)
+
+
+def set_max_tokens(page, n: int):
+    page.click("#settings-toggle")
+    page.fill("#settings input[name=max_tokens]", str(n))
+    page.press("#settings input[name=max_tokens]", "Tab")
+    page.click("#settings button:text('Close')")
+
+
+def test_send_message_streams_reply_with_stats_and_survives_reload(page, app_server):
+    pick_model(page)
+    set_max_tokens(page, 12)
+    page.fill("#prompt", "Say hello in one word")
+    page.press("#prompt", "Enter")
+    reply = page.locator(".msg.assistant").last
+    expect(reply.locator(".meta")).to_contain_text("tokens", timeout=30_000)
+    expect(reply.locator(".meta")).to_contain_text("tok/s")
+    expect(reply.locator(".meta")).to_contain_text("TTFT")
+    assert reply.locator(".body").inner_text().strip()
+    expect(page.locator("#conv-title")).to_have_text("Say hello in one word")
+
+    page.reload()
+    expect(page.locator("#conversations li button", has_text="Say hello in one word")).to_be_visible()
+    page.locator("#conversations li button", has_text="Say hello in one word").first.click()
+    expect(page.locator(".msg.user .body")).to_have_text("Say hello in one word")
+    expect(page.locator(".msg.assistant .meta")).to_contain_text("tokens")
+
+
+def test_stop_keeps_the_partial_reply(page, app_server):
+    def endless(route):  # no early end-of-sequence: the reply runs until stopped
+        body = json.loads(route.request.post_data)
+        route.continue_(post_data=json.dumps({**body, "ignore_eos": True}))
+
+    page.route("**/v1/chat/completions", endless)
+    pick_model(page)
+    page.click("#new-chat")
+    page.fill("#prompt", "Count forever")
+    page.press("#prompt", "Enter")
+    expect(page.locator("#stop")).to_be_visible(timeout=30_000)
+    expect(page.locator(".msg.assistant .body").last).not_to_be_empty(timeout=30_000)
+    page.keyboard.press("Escape")
+    meta = page.locator(".msg.assistant .meta").last
+    expect(meta).to_contain_text("stopped", timeout=10_000)
+    expect(page.locator("#send")).to_be_visible()
+    tokens = int(meta.locator(".stat").first.inner_text().split()[0])
+    assert 0 < tokens < 1000
