@@ -5,8 +5,10 @@ become HubUnavailableError (a 503 whose message the app shows as "offline").
 """
 from __future__ import annotations
 
+import socket
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from corral import envs
 from corral.errors import HubUnavailableError
@@ -14,6 +16,17 @@ from corral.store.hub import fetch_listing, is_transport_error, unreachable_mess
 from corral.store.quants import gguf_choices
 
 SEARCH_LIMIT = 30
+PROBE_TIMEOUT_S = 3.0
+
+
+def check_reachable(endpoint: str) -> None:
+    """Fail fast when offline: `huggingface_hub` retries a refused search for ~20 s before giving up."""
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as e:
+        raise HubUnavailableError(unreachable_message(endpoint, e)) from None
 
 
 def search(query: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
@@ -21,6 +34,7 @@ def search(query: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
     from huggingface_hub import HfApi
 
     endpoint = envs.hf_endpoint()
+    check_reachable(endpoint)
     api = HfApi(endpoint=endpoint, token=envs.hf_token())
     try:
         found = list(api.list_models(search=query or None, limit=limit, sort="downloads"))
@@ -43,6 +57,7 @@ def search(query: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
 def repo_files(repo: str) -> dict[str, Any]:
     """A repo's GGUF choices (quantization, files, total bytes, the name to pull), and whether it
     can be pulled as a safetensors folder instead."""
+    check_reachable(envs.hf_endpoint())
     listing = fetch_listing(repo)
     choices = []
     for choice in gguf_choices(list(listing.files)):
