@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "ps": "corral.cli.server_commands",
     "stop": "corral.cli.server_commands",
     "bench": "corral.cli.bench",
+    "app": "corral.cli.app",
 }
 
 
