@@ -62,6 +62,14 @@ def test_search_download_then_chat_with_the_model(page, fake_hub):
     expect(page.locator("#loaded-models")).to_contain_text(PULLED, timeout=10_000)
     screenshot(page, "server")
 
+    if os.environ.get("CORRAL_APP_SCREENSHOTS"):  # the README's phone-width and dark-theme views
+        page.click("#tabs button[data-panel=chat]")
+        page.click("#theme")
+        screenshot(page, "chat-dark")
+        page.set_viewport_size({"width": 390, "height": 760})
+        page.wait_for_timeout(400)  # the sidebar slides away
+        screenshot(page, "chat-phone")
+
 
 def test_too_big_file_is_flagged(page):
     open_repo(page, "huge", HUGE_REPO)
