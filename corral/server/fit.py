@@ -4,7 +4,8 @@ The same numbers the server uses when it loads: the manager counts a model's wei
 (`ResolvedModel.size_bytes`) against `--memory-budget` (minus what loaded models hold), else
 against what the OS could still give (`kv_cache.available_memory_bytes`); the engine then sizes
 the KV cache as 2 (K and V) x layers x KV heads x head size x bytes per value for every token
-(`kv_cache.bytes_per_block`), float16 when the weights stay quantized, else float32.
+(`kv_cache.bytes_per_block`), float16 when the weights stay quantized (GGUF quant types), else
+float32 (F32/F16/BF16 files and safetensors folders, which load dense).
 
 Verdict: "fits" when the need is at most FIT_SHARE of free memory, "tight" up to all of it,
 "too big" beyond; "unknown" when the size is not known.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 FIT_SHARE = 0.8
+_DENSE_FILE_TYPES = (None, 0, 1, 32)  # GGUF general.file_type F32, F16, BF16: loaded dense, float32 cache
 
 
 def free_bytes(memory_budget: int | None, used_bytes: int) -> int:
@@ -55,7 +57,7 @@ def _gguf_kv(path: Path) -> int | None:
     kv_heads = meta.get(f"{arch}.attention.head_count_kv", heads)
     head_dim = meta.get(f"{arch}.attention.key_length") or (meta.get(f"{arch}.embedding_length", 0) // (heads or 1))
     file_type = meta.get("general.file_type")
-    itemsize = 4 if file_type in (0, None) else 2  # quantized/F16 weights keep a float16 cache
+    itemsize = 4 if file_type in _DENSE_FILE_TYPES else 2  # weights kept quantized: a float16 cache
     if not (layers and kv_heads and head_dim):
         return None
     return 2 * int(layers) * int(kv_heads) * int(head_dim) * itemsize
