@@ -56,3 +56,26 @@ def test_stop_keeps_the_partial_reply(page, app_server):
     expect(page.locator("#send")).to_be_visible()
     tokens = int(meta.locator(".stat").first.inner_text().split()[0])
     assert 0 < tokens < 1000
+
+
+def test_server_gone_mid_stream_keeps_what_arrived_and_offers_retry(page, app_server):
+    def cut(route):  # two chunks, then the connection ends without [DONE]
+        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": LOCAL_MODEL,
+                 "choices": [{"index": 0, "delta": {"content": "Partial "}, "finish_reason": None}]}
+        route.fulfill(status=200, content_type="text/event-stream",
+                      body=f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(chunk)}\n\n")
+
+    page.route("**/v1/chat/completions", cut)
+    pick_model(page)
+    set_max_tokens(page, 6)
+    page.click("#new-chat")
+    page.fill("#prompt", "Tell me something")
+    page.press("#prompt", "Enter")
+    error = page.locator("#stream-error")
+    expect(error).to_contain_text("broke mid-reply", timeout=30_000)
+    expect(page.locator(".msg.assistant .body").last).to_have_text("Partial Partial")
+    page.unroute("**/v1/chat/completions")
+    error.locator("button", has_text="Retry").click()
+    expect(page.locator(".msg.assistant .meta").last).to_contain_text("tokens", timeout=30_000)
+    expect(page.locator("#stream-error")).to_have_count(0)
+    assert page.locator(".msg.assistant").count() == 1

@@ -77,15 +77,23 @@ async function* lines(response) {
 /** Server-sent events of an OpenAI-style stream: yields each parsed `data:` object until [DONE]. */
 export async function* sse(path, body, signal) {
   const response = await call("POST", path, body, { signal });
-  for await (const line of lines(response)) {
-    if (!line.startsWith("data:")) continue;
-    const data = line.slice(5).trim();
-    if (data === "[DONE]") return;
-    const obj = JSON.parse(data);
-    if (obj.error) throw new ApiError(obj.error.message || String(obj.error), 500);
-    yield obj;
+  try {
+    for await (const line of lines(response)) {
+      if (!line.startsWith("data:")) continue;
+      const data = line.slice(5).trim();
+      if (data === "[DONE]") return;
+      const obj = JSON.parse(data);
+      if (obj.error) throw new ApiError(obj.error.message || String(obj.error), 500);
+      yield obj;
+    }
+  } catch (e) {
+    if (e.name === "AbortError" || e instanceof ApiError) throw e;
+    throw new ApiError(BROKEN, 0);
   }
+  throw new ApiError(BROKEN, 0);  // the stream ended without [DONE]: the server went away
 }
+
+const BROKEN = "the connection to the server broke mid-reply";
 
 /** An NDJSON stream (Ollama style): yields each object; an {"error"} line throws. */
 export async function* ndjson(path, body, signal) {
