@@ -3,6 +3,7 @@ find it in My models, chat with it; the offline message when the Hub is unreacha
 from __future__ import annotations
 
 import os
+import re
 
 from conftest import GGUF_REPO, HUGE_REPO
 from playwright.sync_api import expect
@@ -87,3 +88,24 @@ def test_unreachable_hub_says_offline_and_the_rest_works(page, monkeypatch):
     expect(page.locator("#hub-offline")).to_contain_text("cannot be reached", timeout=20_000)
     page.click("#tabs button[data-panel=models]")
     expect(page.locator("tr[data-model='tiny:latest']")).to_be_visible()
+
+
+def test_cancel_then_resume_a_download(page, fake_hub):
+    from conftest import RESUME_REPO
+
+    name = f"hf.co/{RESUME_REPO}:Q4_0"
+    fake_hub.seconds_per_chunk = 0.5
+    try:
+        open_repo(page, "q4", RESUME_REPO)
+        page.locator("#hub-repo tr[data-quant=Q4_0] button", has_text="Download").click()
+        card = page.locator(f".download[data-name='{name}']")
+        expect(card).to_have_attribute("data-updates", re.compile(r"\d+"), timeout=20_000)
+        expect(card.locator(".download-text")).to_contain_text(" left")
+        card.locator("button", has_text="Cancel").click()
+        expect(card).to_have_attribute("data-state", "cancelled")
+    finally:
+        fake_hub.seconds_per_chunk = 0.05
+    card.locator("button", has_text="Resume").click()
+    expect(card).to_have_attribute("data-state", "done", timeout=60_000)
+    ranges = [r for _, _, r in fake_hub.downloads("tiny-qwen-Q4_0.gguf")]
+    assert ranges[0] is None and ranges[-1] and ranges[-1] != "bytes=0-", ranges  # the second GET resumed
