@@ -79,3 +79,33 @@ def test_server_gone_mid_stream_keeps_what_arrived_and_offers_retry(page, app_se
     expect(page.locator(".msg.assistant .meta").last).to_contain_text("tokens", timeout=30_000)
     expect(page.locator("#stream-error")).to_have_count(0)
     assert page.locator(".msg.assistant").count() == 1
+
+
+def test_two_tabs_on_one_conversation_keep_both_messages(page, app_server):
+    import httpx
+
+    pick_model(page)
+    set_max_tokens(page, 4)
+    page.click("#new-chat")
+    page.fill("#prompt", "first from tab A")
+    page.press("#prompt", "Enter")
+    expect(page.locator(".msg.assistant .meta").last).to_contain_text("tokens", timeout=30_000)
+
+    tab_b = page.context.new_page()
+    tab_b.goto(app_server + "/")
+    tab_b.locator("#conversations li button", has_text="first from tab A").first.click()
+    expect(tab_b.locator(".msg.user .body")).to_have_text(["first from tab A"])
+
+    page.fill("#prompt", "second from tab A")
+    page.press("#prompt", "Enter")
+    expect(page.locator(".msg.assistant .meta")).to_have_count(2, timeout=30_000)
+    tab_b.fill("#prompt", "from tab B, which had not seen A's second message")
+    tab_b.press("#prompt", "Enter")
+    expect(tab_b.locator(".msg.assistant .meta")).to_have_count(3, timeout=30_000)
+
+    cid = tab_b.locator("#conversations li button.current").get_attribute("data-id")
+    conv = httpx.get(f"{app_server}/app/api/conversations/{cid}").json()
+    users = [m["content"] for m in conv["messages"] if m["role"] == "user"]
+    assert users == ["first from tab A", "second from tab A", "from tab B, which had not seen A's second message"]
+    assert [m["role"] for m in conv["messages"]] == ["user", "assistant"] * 3
+    tab_b.close()
