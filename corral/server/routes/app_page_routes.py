@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Res
 from corral.server.app_protocol import Login
 from corral.server.app_state import has_session, session_token
 from corral.server.error_responses import AuthenticationError
-from corral.server.state import get_state
+from corral.server.state import get_state, require_api_key
 
 router = APIRouter()
 STATIC = Path(str(resources.files("corral.server") / "static"))
@@ -33,6 +33,7 @@ def wants_html(request: Request) -> bool:
 @router.api_route("/", methods=["GET", "HEAD"])
 async def root(request: Request):
     if not wants_html(request):
+        require_api_key(request)  # API clients: the banner, behind the key like every route but /health
         return PlainTextResponse("corral is running")
     page = "index.html" if has_session(request) else "login.html"
     return FileResponse(STATIC / page, media_type="text/html", headers=NO_STORE)
