@@ -47,6 +47,11 @@ def test_search_download_then_chat_with_the_model(page, fake_hub):
     expect(row).to_contain_text("F16")
     expect(row).to_contain_text(GGUF_REPO)
     expect(row.locator("[data-fit]")).to_have_attribute("data-fit", "fits")
+    row.locator("button", has_text="Details").click()
+    details = page.locator("tr.details:visible")
+    expect(details.locator("summary", has_text="GGUF metadata")).to_be_visible()
+    expect(details.locator(".gguf-metadata")).to_contain_text("general.architecture")
+    expect(details).to_contain_text("tiny-qwen-F16.gguf")
     screenshot(page, "models")
 
     row.locator("button", has_text="Chat").click()
@@ -61,6 +66,8 @@ def test_search_download_then_chat_with_the_model(page, fake_hub):
 
     page.click("#tabs button[data-panel=server]")
     expect(page.locator("#loaded-models")).to_contain_text(PULLED, timeout=10_000)
+    if os.environ.get("CORRAL_APP_SCREENSHOTS"):
+        page.wait_for_timeout(4500)  # two more samples for the token-rate chart
     screenshot(page, "server")
 
     if os.environ.get("CORRAL_APP_SCREENSHOTS"):  # the README's phone-width and dark-theme views

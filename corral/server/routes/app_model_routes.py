@@ -59,12 +59,39 @@ async def models(request: Request, context: int = DEFAULT_CONTEXT):
     return {"models": described, "free": free, "context": context}
 
 
+def gguf_metadata(path) -> dict[str, Any]:
+    """A GGUF file's metadata without its long arrays (vocabularies, merges): scalars and short lists."""
+    from corral.loader.gguf_file import GGUFFile
+
+    try:
+        meta = GGUFFile(path).metadata
+    except Exception:  # tolerant: details still show without it
+        return {}
+    shown = {}
+    for key, value in meta.items():
+        if isinstance(value, (list, tuple)):
+            if len(value) > 16:
+                shown[key] = f"[{len(value)} values]"
+                continue
+            value = list(value)
+        if isinstance(value, str) and len(value) > 500:
+            value = value[:500] + "…"
+        shown[key] = value if isinstance(value, (str, int, float, bool, list)) else str(value)
+    return shown
+
+
 @router.get("/models/{name:path}/details")
 async def details(name: str, request: Request):
     state = get_state(request)
     shown = await asyncio.to_thread(store.show, name, home=state.store_home)
     info = {k: v for k, v in shown.model_info.items() if k != "chat_template"}
-    return {"name": shown.name, "digest": shown.digest, "details": shown.details, "model_info": info,
+    metadata = {}
+    if shown.manifest.kind == "gguf":
+        from corral.store.layout import StoreLayout
+
+        blob = StoreLayout.at(state.store_home).blob_path(shown.manifest.layers[0].digest)
+        metadata = await asyncio.to_thread(gguf_metadata, blob)
+    return {"gguf_metadata": metadata, "name": shown.name, "digest": shown.digest, "details": shown.details, "model_info": info,
             "template": shown.template, "license": shown.license, "parameters": shown.parameters,
             "system": shown.system, "source": shown.manifest.source,
             "files": [{"name": l.filename, "size": l.size, "digest": l.digest} for l in shown.manifest.layers]}

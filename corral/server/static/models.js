@@ -96,6 +96,8 @@ export class ModelsPanel {
       return h("div", {},
         h("dl.facts", {}, facts, h("dt", {}, "digest"), h("dd", {}, d.digest),
           h("dt", {}, "files"), h("dd", {}, d.files.map((f) => `${f.name} (${bytes(f.size)})`).join(", "))),
+        Object.keys(d.gguf_metadata || {}).length ? h("details", {}, h("summary", {}, "GGUF metadata"),
+          h("dl.facts.gguf-metadata", {}, Object.entries(d.gguf_metadata).map(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]))) : null,
         d.template ? h("details", {}, h("summary", {}, "Chat template"), h("pre", {}, d.template)) : null,
         d.license ? h("details", {}, h("summary", {}, "Licence"), h("pre", {}, d.license)) : null,
         Object.keys(d.parameters || {}).length ? h("details", {}, h("summary", {}, "Parameters"), h("pre", {}, JSON.stringify(d.parameters, null, 2))) : null);

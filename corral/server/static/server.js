@@ -4,6 +4,7 @@ import { apiKey, getJSON } from "./api.js";
 import { bytes, copyText, duration, h } from "./format.js";
 
 const POLL_MS = 2000;
+const SAMPLE_EVERY = 3;  // polls between samples while the panel is hidden
 
 function snippets(base, model, key) {
   const auth = key ? ` \\\n  -H "Authorization: Bearer ${key}"` : "";
@@ -38,7 +39,14 @@ export class ServerPanel {
     this.root.classList.add("padded");
     this.view = h("div", { id: "server-view" });
     this.root.append(h("h2", {}, "Server"), this.view);
-    setInterval(() => { if (!this.root.hidden) this.refresh(); }, POLL_MS);
+    // Shown: refresh every POLL_MS. Hidden: still sample now and then, so the token-rate history
+    // covers the chats that happen while another panel is open.
+    let ticks = 0;
+    setInterval(() => {
+      ticks++;
+      if (!this.root.hidden) this.refresh();
+      else if (ticks % SAMPLE_EVERY === 0) getJSON("/app/api/system").catch(() => {});
+    }, POLL_MS);
   }
 
   shown() { this.refresh(); }
