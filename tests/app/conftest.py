@@ -19,6 +19,7 @@ APP_ENGINE_KWARGS = {**ENGINE_KWARGS, "max_model_len": 1024}
 MEMORY_BUDGET = 24 << 20  # bytes: the tiny models fit, the "huge" repo's file does not
 HUGE_SIZE = 40 << 20
 LOCAL_MODEL = "tiny:latest"
+BROKEN_MODEL = "broken:latest"  # a valid GGUF file that lacks the model's tensors: it cannot load
 GGUF_REPO = "acme/tiny-qwen-GGUF"
 HUGE_REPO = "acme/huge-GGUF"
 RESUME_REPO = "acme/tiny-qwen-q4-GGUF"
@@ -30,6 +31,23 @@ def chromium_path() -> str | None:
         if found:
             return found
     return None
+
+
+def write_gguf_without_tensors(path: Path) -> Path:
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(64)
+    writer.add_embedding_length(8)
+    writer.add_block_count(1)
+    writer.add_head_count(2)
+    writer.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +86,8 @@ def app_server(tiny_models, tmp_path_factory, fake_hub):
     home = tmp_path_factory.mktemp("app-home")
     gguf = tiny_models("qwen2", "Q8_0")
     store.create(LOCAL_MODEL, f"FROM {gguf}\n", home=home)
+    broken = write_gguf_without_tensors(home / "broken.gguf")
+    store.create(BROKEN_MODEL, f"FROM {broken}\n", home=home)
     old = os.environ.get("HF_ENDPOINT")
     os.environ["HF_ENDPOINT"] = fake_hub.url
     app = create_app([], source=StoreModelSource(home), engine_kwargs=APP_ENGINE_KWARGS,

@@ -13,7 +13,8 @@ def pick_model(page, name=LOCAL_MODEL):
 
 
 def set_max_tokens(page, n: int):
-    page.click("#settings-toggle")
+    if page.locator("#settings").is_hidden():
+        page.click("#settings-toggle")
     page.fill("#settings input[name=max_tokens]", str(n))
     page.press("#settings input[name=max_tokens]", "Tab")
     page.click("#settings button:text('Close')")
@@ -109,3 +110,48 @@ def test_two_tabs_on_one_conversation_keep_both_messages(page, app_server):
     assert users == ["first from tab A", "second from tab A", "from tab B, which had not seen A's second message"]
     assert [m["role"] for m in conv["messages"]] == ["user", "assistant"] * 3
     tab_b.close()
+
+
+def test_a_model_that_cannot_load_says_why(page):
+    from conftest import BROKEN_MODEL
+
+    page.select_option("#model-picker", BROKEN_MODEL)
+    expect(page.locator("#load-error")).to_contain_text(f"Could not load {BROKEN_MODEL}: ", timeout=30_000)
+    assert len(page.locator("#load-error").inner_text()) > len(f"Could not load {BROKEN_MODEL}: ") + 10
+
+
+def test_presets_edit_regenerate_search_and_export(page, app_server):
+    bodies = []
+    page.on("request", lambda r: bodies.append(json.loads(r.post_data)) if r.url.endswith("/v1/chat/completions") else None)
+    pick_model(page)
+    page.click("#new-chat")
+    page.click("#settings-toggle")
+    page.select_option("#settings select[name=preset]", "Precise")
+    page.fill("#settings textarea[name=system]", "Answer in French.")
+    page.press("#settings textarea[name=system]", "Tab")
+    set_max_tokens(page, 3)
+    page.fill("#prompt", "Name a colour")
+    page.press("#prompt", "Enter")
+    expect(page.locator(".msg.assistant .meta")).to_have_count(1, timeout=30_000)
+    sent = bodies[-1]
+    assert (sent["temperature"], sent["top_p"], sent["top_k"], sent["max_tokens"]) == (0.2, 0.9, 20, 3)
+    assert sent["messages"][0] == {"role": "system", "content": "Answer in French."}
+
+    page.locator(".msg.assistant .regenerate").click()
+    expect(page.locator(".msg.assistant .meta")).to_have_count(1, timeout=30_000)
+    expect(page.locator(".msg.assistant .regenerate")).to_be_visible(timeout=30_000)
+    assert len(bodies) == 2 and bodies[1]["messages"] == bodies[0]["messages"]
+
+    page.locator(".msg.user .edit").click()
+    page.fill(".msg.user textarea", "Name a fruit")
+    page.press(".msg.user textarea", "Enter")
+    expect(page.locator(".msg.user .body")).to_have_text(["Name a fruit"], timeout=30_000)
+    expect(page.locator(".msg.assistant .regenerate")).to_be_visible(timeout=30_000)
+    assert bodies[-1]["messages"][-1] == {"role": "user", "content": "Name a fruit"}
+
+    page.fill("input[aria-label='Search conversations']", "fruit")
+    expect(page.locator("#conversations li button")).to_have_text(["Name a colour"])
+    with page.expect_download() as download:
+        page.click("button:text-is('Markdown')")
+    text = open(download.value.path()).read()
+    assert text.startswith("# Name a colour") and "Answer in French." in text and "Name a fruit" in text
