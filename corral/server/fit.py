@@ -77,4 +77,5 @@ def estimate(weights_bytes: int | None, kv_per_token: int | None, context: int, 
     """{need, weights, kv, free, fit} in bytes; the KV part is 0 when its size per token is unknown."""
     kv = (kv_per_token or 0) * max(0, context)
     need = (weights_bytes or 0) + kv if weights_bytes else None
-    return {"need": need, "weights": weights_bytes, "kv": kv, "free": free, "fit": verdict(need, free)}
+    return {"need": need, "weights": weights_bytes, "kv": kv, "kv_known": kv_per_token is not None,
+            "free": free, "fit": verdict(need, free)}

@@ -37,7 +37,9 @@ def search(query: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
     check_reachable(endpoint)
     api = HfApi(endpoint=endpoint, token=envs.hf_token())
     try:
-        found = list(api.list_models(search=query or None, limit=limit, sort="downloads"))
+        # GGUF repos first: ask for them by tag, then for everything, and merge
+        found = list(api.list_models(search=query or None, filter="gguf", limit=limit, sort="downloads"))
+        found += list(api.list_models(search=query or None, limit=limit, sort="downloads"))
     except Exception as e:
         if is_transport_error(e):
             raise HubUnavailableError(unreachable_message(endpoint, e)) from None
@@ -45,13 +47,16 @@ def search(query: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
         if status is not None:
             raise HubUnavailableError(f"the Hugging Face Hub at {endpoint} answered {status}; try again later") from None
         raise
-    repos = []
+    repos, seen = [], set()
     for m in found:
+        if m.id in seen:
+            continue
+        seen.add(m.id)
         tags = list(getattr(m, "tags", None) or [])
         gguf = "gguf" in tags or "gguf" in m.id.lower()
         repos.append({"id": m.id, "downloads": getattr(m, "downloads", None) or 0,
                       "likes": getattr(m, "likes", None) or 0, "gguf": gguf})
-    return sorted(repos, key=lambda r: (not r["gguf"], -r["downloads"]))
+    return sorted(repos, key=lambda r: (not r["gguf"], -r["downloads"]))[:limit]
 
 
 def repo_files(repo: str) -> dict[str, Any]:

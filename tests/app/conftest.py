@@ -23,6 +23,7 @@ BROKEN_MODEL = "broken:latest"  # a valid GGUF file that lacks the model's tenso
 GGUF_REPO = "acme/tiny-qwen-GGUF"
 HUGE_REPO = "acme/huge-GGUF"
 RESUME_REPO = "acme/tiny-qwen-q4-GGUF"
+FOLDER_REPO = "acme/a-safetensors-model"
 
 
 def chromium_path() -> str | None:
@@ -70,6 +71,7 @@ def fake_hub(tiny_models):
     hub = AppFakeHub(seconds_per_chunk=0.05)
     hub.add_repo(GGUF_REPO, {"tiny-qwen-F16.gguf": tiny_models("qwen2", "F16").read_bytes(), "README.md": b"# tiny"})
     hub.add_repo(HUGE_REPO, {"huge-Q4_K_M.gguf": b"\0" * HUGE_SIZE})
+    hub.add_repo(FOLDER_REPO, {"config.json": b"{}", "model.safetensors": b"\0" * 4096})
     hub.add_repo(RESUME_REPO, {"tiny-qwen-Q4_0.gguf": tiny_models("qwen2", "Q4_0").read_bytes()})
     hub.start()
     yield hub

@@ -45,9 +45,8 @@ export function h(tag, attrs = {}, ...children) {
 
 export function fitBadge(fit) {
   const label = { fits: "fits", tight: "tight", "too big": "too big", unknown: "size unknown" }[fit.fit] || fit.fit;
-  const title = fit.need
-    ? `needs ~${bytes(fit.need)} (weights ${bytes(fit.weights)} + KV cache ${bytes(fit.kv)}) of ${bytes(fit.free)} free`
-    : "size unknown";
+  const kv = fit.kv_known ? `weights ${bytes(fit.weights)} + KV cache ${bytes(fit.kv)}` : "weights only: the KV cache size is known once downloaded";
+  const title = fit.need ? `needs ~${bytes(fit.need)} (${kv}) of ${bytes(fit.free)} free` : "size unknown";
   return h(`span.badge.fit-${fit.fit.replace(" ", "-")}`, { title, "data-fit": fit.fit }, label);
 }
 
