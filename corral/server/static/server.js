@@ -1,18 +1,18 @@
 // Server panel: loaded models, memory, requests, tokens per second over the last minutes,
 // base URLs and snippets to copy. Polls /app/api/system while shown.
-import { apiKey, getJSON } from "./api.js";
+import { getJSON } from "./api.js";
 import { bytes, copyText, duration, h } from "./format.js";
 
 const POLL_MS = 2000;
 const SAMPLE_EVERY = 3;  // polls between samples while the panel is hidden
 
-function snippets(base, model, key) {
-  const auth = key ? ` \\\n  -H "Authorization: Bearer ${key}"` : "";
+function snippets(base, model, keyed) {
+  const auth = keyed ? ` \\\n  -H "Authorization: Bearer $CORRAL_API_KEY"` : "";
   const m = model || "MODEL";
   return {
     curl: `curl ${base}/v1/chat/completions${auth} \\\n  -H "Content-Type: application/json" \\\n  -d '{"model": "${m}", "messages": [{"role": "user", "content": "Hello"}]}'`,
-    openai: `from openai import OpenAI\n\nclient = OpenAI(base_url="${base}/v1", api_key="${key || "unused"}")\nreply = client.chat.completions.create(\n    model="${m}", messages=[{"role": "user", "content": "Hello"}])\nprint(reply.choices[0].message.content)`,
-    ollama: `from ollama import Client\n\nclient = Client(host="${base}"${key ? `, headers={"Authorization": "Bearer ${key}"}` : ""})\nreply = client.chat(model="${m}", messages=[{"role": "user", "content": "Hello"}])\nprint(reply.message.content)`,
+    openai: `${keyed ? "import os\n" : ""}from openai import OpenAI\n\nclient = OpenAI(base_url="${base}/v1", api_key=${keyed ? 'os.environ["CORRAL_API_KEY"]' : '"unused"'})\nreply = client.chat.completions.create(\n    model="${m}", messages=[{"role": "user", "content": "Hello"}])\nprint(reply.choices[0].message.content)`,
+    ollama: `${keyed ? "import os\n" : ""}from ollama import Client\n\nclient = Client(host="${base}"${keyed ? ', headers={"Authorization": "Bearer " + os.environ["CORRAL_API_KEY"]}' : ""})\nreply = client.chat(model="${m}", messages=[{"role": "user", "content": "Hello"}])\nprint(reply.message.content)`,
   };
 }
 
@@ -62,7 +62,8 @@ export class ServerPanel {
           h("td", {}, String(m.running)), h("td", {}, String(m.waiting)), h("td", {}, `${(100 * m.kv_cache_usage).toFixed(0)}%`),
           h("td", {}, m.refs ? "in use" : m.expires_at === null ? "never" : `in ${duration(m.expires_at - now)}`)))))
       : h("p.muted", {}, "No model is loaded; one loads on its first request.");
-    const snip = snippets(s.base_url, s.loaded[0] && s.loaded[0].name, s.auth ? apiKey() : "");
+    // the key itself stays off the screen (screen sharing): snippets read it from the environment
+    const snip = snippets(s.base_url, s.loaded[0] && s.loaded[0].name, s.auth);
     const code = (name, text) => h("div.snippet", {}, h("strong", {}, name), h("pre", {}, text), h("button", { onclick: () => copyText(text) }, "Copy"));
     this.view.replaceChildren(
       h("div.card", {}, h("div.row", {},
