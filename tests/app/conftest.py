@@ -4,51 +4,19 @@ Playwright is missing; set CORRAL_CHROMIUM to use another Chromium binary."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
-from server_harness import ENGINE_KWARGS, serve_in_thread  # noqa: E402
+from server_harness import serve_in_thread  # noqa: E402
 
 from app_fake_hub import AppFakeHub  # noqa: E402
-
-APP_ENGINE_KWARGS = {**ENGINE_KWARGS, "max_model_len": 1024}
-MEMORY_BUDGET = 24 << 20  # bytes: the tiny models fit, the "huge" repo's file does not
-HUGE_SIZE = 40 << 20
-LOCAL_MODEL = "tiny:latest"
-BROKEN_MODEL = "broken:latest"  # a valid GGUF file that lacks the model's tensors: it cannot load
-GGUF_REPO = "acme/tiny-qwen-GGUF"
-HUGE_REPO = "acme/huge-GGUF"
-RESUME_REPO = "acme/tiny-qwen-q4-GGUF"
-FOLDER_REPO = "acme/a-safetensors-model"
-
-
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CORRAL_CHROMIUM"), "chromium", "chromium-browser"):
-        found = candidate and shutil.which(candidate)
-        if found:
-            return found
-    return None
-
-
-def write_gguf_without_tensors(path: Path) -> Path:
-    import gguf
-    import numpy as np
-
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_context_length(64)
-    writer.add_embedding_length(8)
-    writer.add_block_count(1)
-    writer.add_head_count(2)
-    writer.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+from app_harness import (  # noqa: E402
+    APP_ENGINE_KWARGS, BROKEN_MODEL, FOLDER_REPO, GGUF_REPO, HUGE_REPO, HUGE_SIZE, LOCAL_MODEL, MEMORY_BUDGET,
+    RESUME_REPO, chromium_path, write_gguf_without_tensors,
+)
 
 
 @pytest.fixture(scope="session")

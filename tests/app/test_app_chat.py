@@ -3,21 +3,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import LOCAL_MODEL
+from app_harness import LOCAL_MODEL, pick_model, set_max_tokens
 from playwright.sync_api import expect
-
-
-def pick_model(page, name=LOCAL_MODEL):
-    page.select_option("#model-picker", name)
-    expect(page.locator(".toast")).to_contain_text(f"{name} is loaded", timeout=60_000)
-
-
-def set_max_tokens(page, n: int):
-    if page.locator("#settings").is_hidden():
-        page.click("#settings-toggle")
-    page.fill("#settings input[name=max_tokens]", str(n))
-    page.press("#settings input[name=max_tokens]", "Tab")
-    page.click("#settings button:text('Close')")
 
 
 def test_send_message_streams_reply_with_stats_and_survives_reload(page, app_server):
@@ -113,7 +100,7 @@ def test_two_tabs_on_one_conversation_keep_both_messages(page, app_server):
 
 
 def test_a_model_that_cannot_load_says_why(page):
-    from conftest import BROKEN_MODEL
+    from app_harness import BROKEN_MODEL
 
     page.select_option("#model-picker", BROKEN_MODEL)
     expect(page.locator("#load-error")).to_contain_text(f"Could not load {BROKEN_MODEL}: ", timeout=30_000)

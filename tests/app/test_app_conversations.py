@@ -65,3 +65,23 @@ def test_root_serves_the_page_to_browsers_and_the_banner_to_clients(app_server):
     assert httpx.get(app_server + "/app/static/app.js").headers["content-type"].startswith("text/javascript")
     assert httpx.get(app_server + "/app/static/..%2Fapp.py").status_code == 404
     assert httpx.get(app_server + "/app/static/nope.js").status_code == 404
+
+
+def test_conversations_survive_a_server_restart(tmp_path):
+    from corral.server.app import create_app
+    from corral.server.store_source import StoreModelSource
+    from server_harness import serve_in_thread
+
+    url, stop = serve_in_thread(create_app([], source=StoreModelSource(tmp_path), store_home=tmp_path))
+    try:
+        conv = _new(url, "Kept")
+        httpx.post(f"{url}/app/api/conversations/{conv['id']}/messages",
+                   json={"version": 0, "messages": [{"role": "user", "content": "remember me"}]})
+    finally:
+        stop()
+    url, stop = serve_in_thread(create_app([], source=StoreModelSource(tmp_path), store_home=tmp_path))
+    try:
+        again = httpx.get(f"{url}/app/api/conversations/{conv['id']}").json()
+        assert again["title"] == "Kept" and again["messages"][0]["content"] == "remember me"
+    finally:
+        stop()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 
-from conftest import GGUF_REPO, HUGE_REPO
+from app_harness import GGUF_REPO, HUGE_REPO, unload_all
 from playwright.sync_api import expect
-from test_app_chat import set_max_tokens
+from app_harness import set_max_tokens
 
 PULLED = f"hf.co/{GGUF_REPO}:F16"
 
@@ -29,7 +29,8 @@ def open_repo(page, query: str, repo: str):
     expect(page.locator("#hub-repo h3")).to_have_text(repo, timeout=20_000)
 
 
-def test_search_download_then_chat_with_the_model(page, fake_hub):
+def test_search_download_then_chat_with_the_model(page, fake_hub, app_server):
+    unload_all(app_server)  # the fit hints below count the whole budget
     open_repo(page, "tiny-qwen", GGUF_REPO)
     row = page.locator("#hub-repo tr[data-quant=F16]")
     expect(row.locator("[data-fit]")).to_have_attribute("data-fit", "fits")
@@ -98,7 +99,7 @@ def test_unreachable_hub_says_offline_and_the_rest_works(page, monkeypatch):
 
 
 def test_cancel_then_resume_a_download(page, fake_hub):
-    from conftest import RESUME_REPO
+    from app_harness import RESUME_REPO
 
     name = f"hf.co/{RESUME_REPO}:Q4_0"
     fake_hub.seconds_per_chunk = 0.5

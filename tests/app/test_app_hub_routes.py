@@ -3,7 +3,7 @@ the name to pull, and unknown repos as 404s."""
 from __future__ import annotations
 
 import httpx
-from conftest import FOLDER_REPO, GGUF_REPO, HUGE_REPO, MEMORY_BUDGET
+from app_harness import FOLDER_REPO, GGUF_REPO, HUGE_REPO, MEMORY_BUDGET, unload_all
 
 
 def test_search_lists_gguf_repos_first(app_server):
@@ -14,6 +14,7 @@ def test_search_lists_gguf_repos_first(app_server):
 
 
 def test_repo_choices_and_fit(app_server):
+    unload_all(app_server)
     tiny = httpx.get(f"{app_server}/app/api/hub/repo", params={"repo": GGUF_REPO}, timeout=30).json()
     (choice,) = tiny["gguf"]
     assert choice["quant"] == "F16" and choice["pull"] == f"hf.co/{GGUF_REPO}:F16" and choice["size"] > 0

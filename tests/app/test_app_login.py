@@ -38,7 +38,8 @@ def test_login_once_then_every_call_carries_the_key(browser, keyed_url):
     page.press("#login-key", "Enter")
     expect(page.locator("#login-error")).to_contain_text("wrong API key")
     page.fill("#login-key", KEY)
-    page.press("#login-key", "Enter")
+    with page.expect_navigation():  # the login page reloads into the app
+        page.press("#login-key", "Enter")
     expect(page.locator("#tabs")).to_be_visible()
     page.click("#tabs button[data-panel=server]")
     expect(page.locator("#server-view")).to_contain_text("No model is loaded")

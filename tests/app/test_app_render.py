@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from conftest import LOCAL_MODEL
+from app_harness import LOCAL_MODEL
 from playwright.sync_api import expect
-from test_app_chat import pick_model
+from app_harness import pick_model
 
 REPLY = ("## Plan\n\nUse **bold** and `inline` code:\n\n```python\ndef add(a, b):\n    return a + b  # sum\n```\n\n"
          "- one\n- two\n\n<img src=x onerror=\"window.injected=1\">")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import httpx
-from conftest import LOCAL_MODEL
+from app_harness import LOCAL_MODEL
 from playwright.sync_api import expect
 
 
