@@ -7,7 +7,7 @@ from pathlib import Path
 
 from server_harness import ENGINE_KWARGS
 
-APP_ENGINE_KWARGS = {**ENGINE_KWARGS, "max_model_len": 1024}
+APP_ENGINE_KWARGS = {**ENGINE_KWARGS, "max_model_len": 4096}  # room for a reply that runs until stopped
 MEMORY_BUDGET = 24 << 20  # bytes: the tiny models fit, the "huge" repo's file does not
 HUGE_SIZE = 40 << 20
 LOCAL_MODEL = "tiny:latest"

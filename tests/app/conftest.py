@@ -55,7 +55,8 @@ def app_server(tiny_models, tmp_path_factory, fake_hub):
 
     home = tmp_path_factory.mktemp("app-home")
     gguf = tiny_models("qwen2", "Q8_0")
-    store.create(LOCAL_MODEL, f"FROM {gguf}\n", home=home)
+    # replies without max_tokens (the Server panel's snippets) stop soon: random weights rarely end
+    store.create(LOCAL_MODEL, f"FROM {gguf}\nPARAMETER num_predict 24\n", home=home)
     broken = write_gguf_without_tensors(home / "broken.gguf")
     store.create(BROKEN_MODEL, f"FROM {broken}\n", home=home)
     old = os.environ.get("HF_ENDPOINT")

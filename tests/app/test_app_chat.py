@@ -29,7 +29,7 @@ def test_send_message_streams_reply_with_stats_and_survives_reload(page, app_ser
 def test_stop_keeps_the_partial_reply(page, app_server):
     def endless(route):  # no early end-of-sequence: the reply runs until stopped
         body = json.loads(route.request.post_data)
-        route.continue_(post_data=json.dumps({**body, "ignore_eos": True}))
+        route.continue_(post_data=json.dumps({**body, "ignore_eos": True, "max_tokens": 4000}))
 
     page.route("**/v1/chat/completions", endless)
     pick_model(page)
@@ -37,13 +37,14 @@ def test_stop_keeps_the_partial_reply(page, app_server):
     page.fill("#prompt", "Count forever")
     page.press("#prompt", "Enter")
     expect(page.locator("#stop")).to_be_visible(timeout=30_000)
-    expect(page.locator(".msg.assistant .body").last).not_to_be_empty(timeout=30_000)
+    page.wait_for_function("[...document.querySelectorAll('.msg.assistant .body')].pop()?.textContent.length > 0",
+                           polling=20, timeout=30_000)
     page.keyboard.press("Escape")
     meta = page.locator(".msg.assistant .meta").last
     expect(meta).to_contain_text("stopped", timeout=10_000)
     expect(page.locator("#send")).to_be_visible()
     tokens = int(meta.locator(".stat").first.inner_text().split()[0])
-    assert 0 < tokens < 1000
+    assert 0 < tokens < 4000
 
 
 def test_server_gone_mid_stream_keeps_what_arrived_and_offers_retry(page, app_server):
