@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, PlainTextResponse, Response
 
 from corral.server.app_protocol import Login
 from corral.server.app_state import has_session, session_token
