@@ -19,7 +19,7 @@ from app_harness import (  # noqa: E402
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not longer: Playwright's sync API holds the thread's event loop while it runs
 def browser():
     path = chromium_path()
     if path is None:

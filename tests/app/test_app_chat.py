@@ -125,14 +125,16 @@ def test_presets_edit_regenerate_search_and_export(page, app_server):
     assert (sent["temperature"], sent["top_p"], sent["top_k"], sent["max_tokens"]) == (0.2, 0.9, 20, 3)
     assert sent["messages"][0] == {"role": "system", "content": "Answer in French."}
 
-    page.locator(".msg.assistant .regenerate").click()
-    expect(page.locator(".msg.assistant .meta")).to_have_count(1, timeout=30_000)
+    with page.expect_response("**/v1/chat/completions"):
+        page.locator(".msg.assistant .regenerate").click()
     expect(page.locator(".msg.assistant .regenerate")).to_be_visible(timeout=30_000)
+    expect(page.locator(".msg.assistant .meta")).to_have_count(1)
     assert len(bodies) == 2 and bodies[1]["messages"] == bodies[0]["messages"]
 
     page.locator(".msg.user .edit").click()
     page.fill(".msg.user textarea", "Name a fruit")
-    page.press(".msg.user textarea", "Enter")
+    with page.expect_response("**/v1/chat/completions"):
+        page.press(".msg.user textarea", "Enter")
     expect(page.locator(".msg.user .body")).to_have_text(["Name a fruit"], timeout=30_000)
     expect(page.locator(".msg.assistant .regenerate")).to_be_visible(timeout=30_000)
     assert bodies[-1]["messages"][-1] == {"role": "user", "content": "Name a fruit"}

@@ -2,14 +2,8 @@
 import { ApiError, call, getJSON, postJSON, send, sse } from "./api.js";
 import { copyText, h, toast } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
+import { PRESETS, SettingsPane } from "./chat_settings.js";
 
-export const PRESETS = {
-  Balanced: { temperature: 0.7, top_p: 0.9, top_k: 40 },
-  Precise: { temperature: 0.2, top_p: 0.9, top_k: 20 },
-  Creative: { temperature: 1.0, top_p: 0.95, top_k: 100 },
-  Deterministic: { temperature: 0, top_p: 1, top_k: 0, seed: 0 },
-};
-const SAMPLING = ["temperature", "top_p", "top_k", "max_tokens", "seed", "context_length"];
 const API = "/app/api/conversations";
 
 export class ChatPanel {
@@ -54,80 +48,27 @@ export class ChatPanel {
     this.input = h("textarea", { id: "prompt", rows: 1, placeholder: "Message (Enter sends, Shift+Enter new line, Esc stops)",
       onkeydown: (e) => this.onKey(e), oninput: () => this.autosize() });
     this.sendButton = h("button.primary", { id: "send", onclick: () => this.sendOrStop() }, "Send");
-    this.settingsPane = this.buildSettings();
+    this.settingsPane = new SettingsPane(() => this.settings, (settings) => this.storeSettings(settings));
     const head = h("div.conv-head", {},
       h("button.sidebar-toggle", { onclick: () => this.sidebar.classList.toggle("open"), "aria-label": "Conversations" }, "☰"),
       this.title, this.picker,
-      h("button", { id: "settings-toggle", onclick: () => { this.settingsPane.hidden = !this.settingsPane.hidden; } }, "Settings"),
+      h("button", { id: "settings-toggle", onclick: () => this.settingsPane.toggle() }, "Settings"),
       this.convActions);
     this.root.append(h("div.chat", {}, this.sidebar,
       h("div.conversation", {}, head, this.loading, this.messages, h("div.composer", {}, this.input, this.sendButton)),
-      this.settingsPane));
+      this.settingsPane.el));
     document.addEventListener("keydown", (e) => {
       if (e.altKey && e.key.toLowerCase() === "n") { e.preventDefault(); this.app.show("chat"); this.newChat(); }
     });
     this.render();
   }
 
-  buildSettings() {
-    const field = (name, label, attrs) => h("label", {}, label,
-      h("input", { name, type: "number", ...attrs, onchange: () => this.saveSettings() }));
-    this.presetSelect = h("select", { name: "preset", onchange: () => this.applyPreset(this.presetSelect.value) },
-      Object.keys(PRESETS).map((p) => h("option", { value: p }, p)), h("option", { value: "" }, "Custom"));
-    this.systemInput = h("textarea", { name: "system", placeholder: "You are a helpful assistant.", onchange: () => this.saveSettings() });
-    const pane = h("aside.settings", { id: "settings", hidden: true },
-      h("strong", {}, "Conversation settings"),
-      h("label", {}, "Preset", this.presetSelect),
-      h("label", {}, "System prompt", this.systemInput),
-      field("temperature", "Temperature", { step: "0.05", min: "0", max: "5" }),
-      field("top_p", "Top P", { step: "0.05", min: "0.05", max: "1" }),
-      field("top_k", "Top K (0 = off)", { step: "1", min: "0" }),
-      field("max_tokens", "Max tokens", { step: "1", min: "1", placeholder: "until the model stops" }),
-      field("seed", "Seed", { step: "1", placeholder: "random" }),
-      field("context_length", "Context length (for the fit estimate)", { step: "256", min: "256", placeholder: "4096" }),
-      h("button", { onclick: () => { pane.hidden = true; } }, "Close"));
-    return pane;
-  }
-
-  fillSettings() {
-    const s = this.settings;
-    this.presetSelect.value = s.preset || "";
-    this.systemInput.value = s.system || "";
-    for (const name of SAMPLING) {
-      const input = this.settingsPane.querySelector(`input[name="${name}"]`);
-      input.value = s[name] ?? "";
-    }
-  }
-
-  readSettings() {
-    const s = { ...this.settings, system: this.systemInput.value, preset: this.presetSelect.value || null };
-    for (const name of SAMPLING) {
-      const v = this.settingsPane.querySelector(`input[name="${name}"]`).value;
-      if (v === "") delete s[name]; else s[name] = Number(v);
-    }
-    return s;
-  }
-
-  applyPreset(name) {
-    const s = this.readSettings();
-    for (const k of SAMPLING) if (k !== "max_tokens" && k !== "context_length") delete s[k];
-    Object.assign(s, PRESETS[name] || {}, { preset: name || null });
-    this.storeSettings(s);
-  }
-
-  saveSettings() {
-    const s = this.readSettings();
-    const preset = PRESETS[s.preset];
-    if (preset && Object.entries(preset).some(([k, v]) => s[k] !== v)) s.preset = null;
-    this.storeSettings(s);
-  }
-
   async storeSettings(settings) {
-    if (!this.conv) { this.draftSettings = settings; this.fillSettings(); return; }
+    if (!this.conv) { this.draftSettings = settings; this.settingsPane.fill(this.settings); return; }
     try {
       this.conv = await this.patch({ settings });
     } catch (e) { toast(e.message, "error"); }
-    this.fillSettings();
+    this.settingsPane.fill(this.settings);
   }
 
   async patch(change) {
@@ -300,6 +241,8 @@ export class ChatPanel {
     this.sendButton.id = "stop";
     const t0 = performance.now();
     let text = "", first = null, chunks = 0, usage = null, failure = null, stopped = false;
+    let painting = false;  // one Markdown render per frame, however fast tokens come
+    const paint = () => { painting = false; view.body.innerHTML = renderMarkdown(text); this.scrollDown(); };
     try {
       for await (const chunk of sse("/v1/chat/completions", this.requestBody(), this.abort.signal)) {
         if (chunk.usage) usage = chunk.usage;
@@ -308,8 +251,7 @@ export class ChatPanel {
           if (first === null) first = performance.now();
           chunks++;
           text += delta.content;
-          view.body.innerHTML = renderMarkdown(text);
-          this.scrollDown();
+          if (!painting) { painting = true; requestAnimationFrame(paint); }
         }
       }
     } catch (e) {
@@ -317,6 +259,7 @@ export class ChatPanel {
       else failure = e instanceof ApiError ? e.message : "the connection to the server broke mid-reply";
     }
     const end = performance.now();
+    paint();
     this.abort = null;
     this.sendButton.textContent = "Send";
     this.sendButton.id = "send";
@@ -342,7 +285,7 @@ export class ChatPanel {
     this.title.textContent = this.conv ? this.conv.title : "New chat";
     this.convActions.hidden = !this.conv;
     this.fillPicker();
-    this.fillSettings();
+    this.settingsPane.fill(this.settings);
     this.messages.replaceChildren();
     const msgs = this.conv ? this.conv.messages : [];
     if (!msgs.length) {
