@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "stop": "corral.cli.server_commands",
     "bench": "corral.cli.bench",
     "bench-serve": "corral.cli.bench_serve",
+    "app": "corral.cli.app",
 }
 
 # Two-word commands: `corral bench serve ...` parses as `corral bench-serve ...`.

@@ -18,6 +18,7 @@ from corral.server.metrics import HttpMetricsMiddleware, ServerMetrics
 from corral.server.model_manager import DEFAULT_KEEP_ALIVE_S, EngineLoader, ModelManager
 from corral.server.model_source import ModelSource, ResolvedModel, default_source
 from corral.server.request_body import DEFAULT_MAX_BODY_SIZE, RequestBodyMiddleware
+from corral.server.routes import app_model_routes, app_page_routes, app_routes
 from corral.server.routes import ollama_model_routes, ollama_routes, openai_routes, store_routes, system_routes
 from corral.server.routes import embedding_routes, infill_routes, rerank_routes, tokenize_routes
 from corral.server.state import ServerState
@@ -90,8 +91,11 @@ def create_app(
     app.state.corral = state
     install_error_handlers(app)
     app.include_router(system_routes.health_router)
+    app.include_router(app_page_routes.router)  # before system_routes: it serves `/` to browsers
     for module in (system_routes, openai_routes, ollama_routes, ollama_model_routes, store_routes):
         app.include_router(module.router)
+    app.include_router(app_routes.router)
+    app.include_router(app_model_routes.router)
     for module in (tokenize_routes, embedding_routes, rerank_routes, infill_routes):
         app.include_router(module.router)
     app.add_middleware(RequestBodyMiddleware, max_body_size=max_body_size)

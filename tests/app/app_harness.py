@@ -1,0 +1,68 @@
+"""Shared by the web app's tests: the test server's models and repos, and page helpers."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from server_harness import ENGINE_KWARGS
+
+APP_ENGINE_KWARGS = {**ENGINE_KWARGS, "max_model_len": 4096}  # room for a reply that runs until stopped
+MEMORY_BUDGET = 24 << 20  # bytes: the tiny models fit, the "huge" repo's file does not
+HUGE_SIZE = 40 << 20
+LOCAL_MODEL = "tiny:latest"
+BROKEN_MODEL = "broken:latest"  # a valid GGUF file that lacks the model's tensors: it cannot load
+GGUF_REPO = "acme/tiny-qwen-GGUF"
+HUGE_REPO = "acme/huge-GGUF"
+RESUME_REPO = "acme/tiny-qwen-q4-GGUF"
+FOLDER_REPO = "acme/a-safetensors-model"
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("CORRAL_CHROMIUM"), "chromium", "chromium-browser"):
+        found = candidate and shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+def write_gguf_without_tensors(path: Path) -> Path:
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(64)
+    writer.add_embedding_length(8)
+    writer.add_block_count(1)
+    writer.add_head_count(2)
+    writer.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def pick_model(page, name: str = LOCAL_MODEL) -> None:
+    """Choose `name` in the chat's model picker and wait until it is loaded."""
+    from playwright.sync_api import expect
+
+    page.select_option("#model-picker", name)
+    expect(page.locator(".toast")).to_contain_text(f"{name} is loaded", timeout=60_000)
+
+
+def set_max_tokens(page, n: int) -> None:
+    """Set the open conversation's (or the next one's) max tokens in the settings pane."""
+    if page.locator("#settings").is_hidden():
+        page.click("#settings-toggle")
+    page.fill("#settings input[name=max_tokens]", str(n))
+    page.press("#settings input[name=max_tokens]", "Tab")
+    page.click("#settings button:text('Close')")
+
+
+def unload_all(url: str) -> None:
+    """Unload every loaded model, so fit hints see the whole memory budget again."""
+    import httpx
+
+    for m in httpx.get(f"{url}/api/ps", timeout=30).json()["models"]:
+        httpx.post(f"{url}/api/generate", json={"model": m["name"], "keep_alive": 0}, timeout=60)
