@@ -30,6 +30,8 @@ class SamplingBatch:
     suppress_token_ids: list[list[int]] | None = None  # e.g. EOS while below min_tokens
     max_logprobs: int | None = None  # None: no logprobs wanted by any row
     sampled_rows: list[int] | None = None  # rows with temperature > 0; None: read them off `temperature`
+    # (row, (ceil(V/32),) int32 bitmask) for rows a grammar constrains: bit t%32 of word t//32 allows t
+    token_bitmasks: list[tuple[int, torch.Tensor]] | None = None
 
 
 @dataclass
@@ -50,6 +52,8 @@ def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
         for row, ids in enumerate(batch.suppress_token_ids):
             if ids:
                 logits[row, ids] = float("-inf")
+    if batch.token_bitmasks:
+        _apply_bitmasks(logits, batch.token_bitmasks)
     tokens = _argmax(logits)
     sampled_rows = batch.sampled_rows
     if sampled_rows is None:
@@ -69,6 +73,17 @@ def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
         if batch.max_logprobs > 0:
             out.top_logprobs, out.top_ids = raw.topk(batch.max_logprobs, dim=-1)
     return out
+
+
+def _apply_bitmasks(logits: torch.Tensor, masks: list[tuple[int, torch.Tensor]]) -> None:
+    """Set the logits of the tokens each row's grammar forbids to -inf, in place."""
+    import numpy as np
+
+    vocab = logits.shape[1]
+    for row, words in masks:
+        bits = np.unpackbits(words.numpy().view(np.uint8), bitorder="little")[:vocab]  # (V,) 0/1
+        forbidden = torch.from_numpy(bits == 0).to(logits.device)
+        logits[row].masked_fill_(forbidden, float("-inf"))
 
 
 def _argmax(logits: torch.Tensor) -> torch.Tensor:
