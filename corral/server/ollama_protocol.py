@@ -53,6 +53,7 @@ class GenerateRequest(_Request):
     options: Options | None = None
     keep_alive: float | str | None = None
     images: list[str] | None = None
+    format: str | dict[str, Any] | None = None  # "json" or a JSON schema
 
 
 class ChatRequest(_Request):
@@ -62,6 +63,7 @@ class ChatRequest(_Request):
     stream: bool = True
     options: Options | None = None
     keep_alive: float | str | None = None
+    format: str | dict[str, Any] | None = None  # "json" or a JSON schema
 
 
 class _Final(BaseModel):

@@ -15,6 +15,7 @@ from corral.errors import ValidationError
 from corral.server import openai_protocol as oa
 from corral.server.generate_request import GenerateRequest, ModelDefaults
 from corral.server.logprob_convert import chat_logprobs, completion_logprobs
+from corral.server.structured_request import openai_constraint
 
 # Modelfile option name -> SamplingParams field, for the fields OpenAI requests can leave unset.
 _DEFAULT_FIELDS = {
@@ -48,11 +49,13 @@ def _sampling(req: oa.SamplingFields, defaults: ModelDefaults, max_tokens: int |
     num_predict = defaults.options.get("num_predict")
     if max_tokens is None and isinstance(num_predict, int) and num_predict > 0:
         max_tokens = num_predict  # the Modelfile's limit when the request sets none (-1/-2: none)
-    return SamplingParams(
+    params = SamplingParams(
         n=req.n, max_tokens=max_tokens, min_tokens=req.min_tokens, ignore_eos=req.ignore_eos,
         stop_token_ids=req.stop_token_ids or [], logprobs=logprobs, skip_special_tokens=req.skip_special_tokens,
         include_stop_str_in_output=req.include_stop_str_in_output, **values,
     )
+    params.structured_outputs = openai_constraint(req)
+    return params
 
 
 def _message_dict(message: oa.ChatMessage) -> dict[str, Any]:
