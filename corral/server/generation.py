@@ -16,6 +16,8 @@ import anyio
 
 from corral.core.outputs import RequestOutput
 from corral.server.accumulate import Accumulated
+from corral.server.chat_reply import ReplyPlan
+from corral.server.chat_setup import prepare_chat, with_prompt
 from corral.server.generate_request import GenerateRequest
 from corral.server.metrics import ServerMetrics
 from corral.server.model_manager import LoadedModel, ModelManager
@@ -59,6 +61,7 @@ class Generation:
         self._iter = None
         self._first: RequestOutput | None = None
         self._closed = False
+        self.reply = ReplyPlan()  # how to read thinking and tool calls out of the reply
 
     async def _start(self, prompt: str | list[int]) -> None:
         self.timing.submitted = time.monotonic()
@@ -133,7 +136,11 @@ async def start_generation(manager: ModelManager, req: GenerateRequest, metrics:
     timing.load_s = time.monotonic() - timing.received
     gen = Generation(manager, model, req, request_id or uuid.uuid4().hex, timing, metrics)
     try:
-        await gen._start(build_prompt(req, model.engine.tokenizer))
+        tokenizer = model.engine.tokenizer
+        plan = prepare_chat(req, tokenizer)
+        prompt = build_prompt(req, tokenizer)
+        gen.reply = with_prompt(plan, prompt, tokenizer)
+        await gen._start(prompt)
     except BaseException:
         await gen.close()
         raise

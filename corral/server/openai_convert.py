@@ -14,6 +14,7 @@ from corral.core.sampling_params import MAX_TOP_LOGPROBS, SamplingParams
 from corral.errors import ValidationError
 from corral.server import openai_protocol as oa
 from corral.server.generate_request import GenerateRequest, ModelDefaults
+from corral.server.chat_reply import ReplyPiece, ReplyPlan, ReplyShaper, whole_reply
 from corral.server.logprob_convert import chat_logprobs, completion_logprobs
 from corral.server.structured_request import openai_constraint
 
@@ -88,6 +89,9 @@ def chat_to_generate(req: oa.ChatCompletionRequest, defaults: ModelDefaults = Mo
         messages=[*(dict(m) for m in defaults.messages), *(_message_dict(m) for m in req.messages)],
         system=defaults.system,
         tools=req.tools,
+        tool_choice=req.tool_choice,
+        parallel_tool_calls=req.parallel_tool_calls,
+        chat_template_kwargs=dict(req.chat_template_kwargs or {}),
     )
 
 
@@ -117,13 +121,21 @@ def usage(prompt_tokens: int, completion_tokens: int) -> oa.Usage:
 
 
 def chat_completion(meta: ResponseMeta, completions: list[CompletionOutput], top: int | None,
-                    use: oa.Usage) -> oa.ChatCompletion:
-    """The whole chat.completion object; `top` is the request's top_logprobs (None: no logprobs)."""
-    choices = [
-        oa.ChatChoice(index=c.index, message=oa.ResponseMessage(content=c.text), finish_reason=c.finish_reason,
-                      logprobs=chat_logprobs(c.logprobs, c.token_ids, top) if top is not None else None)
-        for c in completions
-    ]
+                    use: oa.Usage, reply: ReplyPlan = ReplyPlan()) -> oa.ChatCompletion:
+    """The whole chat.completion object; `top` is the request's top_logprobs (None: no logprobs);
+    `reply` says how to read thinking and tool calls out of the text."""
+    choices = []
+    for c in completions:
+        message, finish_reason = oa.ResponseMessage(content=c.text), c.finish_reason
+        if reply.shapes:
+            whole, shaper = whole_reply(reply, c.text)
+            calls = [oa.ToolCall(id=cid, function=oa.FunctionCall(name=call.name, arguments=call.arguments_json))
+                     for cid, call in whole.calls]
+            message = oa.ResponseMessage(content=whole.content, reasoning_content=whole.reasoning,
+                                         tool_calls=calls or None)
+            finish_reason = shaper.finish_reason(c.finish_reason)
+        choices.append(oa.ChatChoice(index=c.index, message=message, finish_reason=finish_reason,
+                                     logprobs=chat_logprobs(c.logprobs, c.token_ids, top) if top is not None else None))
     return oa.ChatCompletion(id=meta.id, created=meta.created, model=meta.model, choices=choices, usage=use)
 
 
@@ -149,6 +161,45 @@ def chat_chunks(meta: ResponseMeta, delta: RequestOutput, top: int | None) -> li
             choice = oa.ChatChunkChoice(index=out.index, delta=oa.DeltaMessage(), finish_reason=out.finish_reason)
             chunks.append(oa.ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model, choices=[choice]))
     return chunks
+
+
+class ShapedChatChunks:
+    """Stream chunks when the reply has thinking or tool calls to take apart: one shaper per
+    choice; content and reasoning flow as they come, each tool call is sent whole (id, name and
+    arguments in one delta), and the last chunk of a choice says "tool_calls" when it called."""
+
+    def __init__(self, meta: ResponseMeta, reply: ReplyPlan):
+        self.meta, self.reply = meta, reply
+        self.shapers: dict[int, ReplyShaper] = {}
+
+    def chunks(self, delta: RequestOutput) -> list[oa.ChatCompletionChunk]:
+        out = []
+        for c in delta.outputs:
+            shaper = self.shapers.setdefault(c.index, ReplyShaper(self.reply))
+            pieces = shaper.feed(c.text) if c.text else []
+            if c.finish_reason is not None:
+                pieces += shaper.finish()
+            out += [self._chunk(c.index, self._delta(p)) for p in pieces]
+            if c.finish_reason is not None:
+                choice = oa.ChatChunkChoice(index=c.index, delta=oa.DeltaMessage(),
+                                            finish_reason=shaper.finish_reason(c.finish_reason))
+                out.append(oa.ChatCompletionChunk(id=self.meta.id, created=self.meta.created, model=self.meta.model,
+                                                  choices=[choice]))
+        return out
+
+    @staticmethod
+    def _delta(p: ReplyPiece) -> oa.DeltaMessage:
+        if p.call is not None:
+            fn = oa.FunctionCallDelta(name=p.call.name, arguments=p.call.arguments_json)
+            return oa.DeltaMessage(tool_calls=[oa.ToolCallDelta(index=p.call_index, id=p.call_id, type="function",
+                                                                function=fn)])
+        if p.reasoning:
+            return oa.DeltaMessage(reasoning_content=p.reasoning)
+        return oa.DeltaMessage(content=p.content)
+
+    def _chunk(self, index: int, delta: oa.DeltaMessage) -> oa.ChatCompletionChunk:
+        return oa.ChatCompletionChunk(id=self.meta.id, created=self.meta.created, model=self.meta.model,
+                                      choices=[oa.ChatChunkChoice(index=index, delta=delta)])
 
 
 def chat_usage_chunk(meta: ResponseMeta, use: oa.Usage) -> oa.ChatCompletionChunk:

@@ -21,9 +21,11 @@ def with_system(messages: list[dict[str, Any]], system: str | None) -> list[dict
     return [{"role": "system", "content": system}, *messages]
 
 
-def render_chat(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict] | None) -> list[int]:
-    """Token ids of `messages` rendered with the chat template, ready for the assistant's turn."""
-    kwargs = {"tools": tools} if tools else {}
+def render_chat(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict] | None,
+                template_kwargs: dict[str, Any] | None = None) -> list[int]:
+    """Token ids of `messages` rendered with the chat template, ready for the assistant's turn;
+    `template_kwargs` are extra template variables (`enable_thinking`, ...)."""
+    kwargs = {**(template_kwargs or {}), **({"tools": tools} if tools else {})}
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, **kwargs)
     return list(tokenizer.encode(text, add_special_tokens=False))
 
@@ -31,13 +33,13 @@ def render_chat(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict
 def build_prompt(req: GenerateRequest, tokenizer: Any) -> str | list[int]:
     """The engine prompt for `req` (raises ChatTemplateError when a template fails to render)."""
     if req.messages is not None:
-        return render_chat(tokenizer, with_system(req.messages, req.system), req.tools)
+        return render_chat(tokenizer, with_system(req.messages, req.system), req.tools, req.chat_template_kwargs)
     prompt = req.prompt if req.prompt is not None else ""
     if isinstance(prompt, list):
         return list(req.context or []) + prompt
     if not req.raw and tokenizer.chat_template:
         turns = [*req.history, {"role": "user", "content": prompt}]
-        ids = render_chat(tokenizer, with_system(turns, req.system), None)
+        ids = render_chat(tokenizer, with_system(turns, req.system), None, req.chat_template_kwargs)
         return list(req.context or []) + ids
     if req.context:
         return list(req.context) + list(tokenizer.encode(prompt, add_special_tokens=False))
