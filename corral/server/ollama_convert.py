@@ -69,6 +69,7 @@ def generate_to_internal(req: ol.GenerateRequest, defaults: ModelDefaults = Mode
         raw=req.raw,
         context=req.context,
         keep_alive=parse_keep_alive(req.keep_alive),
+        think=req.think,
     )
 
 
@@ -84,6 +85,7 @@ def chat_to_internal(req: ol.ChatRequest, defaults: ModelDefaults = ModelDefault
         system=defaults.system,
         tools=req.tools,
         keep_alive=parse_keep_alive(req.keep_alive),
+        think=req.think,
     )
 
 

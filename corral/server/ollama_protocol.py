@@ -54,6 +54,7 @@ class GenerateRequest(_Request):
     keep_alive: float | str | None = None
     images: list[str] | None = None
     format: str | dict[str, Any] | None = None  # "json" or a JSON schema
+    think: bool | None = None  # thinking models: think (True) or not (False); `thinking` in the reply
 
 
 class ChatRequest(_Request):
@@ -64,6 +65,7 @@ class ChatRequest(_Request):
     options: Options | None = None
     keep_alive: float | str | None = None
     format: str | dict[str, Any] | None = None  # "json" or a JSON schema
+    think: bool | None = None
 
 
 class _Final(BaseModel):
@@ -83,12 +85,15 @@ class _Final(BaseModel):
 
 class GenerateResponse(_Final):
     response: str = ""
+    thinking: str | None = Field(default=None, exclude_if=_none)
     context: list[int] | None = Field(default=None, exclude_if=_none)
 
 
 class ResponseMessage(BaseModel):
     role: str = "assistant"
     content: str = ""
+    thinking: str | None = Field(default=None, exclude_if=_none)
+    tool_calls: list[dict[str, Any]] | None = Field(default=None, exclude_if=_none)  # [{"function": {name, arguments}}]
 
 
 class ChatResponse(_Final):
