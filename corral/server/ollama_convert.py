@@ -15,6 +15,7 @@ from corral.errors import ValidationError
 from corral.server import ollama_protocol as ol
 from corral.server.generate_request import GenerateRequest, ModelDefaults, parse_keep_alive
 from corral.server.structured_request import ollama_format_constraint
+from corral.server.unknown_fields import reject_unknown_ollama
 
 # Ollama option -> SamplingParams field
 _OPTION_FIELDS = {
@@ -59,6 +60,7 @@ def _sampling(req: ol.GenerateRequest | ol.ChatRequest, defaults: ModelDefaults)
 
 
 def generate_to_internal(req: ol.GenerateRequest, defaults: ModelDefaults = ModelDefaults()) -> GenerateRequest:
+    reject_unknown_ollama(req)
     _reject_images(req.images)
     return GenerateRequest(
         model=req.model,
@@ -74,6 +76,7 @@ def generate_to_internal(req: ol.GenerateRequest, defaults: ModelDefaults = Mode
 
 
 def chat_to_internal(req: ol.ChatRequest, defaults: ModelDefaults = ModelDefaults()) -> GenerateRequest:
+    reject_unknown_ollama(req)
     messages = [dict(m) for m in defaults.messages]  # Modelfile MESSAGE turns come first
     for m in req.messages or []:
         _reject_images(m.images)

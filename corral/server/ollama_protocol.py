@@ -22,6 +22,8 @@ class _Request(BaseModel):
 class Options(_Request):
     """Runtime options (`options` in a request, PARAMETER lines in a Modelfile)."""
 
+    model_config = ConfigDict(extra="allow")  # unknown fields: see corral/server/unknown_fields.py
+
     num_predict: int | None = None  # -1: no limit, -2: until the context is full
     temperature: float | None = None
     top_k: int | None = None
@@ -44,6 +46,7 @@ class Message(_Request):
 
 
 class GenerateRequest(_Request):
+    model_config = ConfigDict(extra="allow")  # unknown fields: see corral/server/unknown_fields.py
     model: str
     prompt: str | None = None
     system: str | None = None
@@ -58,6 +61,7 @@ class GenerateRequest(_Request):
 
 
 class ChatRequest(_Request):
+    model_config = ConfigDict(extra="allow")
     model: str
     messages: list[Message] | None = None
     tools: list[dict[str, Any]] | None = None

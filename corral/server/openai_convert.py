@@ -17,6 +17,7 @@ from corral.server.generate_request import GenerateRequest, ModelDefaults
 from corral.server.chat_reply import ReplyPiece, ReplyPlan, ReplyShaper, whole_reply
 from corral.server.logprob_convert import chat_logprobs, completion_logprobs
 from corral.server.structured_request import openai_constraint
+from corral.server.unknown_fields import reject_unknown_openai
 
 # Modelfile option name -> SamplingParams field, for the fields OpenAI requests can leave unset.
 _DEFAULT_FIELDS = {
@@ -75,6 +76,7 @@ def _message_dict(message: oa.ChatMessage) -> dict[str, Any]:
 
 
 def chat_to_generate(req: oa.ChatCompletionRequest, defaults: ModelDefaults = ModelDefaults()) -> GenerateRequest:
+    reject_unknown_openai(req)
     if not req.messages:
         raise ValidationError("messages", "at least one message is required")
     if req.top_logprobs is not None and not req.logprobs:
@@ -107,6 +109,7 @@ def completion_prompts(prompt: str | list[str] | list[int] | list[list[int]]) ->
 
 
 def completion_to_generate(req: oa.CompletionRequest, defaults: ModelDefaults = ModelDefaults()) -> list[GenerateRequest]:
+    reject_unknown_openai(req)
     if req.suffix:
         raise ValidationError("suffix", "is not supported")
     if req.echo:

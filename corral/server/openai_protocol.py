@@ -20,11 +20,14 @@ class _Request(BaseModel):
 
 
 class StreamOptions(_Request):
+    model_config = ConfigDict(extra="allow")  # unknown fields: see corral/server/unknown_fields.py
     include_usage: bool = False
 
 
 class SamplingFields(_Request):
     """Fields chat and completions share, with vLLM's extras."""
+
+    model_config = ConfigDict(extra="allow")  # unknown fields: see corral/server/unknown_fields.py
 
     model: str
     n: int = 1
