@@ -118,6 +118,11 @@ def completion_to_generate(req: oa.CompletionRequest, defaults: ModelDefaults = 
     return [GenerateRequest(model=req.model, params=params, prompt=p, raw=True) for p in completion_prompts(req.prompt)]
 
 
+def error_reason(out: CompletionOutput) -> str | None:
+    """What went wrong, for a choice that ended with finish_reason "error" (a grammar dead end)."""
+    return str(out.stop_reason) if out.finish_reason == "error" and out.stop_reason is not None else None
+
+
 def usage(prompt_tokens: int, completion_tokens: int) -> oa.Usage:
     return oa.Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                     total_tokens=prompt_tokens + completion_tokens)
@@ -138,6 +143,7 @@ def chat_completion(meta: ResponseMeta, completions: list[CompletionOutput], top
                                          tool_calls=calls or None)
             finish_reason = shaper.finish_reason(c.finish_reason)
         choices.append(oa.ChatChoice(index=c.index, message=message, finish_reason=finish_reason,
+                                     stop_reason=error_reason(c),
                                      logprobs=chat_logprobs(c.logprobs, c.token_ids, top) if top is not None else None))
     return oa.ChatCompletion(id=meta.id, created=meta.created, model=meta.model, choices=choices, usage=use)
 
@@ -161,7 +167,8 @@ def chat_chunks(meta: ResponseMeta, delta: RequestOutput, top: int | None) -> li
             choice = oa.ChatChunkChoice(index=out.index, delta=oa.DeltaMessage(content=out.text), logprobs=lp)
             chunks.append(oa.ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model, choices=[choice]))
         if out.finish_reason is not None:
-            choice = oa.ChatChunkChoice(index=out.index, delta=oa.DeltaMessage(), finish_reason=out.finish_reason)
+            choice = oa.ChatChunkChoice(index=out.index, delta=oa.DeltaMessage(), finish_reason=out.finish_reason,
+                                        stop_reason=error_reason(out))
             chunks.append(oa.ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model, choices=[choice]))
     return chunks
 
@@ -185,7 +192,7 @@ class ShapedChatChunks:
             out += [self._chunk(c.index, self._delta(p)) for p in pieces]
             if c.finish_reason is not None:
                 choice = oa.ChatChunkChoice(index=c.index, delta=oa.DeltaMessage(),
-                                            finish_reason=shaper.finish_reason(c.finish_reason))
+                                            finish_reason=shaper.finish_reason(c.finish_reason), stop_reason=error_reason(c))
                 out.append(oa.ChatCompletionChunk(id=self.meta.id, created=self.meta.created, model=self.meta.model,
                                                   choices=[choice]))
         return out
@@ -211,7 +218,8 @@ def chat_usage_chunk(meta: ResponseMeta, use: oa.Usage) -> oa.ChatCompletionChun
 
 def completion_choice(index: int, out: CompletionOutput, top: int | None, text_offset: int) -> oa.CompletionChoice:
     lp = completion_logprobs(out.logprobs, out.token_ids, top, text_offset) if top is not None else None
-    return oa.CompletionChoice(index=index, text=out.text, logprobs=lp, finish_reason=out.finish_reason)
+    return oa.CompletionChoice(index=index, text=out.text, logprobs=lp, finish_reason=out.finish_reason,
+                               stop_reason=error_reason(out))
 
 
 def completion(meta: ResponseMeta, choices: list[oa.CompletionChoice], use: oa.Usage | None) -> oa.Completion:

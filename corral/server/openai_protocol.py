@@ -155,6 +155,7 @@ class ChatChoice(BaseModel):
     message: ResponseMessage
     logprobs: ChatLogprobs | None = None
     finish_reason: str | None = None
+    stop_reason: str | None = Field(default=None, exclude_if=_none)  # why, when finish_reason is "error"
 
 
 class ChatCompletion(BaseModel):
@@ -179,6 +180,7 @@ class ChatChunkChoice(BaseModel):
     delta: DeltaMessage
     logprobs: ChatLogprobs | None = None
     finish_reason: str | None = None
+    stop_reason: str | None = Field(default=None, exclude_if=_none)  # why, when finish_reason is "error"
 
 
 class ChatCompletionChunk(BaseModel):
@@ -195,6 +197,7 @@ class CompletionChoice(BaseModel):
     text: str
     logprobs: CompletionLogprobs | None = None
     finish_reason: str | None = None
+    stop_reason: str | None = Field(default=None, exclude_if=_none)  # why, when finish_reason is "error"
 
 
 class Completion(BaseModel):
