@@ -49,7 +49,7 @@ def main() -> None:
     llm = LLM(args.model, num_threads=args.threads, max_model_len=512, max_num_seqs=16)
     manager = llm.engine.structured
     start = time.perf_counter()
-    manager._tokenizer()
+    manager.vocabulary()
     print(f"vocabulary for the grammar library: {time.perf_counter() - start:.2f} s (once per model)")
     start = time.perf_counter()
     manager.compile(StructuredOutputsParams(json=SCHEMA))

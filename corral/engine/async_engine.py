@@ -64,6 +64,8 @@ class AsyncEngine:
         request_id = request_id or uuid.uuid4().hex
         ids = self.engine.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
         self._check_fits(ids, params)
+        if params.structured_outputs is not None:  # the first one builds the grammar vocabulary here
+            await asyncio.to_thread(self.engine.structured.vocabulary)
         stream = _Stream(asyncio.get_running_loop(), asyncio.Queue())
         with self._cond:
             self._streams[request_id] = stream

@@ -16,6 +16,7 @@ again costs a copy of its matcher, not a new lexer.
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,7 @@ class StructuredOutputManager:
         self.tokenizer = tokenizer
         self.num_ids = num_ids
         self._ll_tokenizer = None
+        self._vocabulary_lock = threading.Lock()
         self._compiled: OrderedDict[str, Any] = OrderedDict()  # grammar text -> matcher at its start
         self._matchers: dict[str, Any] = {}
         self._specs: dict[str, StructuredOutputsParams] = {}
@@ -63,7 +65,7 @@ class StructuredOutputManager:
         template = self._compiled.get(grammar)
         if template is None:
             limits = llguidance.LLParserLimits(verbose_errors=False)
-            template = llguidance.LLMatcher(self._tokenizer(), grammar, log_level=0, limits=limits)
+            template = llguidance.LLMatcher(self.vocabulary(), grammar, log_level=0, limits=limits)
             if template.is_error():
                 raise ValidationError(spec.param, f"the grammar cannot be used: {_first_line(template.get_error())}")
             self._compiled[grammar] = template
@@ -116,10 +118,13 @@ class StructuredOutputManager:
             return "done"
         return None
 
-    def _tokenizer(self):
-        if self._ll_tokenizer is None:
-            self._ll_tokenizer = build_ll_tokenizer(self.tokenizer, self.num_ids)
-        return self._ll_tokenizer
+    def vocabulary(self):
+        """The vocabulary as llguidance sees it, built on first use (about a second for 150k
+        tokens; safe to call from another thread first, so the engine's thread need not wait)."""
+        with self._vocabulary_lock:
+            if self._ll_tokenizer is None:
+                self._ll_tokenizer = build_ll_tokenizer(self.tokenizer, self.num_ids)
+            return self._ll_tokenizer
 
 
 def _first_line(text: str) -> str:
