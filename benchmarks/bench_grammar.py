@@ -174,6 +174,29 @@ def bench_xgrammar(tokens, specials, docs_ids, threads: int) -> dict:
     return out
 
 
+def bench_apply(repeats: int = 50) -> dict:
+    """The sampler's side: -inf on the forbidden tokens of each constrained row."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+    from corral.layers.sampler import _apply_bitmasks
+
+    out = {}
+    words = (VOCAB_SIZE + 31) // 32
+    for batch in (1, 16):
+        logits = torch.randn(batch, VOCAB_SIZE)
+        masks = [(i, torch.randint(-2**31, 2**31 - 1, (words,), dtype=torch.int32)) for i in range(batch)]
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            _apply_bitmasks(logits, masks)
+            times.append(time.perf_counter() - t0)
+        out[batch] = _summary(times)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--libs", nargs="+", default=["llguidance", "xgrammar"])
@@ -186,6 +209,8 @@ def main() -> None:
     docs_ids = [greedy_tokenize(json.dumps(d).encode(), index, longest) for d in DOCS]
     print(f"vocabulary: {len(tokens)} text tokens, {len(specials)} special, {VOCAB_SIZE} ids; "
           f"documents of {[len(d) for d in docs_ids]} tokens")
+    applied = bench_apply()
+    print(f"applying the masks to the logits (corral's sampler): batch 1 {applied[1]}; batch 16 {applied[16]}")
     for lib in args.libs:
         try:
             fn = bench_llguidance if lib == "llguidance" else bench_xgrammar

@@ -180,3 +180,21 @@ def test_manager_reports_a_mask_with_no_token():
     assert manager.accept("stuck", 0) is None
     masks = manager.masks(["stuck"])
     assert not masks.rows and "admits no token" in masks.dead["stuck"]
+
+
+def test_sampler_bitmask_forbids_exactly_the_cleared_bits():
+    import numpy as np
+    import torch
+
+    from corral.layers.sampler import _apply_bitmasks
+
+    vocab, words = 1000, (1000 + 31) // 32
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, vocab, generator=g)
+    masks = torch.randint(-2**31, 2**31 - 1, (3, words), dtype=torch.int32, generator=g)
+    expected = logits.clone()
+    for row in (0, 2):
+        bits = np.unpackbits(masks[row].numpy().view(np.uint8), bitorder="little")[:vocab]
+        expected[row][torch.from_numpy(bits == 0)] = float("-inf")
+    _apply_bitmasks(logits, [(0, masks[0]), (2, masks[2])])
+    assert torch.equal(logits, expected)
