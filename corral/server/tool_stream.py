@@ -71,8 +71,9 @@ class ToolCallStream:
         start = self._held.lstrip()
         if not start:
             return []
-        if start[0] == "{" or "<|python_tag|>".startswith(start[:14]) or start.startswith("<|python_tag|>"):
-            return []  # a JSON call is coming: hold the reply to the end
+        tag = "<|python_tag|>"
+        if start[0] == "{" or start.startswith(tag) or tag.startswith(start):
+            return []  # a JSON call is (or may be) coming: hold the reply to the end
         self._free = True
         return self._flush_text()
 
