@@ -29,6 +29,7 @@ FINISH_STATUS = {
     "stop": RequestStatus.FINISHED_STOPPED,
     "length": RequestStatus.FINISHED_LENGTH,
     "abort": RequestStatus.FINISHED_ABORTED,
+    "error": RequestStatus.FINISHED_ABORTED,  # the request cannot go on (e.g. its grammar admits no token)
 }
 
 

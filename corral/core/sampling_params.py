@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from corral.core.structured_outputs import StructuredOutputsParams
 from corral.errors import ValidationError
 
 MAX_N = 128
@@ -53,6 +54,8 @@ class SamplingParams:
     include_stop_str_in_output: bool = False
     logprobs: int | None = None  # number of top logprobs per generated token; 0 = only the chosen
     skip_special_tokens: bool = True
+    # The output must match this grammar (JSON schema, regex, choice, GBNF); None: free text.
+    structured_outputs: StructuredOutputsParams | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -100,6 +103,8 @@ class SamplingParams:
             _int("stop_token_ids", token_id, 0, MAX_INT)
         if self.logprobs is not None:
             _int("logprobs", self.logprobs, 0, MAX_TOP_LOGPROBS)
+        if self.structured_outputs is not None and not isinstance(self.structured_outputs, StructuredOutputsParams):
+            raise ValidationError("structured_outputs", "must be a StructuredOutputsParams")
 
     @property
     def greedy(self) -> bool:

@@ -72,6 +72,8 @@ class AsyncEngine:
         else:
             ids = list(prompt)
         self._check_fits(ids, params)
+        if params.structured_outputs is not None:  # the first one builds the grammar vocabulary here
+            await asyncio.to_thread(self.engine.structured.vocabulary)
         stream = _Stream(asyncio.get_running_loop(), asyncio.Queue())
         with self._cond:
             self._streams[request_id] = stream

@@ -25,6 +25,7 @@ from corral.engine.output_processor import OutputProcessor
 from corral.engine.prompt_tokens import encode_prompt
 from corral.engine.step_isolation import RequestFailedError, execute_isolating
 from corral.errors import ValidationError
+from corral.structured.manager import StructuredOutputManager
 
 
 def kv_cache_dtype(name: str, model: torch.nn.Module) -> torch.dtype:
@@ -70,6 +71,7 @@ class LLMEngine:
         )
         self.outputs = OutputProcessor(self.tokenizer, self.loaded.make_detokenizer)
         self.eos_token_ids = frozenset(self.tokenizer.eos_token_ids)
+        self.structured = StructuredOutputManager(self.tokenizer, self.model_config.vocab_size)
         self._ids = itertools.count()
         self._children: dict[str, list[str]] = {}
         self._rng = random.Random(args.seed)
@@ -105,18 +107,23 @@ class LLMEngine:
             raise ValidationError("stop_token_ids", f"token ids must be in [0, {vocab}) for this model")
         seed = params.seed if params.seed is not None else self._rng.getrandbits(62)
         child_ids = [request_id if params.n == 1 else f"{request_id}#{i}" for i in range(params.n)]
+        spec = params.structured_outputs
+        matcher = self.structured.compile(spec) if spec is not None else None  # ValidationError first
         children = []
         for i, cid in enumerate(child_ids):
             # Each sample draws from its own seed; unseeded requests get a random one here.
             children.append(Request(cid, ids, dataclasses.replace(params, seed=seed + i), self.eos_token_ids))
         added = []
         try:
-            for req in children:
+            for i, req in enumerate(children):
                 self.scheduler.add_request(req)
                 added.append(req.request_id)
+                if spec is not None:
+                    self.structured.add(req.request_id, spec, matcher if i == 0 else matcher.deep_copy())
         except Exception:
             for cid in added:
                 self.scheduler.abort_request(cid)
+                self.structured.remove(cid)
             raise
         self.outputs.add(request_id, text, ids, params, child_ids)
         self._children[request_id] = child_ids
@@ -142,6 +149,7 @@ class LLMEngine:
     def abort(self, request_id: str) -> None:
         for cid in self._children.pop(request_id, []):
             self.scheduler.abort_request(cid)
+            self.structured.remove(cid)
         self.outputs.remove(request_id)
 
     def unfinished_request_ids(self) -> list[str]:
@@ -158,16 +166,27 @@ class LLMEngine:
         `step_isolation`); its error waits in `pop_failures()`. Raises StepFailedError only when
         the step fails for every request of the batch."""
         sched = self.scheduler.schedule()
-        sampled, failed = execute_isolating(self.runner.execute, sched)
+        masks = None
+        touched = []
+        if self.structured.active:
+            masks = self.structured.masks([r.request_id for r in sched.scheduled if r.sample])
+            for rid, why in (masks.dead if masks else {}).items():
+                touched.append(self._end_constrained(rid, why))
+        sampled, failed = execute_isolating(lambda part: self.runner.execute(part, masks), sched)
         for child_id, error in failed.items():
             self._fail(child_id, error)
         changed = self.scheduler.update_from_output(sched, {k: [v.token_id] for k, v in sampled.items()})
-        touched = []
         for req in changed:
             self.generation_tokens_total += 1
             if req.request_id not in self.outputs.child_to_parent:
                 continue  # its user request failed earlier in this loop (a sibling sample)
             parent_id, _ = self.outputs.child_to_parent[req.request_id]
+            if self.structured.has(req.request_id):
+                verdict = None if req.is_finished else self.structured.accept(req.request_id, req.output_token_ids[-1])
+                if verdict == "done":  # the grammar is complete: nothing more may follow
+                    self.scheduler.finish_request(req.request_id, "stop", "grammar")
+                elif verdict is not None:
+                    self.scheduler.finish_request(req.request_id, "error", verdict)
             try:
                 stop = self.outputs.process(req, sampled.get(req.request_id))
             except Exception as error:  # e.g. a token the detokenizer cannot handle
@@ -175,6 +194,8 @@ class LLMEngine:
                 continue
             if stop is not None and not req.is_finished:
                 self.scheduler.finish_request(req.request_id, "stop", stop)
+            if req.is_finished:
+                self.structured.remove(req.request_id)
             touched.append(parent_id)
         return [rid for rid in dict.fromkeys(touched) if rid in self._children]
 
@@ -188,6 +209,14 @@ class LLMEngine:
         if parent_id in self._children:
             self._failures[parent_id] = RequestFailedError(parent_id, error)
             self.abort(parent_id)
+
+    def _end_constrained(self, child_id: str, why: str) -> str:
+        """Finish a request whose grammar admits no token, with finish_reason "error"; returns its parent id."""
+        req = self.scheduler.finish_request(child_id, "error", why)
+        self.structured.remove(child_id)
+        if req is not None:
+            self.outputs.process(req, None)
+        return self.outputs.child_to_parent[child_id][0]
 
     def pop_delta(self, request_id: str) -> RequestOutput | None:
         out = self.outputs.delta(request_id)

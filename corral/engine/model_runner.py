@@ -9,6 +9,7 @@ from corral.core.scheduler_output import ScheduledRequest, SchedulerOutput
 from corral.layers.attention import AttentionMetadata, get_backend
 from corral.layers.sampler import SamplingBatch, sample
 from corral.models.forward_batch import ForwardBatch
+from corral.structured.manager import StepMasks
 
 
 @dataclass
@@ -31,7 +32,8 @@ class ModelRunner:
         self.sliding_window = model.config.sliding_window
 
     @torch.inference_mode()
-    def execute(self, sched: SchedulerOutput) -> dict[str, SampledToken]:
+    def execute(self, sched: SchedulerOutput, masks: StepMasks | None = None) -> dict[str, SampledToken]:
+        """Run the step; `masks` holds the token bitmasks of the requests a grammar constrains."""
         if sched.is_empty:
             return {}
         batch = self._prepare(sched.scheduled)
@@ -44,7 +46,11 @@ class ModelRunner:
             return {}
         logits = self.model.compute_logits(picked)  # (N, V)
         requests = [sched.scheduled[i] for i in rows]
-        result = sample(logits, _sampling_batch(requests, logits.device))
+        sampling = _sampling_batch(requests, logits.device)
+        if masks is not None and masks.rows:
+            sampling.token_bitmasks = [(i, masks.rows[r.request_id]) for i, r in enumerate(requests)
+                                       if r.request_id in masks.rows]
+        result = sample(logits, sampling)
         return _to_tokens(requests, result)
 
     @torch.inference_mode()

@@ -7,6 +7,7 @@ non-greedy rows) temperature, min-p, top-k, top-p, as vLLM does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -30,6 +31,8 @@ class SamplingBatch:
     suppress_token_ids: list[list[int]] | None = None  # e.g. EOS while below min_tokens
     max_logprobs: int | None = None  # None: no logprobs wanted by any row
     sampled_rows: list[int] | None = None  # rows with temperature > 0; None: read them off `temperature`
+    # (row, (ceil(V/32),) int32 bitmask) for rows a grammar constrains: bit t%32 of word t//32 allows t
+    token_bitmasks: list[tuple[int, torch.Tensor]] | None = None
 
 
 @dataclass
@@ -50,6 +53,8 @@ def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
         for row, ids in enumerate(batch.suppress_token_ids):
             if ids:
                 logits[row, ids] = float("-inf")
+    if batch.token_bitmasks:
+        _apply_bitmasks(logits, batch.token_bitmasks)
     tokens = _argmax(logits)
     sampled_rows = batch.sampled_rows
     if sampled_rows is None:
@@ -69,6 +74,34 @@ def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
         if batch.max_logprobs > 0:
             out.top_logprobs, out.top_ids = raw.topk(batch.max_logprobs, dim=-1)
     return out
+
+
+def _apply_bitmasks(logits: torch.Tensor, masks: list[tuple[int, torch.Tensor]]) -> None:
+    """Set the logits of the tokens each row's grammar forbids to -inf, in place.
+
+    Each mask byte looks up its 8 additive values (0 or -inf) in a 256-row table and the row is
+    added to the logits: about 0.07 ms for a 150k vocabulary, where a boolean masked_fill takes
+    0.6 ms on one thread and tens of ms when its threads fight for a busy machine's cores."""
+    import numpy as np
+
+    vocab = logits.shape[1]
+    table = _byte_table()
+    for row, words in masks:
+        additive = np.take(table, words.numpy().view(np.uint8), axis=0).reshape(-1)[:vocab]  # (V,)
+        if logits.device.type == "cpu" and logits.is_contiguous():
+            target = logits[row].numpy()
+            np.add(target, additive, out=target)
+        else:
+            logits[row] += torch.from_numpy(additive).to(logits.device)
+
+
+@lru_cache(maxsize=1)
+def _byte_table():
+    """(256, 8) float32: for each byte value, 0 where bit j is set (allowed), -inf where not."""
+    import numpy as np
+
+    bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
+    return np.where(bits == 1, np.float32(0), np.float32(-np.inf)).astype(np.float32)
 
 
 def _argmax(logits: torch.Tensor) -> torch.Tensor:

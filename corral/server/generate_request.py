@@ -47,6 +47,10 @@ class GenerateRequest:
     context: list[int] | None = None  # Ollama: token ids of an earlier exchange to continue
     tools: list[dict[str, Any]] | None = None
     keep_alive: float | None = None
+    tool_choice: Any = None  # OpenAI's: "none", "auto", "required" or {"type": "function", ...}
+    parallel_tool_calls: bool | None = None
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # extra template variables
+    think: bool | None = None  # Ollama's: thinking on or off (templates that take enable_thinking)
 
     @property
     def is_chat(self) -> bool:

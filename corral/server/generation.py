@@ -17,6 +17,8 @@ import anyio
 
 from corral.core.outputs import RequestOutput
 from corral.server.accumulate import Accumulated
+from corral.server.chat_reply import ReplyPlan
+from corral.server.chat_setup import prepare_chat, with_prompt
 from corral.server.generate_request import GenerateRequest
 from corral.server.metrics import ServerMetrics
 from corral.server.model_manager import LoadedModel, ModelManager
@@ -60,6 +62,7 @@ class Generation:
         self._iter = None
         self._first: RequestOutput | None = None
         self._closed = False
+        self.reply = ReplyPlan()  # how to read thinking and tool calls out of the reply
 
     async def _start(self, prompt: str | list[int]) -> None:
         self.timing.submitted = time.monotonic()
@@ -137,8 +140,11 @@ async def start_generation(manager: ModelManager, req: GenerateRequest, metrics:
         engine = model.engine
         if hasattr(engine, "check_can_generate"):  # an embedding model: a 400 naming its kind
             engine.check_can_generate()
+        tokenizer = engine.tokenizer
+        plan = prepare_chat(req, tokenizer)
         # Template rendering and tokenizing run in a worker thread: the event loop stays free.
-        prompt = await asyncio.to_thread(build_prompt, req, engine.tokenizer, engine.max_model_len - 1)
+        prompt = await asyncio.to_thread(build_prompt, req, tokenizer, engine.max_model_len - 1)
+        gen.reply = with_prompt(plan, prompt, tokenizer)
         await gen._start(prompt)
     except BaseException:
         await gen.close()

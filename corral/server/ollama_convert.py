@@ -14,6 +14,8 @@ from corral.core.sampling_params import SamplingParams
 from corral.errors import ValidationError
 from corral.server import ollama_protocol as ol
 from corral.server.generate_request import GenerateRequest, ModelDefaults, parse_keep_alive
+from corral.server.structured_request import ollama_format_constraint
+from corral.server.unknown_fields import reject_unknown_ollama
 
 # Ollama option -> SamplingParams field
 _OPTION_FIELDS = {
@@ -51,32 +53,42 @@ def _reject_images(images: list[str] | None) -> None:
         raise ValidationError("images", "this server runs text-only models; images are not supported")
 
 
+def _sampling(req: ol.GenerateRequest | ol.ChatRequest, defaults: ModelDefaults) -> SamplingParams:
+    params = options_to_sampling(req.options, defaults)
+    params.structured_outputs = ollama_format_constraint(req.format)
+    return params
+
+
 def generate_to_internal(req: ol.GenerateRequest, defaults: ModelDefaults = ModelDefaults()) -> GenerateRequest:
+    reject_unknown_ollama(req)
     _reject_images(req.images)
     return GenerateRequest(
         model=req.model,
-        params=options_to_sampling(req.options, defaults),
+        params=_sampling(req, defaults),
         prompt=req.prompt or "",
         system=req.system if req.system is not None else defaults.system,
         history=[] if req.raw or req.context else [dict(m) for m in defaults.messages],
         raw=req.raw,
         context=req.context,
         keep_alive=parse_keep_alive(req.keep_alive),
+        think=req.think,
     )
 
 
 def chat_to_internal(req: ol.ChatRequest, defaults: ModelDefaults = ModelDefaults()) -> GenerateRequest:
+    reject_unknown_ollama(req)
     messages = [dict(m) for m in defaults.messages]  # Modelfile MESSAGE turns come first
     for m in req.messages or []:
         _reject_images(m.images)
         messages.append(m.model_dump(exclude_none=True, exclude={"images"}))
     return GenerateRequest(
         model=req.model,
-        params=options_to_sampling(req.options, defaults),
+        params=_sampling(req, defaults),
         messages=messages,
         system=defaults.system,
         tools=req.tools,
         keep_alive=parse_keep_alive(req.keep_alive),
+        think=req.think,
     )
 
 

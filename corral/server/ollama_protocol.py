@@ -29,6 +29,8 @@ class _Request(BaseModel):
 class Options(_Request):
     """Runtime options (`options` in a request, PARAMETER lines in a Modelfile)."""
 
+    model_config = ConfigDict(extra="allow")  # unknown fields: see corral/server/unknown_fields.py
+
     num_predict: int | None = None  # -1: no limit, -2: until the context is full
     temperature: float | None = None
     top_k: int | None = None
@@ -51,6 +53,7 @@ class Message(_Request):
 
 
 class GenerateRequest(_Request):
+    model_config = ConfigDict(extra="allow")  # unknown fields: see corral/server/unknown_fields.py
     model: str
     prompt: str | None = None
     system: str | None = None
@@ -61,15 +64,20 @@ class GenerateRequest(_Request):
     keep_alive: int | float | str | None = None  # seconds or a duration: see parse_keep_alive
     images: list[str] | None = None
     suffix: str | None = None  # text after the insertion point: fill in the middle
+    format: str | dict[str, Any] | None = None  # "json" or a JSON schema
+    think: bool | None = None  # thinking models: think (True) or not (False); `thinking` in the reply
 
 
 class ChatRequest(_Request):
+    model_config = ConfigDict(extra="allow")
     model: str
     messages: list[Message] | None = None
     tools: list[dict[str, Any]] | None = None
     stream: bool = True
     options: Options | None = None
     keep_alive: int | float | str | None = None  # seconds or a duration: see parse_keep_alive
+    format: str | dict[str, Any] | None = None  # "json" or a JSON schema
+    think: bool | None = None
 
 
 class _Final(BaseModel):
@@ -89,12 +97,15 @@ class _Final(BaseModel):
 
 class GenerateResponse(_Final):
     response: str = ""
+    thinking: str | None = Field(default=None, exclude_if=_none)
     context: list[int] | None = Field(default=None, exclude_if=_none)
 
 
 class ResponseMessage(BaseModel):
     role: str = "assistant"
     content: str = ""
+    thinking: str | None = Field(default=None, exclude_if=_none)
+    tool_calls: list[dict[str, Any]] | None = Field(default=None, exclude_if=_none)  # [{"function": {name, arguments}}]
 
 
 class ChatResponse(_Final):

@@ -14,7 +14,10 @@ from corral.core.sampling_params import MAX_TOP_LOGPROBS, SamplingParams
 from corral.errors import ValidationError
 from corral.server import openai_protocol as oa
 from corral.server.generate_request import GenerateRequest, ModelDefaults
+from corral.server.chat_reply import ReplyPiece, ReplyPlan, ReplyShaper, whole_reply
 from corral.server.logprob_convert import chat_logprobs, completion_logprobs
+from corral.server.structured_request import openai_constraint
+from corral.server.unknown_fields import reject_unknown_openai
 
 MAX_COMPLETIONS_PER_REQUEST = 2048  # prompts times n, for one /v1/completions request
 
@@ -50,11 +53,13 @@ def _sampling(req: oa.SamplingFields, defaults: ModelDefaults, max_tokens: int |
     num_predict = defaults.options.get("num_predict")
     if max_tokens is None and isinstance(num_predict, int) and num_predict > 0:
         max_tokens = num_predict  # the Modelfile's limit when the request sets none (-1/-2: none)
-    return SamplingParams(
+    params = SamplingParams(
         n=req.n, max_tokens=max_tokens, min_tokens=req.min_tokens, ignore_eos=req.ignore_eos,
         stop_token_ids=req.stop_token_ids or [], logprobs=logprobs, skip_special_tokens=req.skip_special_tokens,
         include_stop_str_in_output=req.include_stop_str_in_output, **values,
     )
+    params.structured_outputs = openai_constraint(req)
+    return params
 
 
 def _message_dict(message: oa.ChatMessage) -> dict[str, Any]:
@@ -73,6 +78,7 @@ def _message_dict(message: oa.ChatMessage) -> dict[str, Any]:
 
 
 def chat_to_generate(req: oa.ChatCompletionRequest, defaults: ModelDefaults = ModelDefaults()) -> GenerateRequest:
+    reject_unknown_openai(req)
     if not req.messages:
         raise ValidationError("messages", "at least one message is required")
     if req.top_logprobs is not None and not req.logprobs:
@@ -87,6 +93,9 @@ def chat_to_generate(req: oa.ChatCompletionRequest, defaults: ModelDefaults = Mo
         messages=[*(dict(m) for m in defaults.messages), *(_message_dict(m) for m in req.messages)],
         system=defaults.system,
         tools=req.tools,
+        tool_choice=req.tool_choice,
+        parallel_tool_calls=req.parallel_tool_calls,
+        chat_template_kwargs=dict(req.chat_template_kwargs or {}),
     )
 
 
@@ -102,6 +111,7 @@ def completion_prompts(prompt: str | list[str] | list[int] | list[list[int]]) ->
 
 
 def completion_to_generate(req: oa.CompletionRequest, defaults: ModelDefaults = ModelDefaults()) -> list[GenerateRequest]:
+    reject_unknown_openai(req)
     if req.suffix:
         raise ValidationError("suffix", "is not supported")
     if req.echo:
@@ -114,19 +124,33 @@ def completion_to_generate(req: oa.CompletionRequest, defaults: ModelDefaults = 
     return [GenerateRequest(model=req.model, params=params, prompt=p, raw=True) for p in prompts]
 
 
+def error_reason(out: CompletionOutput) -> str | None:
+    """What went wrong, for a choice that ended with finish_reason "error" (a grammar dead end)."""
+    return str(out.stop_reason) if out.finish_reason == "error" and out.stop_reason is not None else None
+
+
 def usage(prompt_tokens: int, completion_tokens: int) -> oa.Usage:
     return oa.Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                     total_tokens=prompt_tokens + completion_tokens)
 
 
 def chat_completion(meta: ResponseMeta, completions: list[CompletionOutput], top: int | None,
-                    use: oa.Usage) -> oa.ChatCompletion:
-    """The whole chat.completion object; `top` is the request's top_logprobs (None: no logprobs)."""
-    choices = [
-        oa.ChatChoice(index=c.index, message=oa.ResponseMessage(content=c.text), finish_reason=c.finish_reason,
-                      logprobs=chat_logprobs(c.logprobs, c.token_ids, top) if top is not None else None)
-        for c in completions
-    ]
+                    use: oa.Usage, reply: ReplyPlan = ReplyPlan()) -> oa.ChatCompletion:
+    """The whole chat.completion object; `top` is the request's top_logprobs (None: no logprobs);
+    `reply` says how to read thinking and tool calls out of the text."""
+    choices = []
+    for c in completions:
+        message, finish_reason = oa.ResponseMessage(content=c.text), c.finish_reason
+        if reply.shapes:
+            whole, shaper = whole_reply(reply, c.text)
+            calls = [oa.ToolCall(id=cid, function=oa.FunctionCall(name=call.name, arguments=call.arguments_json))
+                     for cid, call in whole.calls]
+            message = oa.ResponseMessage(content=whole.content, reasoning_content=whole.reasoning,
+                                         tool_calls=calls or None)
+            finish_reason = shaper.finish_reason(c.finish_reason)
+        choices.append(oa.ChatChoice(index=c.index, message=message, finish_reason=finish_reason,
+                                     stop_reason=error_reason(c),
+                                     logprobs=chat_logprobs(c.logprobs, c.token_ids, top) if top is not None else None))
     return oa.ChatCompletion(id=meta.id, created=meta.created, model=meta.model, choices=choices, usage=use)
 
 
@@ -149,9 +173,49 @@ def chat_chunks(meta: ResponseMeta, delta: RequestOutput, top: int | None) -> li
             choice = oa.ChatChunkChoice(index=out.index, delta=oa.DeltaMessage(content=out.text), logprobs=lp)
             chunks.append(oa.ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model, choices=[choice]))
         if out.finish_reason is not None:
-            choice = oa.ChatChunkChoice(index=out.index, delta=oa.DeltaMessage(), finish_reason=out.finish_reason)
+            choice = oa.ChatChunkChoice(index=out.index, delta=oa.DeltaMessage(), finish_reason=out.finish_reason,
+                                        stop_reason=error_reason(out))
             chunks.append(oa.ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model, choices=[choice]))
     return chunks
+
+
+class ShapedChatChunks:
+    """Stream chunks when the reply has thinking or tool calls to take apart: one shaper per
+    choice; content and reasoning flow as they come, each tool call is sent whole (id, name and
+    arguments in one delta), and the last chunk of a choice says "tool_calls" when it called."""
+
+    def __init__(self, meta: ResponseMeta, reply: ReplyPlan):
+        self.meta, self.reply = meta, reply
+        self.shapers: dict[int, ReplyShaper] = {}
+
+    def chunks(self, delta: RequestOutput) -> list[oa.ChatCompletionChunk]:
+        out = []
+        for c in delta.outputs:
+            shaper = self.shapers.setdefault(c.index, ReplyShaper(self.reply))
+            pieces = shaper.feed(c.text) if c.text else []
+            if c.finish_reason is not None:
+                pieces += shaper.finish()
+            out += [self._chunk(c.index, self._delta(p)) for p in pieces]
+            if c.finish_reason is not None:
+                choice = oa.ChatChunkChoice(index=c.index, delta=oa.DeltaMessage(),
+                                            finish_reason=shaper.finish_reason(c.finish_reason), stop_reason=error_reason(c))
+                out.append(oa.ChatCompletionChunk(id=self.meta.id, created=self.meta.created, model=self.meta.model,
+                                                  choices=[choice]))
+        return out
+
+    @staticmethod
+    def _delta(p: ReplyPiece) -> oa.DeltaMessage:
+        if p.call is not None:
+            fn = oa.FunctionCallDelta(name=p.call.name, arguments=p.call.arguments_json)
+            return oa.DeltaMessage(tool_calls=[oa.ToolCallDelta(index=p.call_index, id=p.call_id, type="function",
+                                                                function=fn)])
+        if p.reasoning:
+            return oa.DeltaMessage(reasoning_content=p.reasoning)
+        return oa.DeltaMessage(content=p.content)
+
+    def _chunk(self, index: int, delta: oa.DeltaMessage) -> oa.ChatCompletionChunk:
+        return oa.ChatCompletionChunk(id=self.meta.id, created=self.meta.created, model=self.meta.model,
+                                      choices=[oa.ChatChunkChoice(index=index, delta=delta)])
 
 
 def chat_usage_chunk(meta: ResponseMeta, use: oa.Usage) -> oa.ChatCompletionChunk:
@@ -160,7 +224,8 @@ def chat_usage_chunk(meta: ResponseMeta, use: oa.Usage) -> oa.ChatCompletionChun
 
 def completion_choice(index: int, out: CompletionOutput, top: int | None, text_offset: int) -> oa.CompletionChoice:
     lp = completion_logprobs(out.logprobs, out.token_ids, top, text_offset) if top is not None else None
-    return oa.CompletionChoice(index=index, text=out.text, logprobs=lp, finish_reason=out.finish_reason)
+    return oa.CompletionChoice(index=index, text=out.text, logprobs=lp, finish_reason=out.finish_reason,
+                               stop_reason=error_reason(out))
 
 
 def completion(meta: ResponseMeta, choices: list[oa.CompletionChoice], use: oa.Usage | None) -> oa.Completion:

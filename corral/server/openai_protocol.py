@@ -27,11 +27,14 @@ class _Request(BaseModel):
 
 
 class StreamOptions(_Request):
+    model_config = ConfigDict(extra="allow")  # unknown fields: see corral/server/unknown_fields.py
     include_usage: bool = False
 
 
 class SamplingFields(_Request):
     """Fields chat and completions share, with vLLM's extras."""
+
+    model_config = ConfigDict(extra="allow")  # unknown fields: see corral/server/unknown_fields.py
 
     model: str
     n: int = 1
@@ -54,6 +57,15 @@ class SamplingFields(_Request):
     stop_token_ids: list[int] | None = None
     skip_special_tokens: bool = True
     include_stop_str_in_output: bool = False
+    # Output constraints (corral/server/structured_request.py): OpenAI, vLLM, llama.cpp names
+    response_format: dict[str, Any] | None = None
+    structured_outputs: dict[str, Any] | None = None
+    guided_json: dict[str, Any] | str | None = None
+    guided_regex: str | None = None
+    guided_choice: list[str] | None = None
+    guided_grammar: str | None = None
+    grammar: str | None = None
+    json_schema: dict[str, Any] | None = None
 
 
 class ChatMessage(_Request):
@@ -74,6 +86,8 @@ class ChatCompletionRequest(SamplingFields):
     top_logprobs: int | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+    chat_template_kwargs: dict[str, Any] | None = None  # vLLM's: extra chat template variables
 
 
 class CompletionRequest(SamplingFields):
@@ -111,9 +125,36 @@ class CompletionLogprobs(BaseModel):
     text_offset: list[int] = Field(default_factory=list)
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str  # JSON text
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class FunctionCallDelta(BaseModel):
+    name: str | None = Field(default=None, exclude_if=_none)
+    arguments: str | None = Field(default=None, exclude_if=_none)
+
+
+class ToolCallDelta(BaseModel):
+    """One call in a stream chunk; the client joins the pieces of each `index`."""
+
+    index: int
+    id: str | None = Field(default=None, exclude_if=_none)
+    type: Literal["function"] | None = Field(default=None, exclude_if=_none)
+    function: FunctionCallDelta
+
+
 class ResponseMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    reasoning_content: str | None = Field(default=None, exclude_if=_none)  # vLLM's name
+    tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=_none)
 
 
 class ChatChoice(BaseModel):
@@ -121,6 +162,7 @@ class ChatChoice(BaseModel):
     message: ResponseMessage
     logprobs: ChatLogprobs | None = None
     finish_reason: str | None = None
+    stop_reason: str | None = Field(default=None, exclude_if=_none)  # why, when finish_reason is "error"
 
 
 class ChatCompletion(BaseModel):
@@ -136,6 +178,8 @@ class ChatCompletion(BaseModel):
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = Field(default=None, exclude_if=_none)
     content: str | None = Field(default=None, exclude_if=_none)
+    reasoning_content: str | None = Field(default=None, exclude_if=_none)
+    tool_calls: list[ToolCallDelta] | None = Field(default=None, exclude_if=_none)
 
 
 class ChatChunkChoice(BaseModel):
@@ -143,6 +187,7 @@ class ChatChunkChoice(BaseModel):
     delta: DeltaMessage
     logprobs: ChatLogprobs | None = None
     finish_reason: str | None = None
+    stop_reason: str | None = Field(default=None, exclude_if=_none)  # why, when finish_reason is "error"
 
 
 class ChatCompletionChunk(BaseModel):
@@ -159,6 +204,7 @@ class CompletionChoice(BaseModel):
     text: str
     logprobs: CompletionLogprobs | None = None
     finish_reason: str | None = None
+    stop_reason: str | None = Field(default=None, exclude_if=_none)  # why, when finish_reason is "error"
 
 
 class Completion(BaseModel):

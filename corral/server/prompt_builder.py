@@ -29,10 +29,11 @@ def with_system(messages: list[dict[str, Any]], system: str | None) -> list[dict
 
 
 def render_chat(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict] | None,
-                max_tokens: int = NO_LIMIT) -> list[int]:
+                max_tokens: int = NO_LIMIT, template_kwargs: dict[str, Any] | None = None) -> list[int]:
     """Token ids of `messages` rendered with the chat template, ready for the assistant's turn;
-    ContextLengthError when they are more than `max_tokens`."""
-    kwargs = {"tools": tools} if tools else {}
+    `template_kwargs` are extra template variables (`enable_thinking`, ...). ContextLengthError
+    when they are more than `max_tokens`."""
+    kwargs = {**(template_kwargs or {}), **({"tools": tools} if tools else {})}
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, **kwargs)
     return encode_prompt(tokenizer, text, max_tokens, add_special_tokens=False, param="messages")
 
@@ -43,14 +44,16 @@ def build_prompt(req: GenerateRequest, tokenizer: Any, max_tokens: int | None = 
     prompt is returned as text: the engine tokenizes it, with the same limit."""
     limit = NO_LIMIT if max_tokens is None else max_tokens
     if req.messages is not None:
-        return render_chat(tokenizer, with_system(req.messages, req.system), req.tools, limit)
+        return render_chat(tokenizer, with_system(req.messages, req.system), req.tools, limit,
+                           req.chat_template_kwargs)
     prompt = req.prompt if req.prompt is not None else ""
     context = list(req.context or [])
     if isinstance(prompt, list):
         return context + prompt
     if not req.raw and tokenizer.chat_template:
         turns = [*req.history, {"role": "user", "content": prompt}]
-        return context + render_chat(tokenizer, with_system(turns, req.system), None, limit - len(context))
+        return context + render_chat(tokenizer, with_system(turns, req.system), None, limit - len(context),
+                                     req.chat_template_kwargs)
     if context:
         return context + encode_prompt(tokenizer, prompt, limit - len(context), add_special_tokens=False)
     return prompt

@@ -15,7 +15,7 @@ def test_options_map_to_sampling_params_over_modelfile_defaults():
     req = ol.GenerateRequest.model_validate({
         "model": "m", "prompt": "hi", "system": "sys", "raw": True, "keep_alive": "1m30s",
         "options": {"num_predict": 7, "temperature": 0.2, "top_k": 5, "top_p": 0.8, "min_p": 0.1, "seed": 3,
-                    "stop": ["\n"], "repeat_penalty": 1.2, "num_ctx": 4096, "mirostat": 1},
+                    "stop": ["\n"], "repeat_penalty": 1.2, "num_ctx": 4096, "mirostat": 0},
     })
     g = conv.generate_to_internal(req, ModelDefaults({"temperature": 0.9, "presence_penalty": 0.5}))
     p = g.params

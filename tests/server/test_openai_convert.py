@@ -20,7 +20,7 @@ def test_chat_request_maps_sampling_fields_and_vllm_extras():
     req = conv.chat_to_generate(chat(
         n=2, stop="END", seed=7, max_tokens=5, max_completion_tokens=9, temperature=0.5, top_p=0.9,
         presence_penalty=0.1, frequency_penalty=0.2, top_k=3, min_p=0.05, repetition_penalty=1.1,
-        ignore_eos=True, min_tokens=2, stop_token_ids=[4], user="someone", unknown_field={"x": 1},
+        ignore_eos=True, min_tokens=2, stop_token_ids=[4], user="someone", store=True, metadata={"x": "1"},
     ))
     p = req.params
     assert (p.n, p.stop, p.seed, p.max_tokens, p.temperature, p.top_p) == (2, ["END"], 7, 9, 0.5, 0.9)

@@ -12,6 +12,7 @@ from corral.server.error_responses import stream_error_body
 from corral.server.generate_request import GenerateRequest
 from corral.server.generation import Generation, start_generation
 from corral.server.infill import fim_prompts
+from corral.server.ollama_reply import ShapedChunks, chat_response, generate_response, whole_pieces
 from corral.server.state import ServerState, get_state, require_api_key, unless_disconnected
 from corral.server.streaming import NDJSON_MEDIA_TYPE, GenerationStreamResponse, json_response, ndjson_line
 
@@ -63,6 +64,32 @@ async def _ndjson(gen: Generation, chunk: Chunk, final: FinalChunk) -> AsyncIter
         yield stream_error_body("/api", e) + b"\n"
 
 
+async def _respond_shaped(request: Request, gen: Generation, stream: bool, make):
+    """Replies with thinking or tool calls to take apart (`make(model, pieces, stats)` -> chunk)."""
+    model = gen.req.model
+    if stream:
+        return GenerationStreamResponse(_ndjson_shaped(gen, make), NDJSON_MEDIA_TYPE, on_close=gen.close)
+    acc = await unless_disconnected(request, gen.collect())
+    out = acc.completions.get(0)
+    text, reason = (out.text, out.finish_reason) if out else ("", None)
+    return json_response(make(model, whole_pieces(gen.reply, text), _stats(gen, reason)))
+
+
+async def _ndjson_shaped(gen: Generation, make) -> AsyncIterator[bytes]:
+    shaped = ShapedChunks(gen.reply, gen.req.model, make)
+    try:
+        async for delta in gen.deltas():
+            for out in delta.outputs:
+                if out.finish_reason is not None:
+                    chunks = shaped.final(out.text, _stats(gen, out.finish_reason))
+                else:
+                    chunks = shaped.feed(out.text)
+                for chunk in chunks:
+                    yield ndjson_line(chunk)
+    except Exception as e:  # after the headers: report in the stream
+        yield stream_error_body("/api", e) + b"\n"
+
+
 @router.post("/api/generate")
 async def generate(body: ol.GenerateRequest, request: Request):
     state = get_state(request)
@@ -80,6 +107,12 @@ async def generate(body: ol.GenerateRequest, request: Request):
         context = gen.prompt_token_ids + gen.output_token_ids.get(0, [])
         return conv.generate_final(model, text, stats, context)
 
+    if gen.reply.thinks:
+        def make(model, pieces, stats):
+            context = gen.prompt_token_ids + gen.output_token_ids.get(0, []) if stats else None
+            return generate_response(model, pieces, stats, context)
+
+        return await _respond_shaped(request, gen, body.stream, make)
     return await _respond(request, gen, body.stream, conv.generate_chunk, final)
 
 
@@ -92,4 +125,6 @@ async def chat(body: ol.ChatRequest, request: Request):
         return json_response(ol.ChatResponse(model=body.model, created_at=conv.now_rfc3339(), done=True,
                                              done_reason=reason, message=ol.ResponseMessage()))
     gen = await start_generation(state.manager, req, state.metrics)
+    if gen.reply.shapes:
+        return await _respond_shaped(request, gen, body.stream, chat_response)
     return await _respond(request, gen, body.stream, conv.chat_chunk, conv.chat_final)

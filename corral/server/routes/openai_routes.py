@@ -11,6 +11,7 @@ from corral.errors import ModelNotFoundError
 from corral.server import openai_convert as conv
 from corral.server import openai_protocol as oa
 from corral.server.accumulate import Accumulated
+from corral.server.chat_reply import ReplyPlan
 from corral.server.error_responses import stream_error_body
 from corral.server.generation import Generation
 from corral.server.infill import completion_with_suffix
@@ -41,21 +42,23 @@ async def chat_completions(body: oa.ChatCompletionRequest, request: Request):
     meta = _meta("chatcmpl", body.model)
     gens = await start_all(state.manager, [req], state.metrics, meta.id)
     top = req.params.logprobs
+    reply = gens[0].reply
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return GenerationStreamResponse(_chat_stream(gens, meta, body.n, top, include_usage), SSE_MEDIA_TYPE,
+        return GenerationStreamResponse(_chat_stream(gens, meta, body.n, top, include_usage, reply), SSE_MEDIA_TYPE,
                                         on_close=lambda: close_all(gens))
     acc: Accumulated = await unless_disconnected(request, gens[0].collect())
-    return json_response(conv.chat_completion(meta, acc.ordered(), top, _usage(gens)))
+    return json_response(conv.chat_completion(meta, acc.ordered(), top, _usage(gens), reply))
 
 
 async def _chat_stream(gens: list[Generation], meta: conv.ResponseMeta, n: int, top: int | None,
-                       include_usage: bool) -> AsyncIterator[bytes]:
+                       include_usage: bool, reply: ReplyPlan) -> AsyncIterator[bytes]:
     for chunk in conv.chat_role_chunks(meta, n):
         yield sse_event(chunk)
+    shaped = conv.ShapedChatChunks(meta, reply) if reply.shapes else None
     try:
         async for _, delta in merged(gens):
-            for chunk in conv.chat_chunks(meta, delta, top):
+            for chunk in shaped.chunks(delta) if shaped else conv.chat_chunks(meta, delta, top):
                 yield sse_event(chunk)
     except Exception as e:  # after the headers: report in the stream
         yield _error_event(e)
