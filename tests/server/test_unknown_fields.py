@@ -26,7 +26,6 @@ def test_openai_unknown_fields_are_named(server, path, body, param):
 
 
 @pytest.mark.parametrize("path, body, name", [
-    ("/api/generate", {"prompt": "hi", "suffix": "end"}, "suffix"),
     ("/api/generate", {"prompt": "hi", "template": "{{ .Prompt }}"}, "template"),
     ("/api/chat", {"messages": MESSAGES, "options": {"mirostat": 2}}, "options.mirostat"),
     ("/api/chat", {"messages": MESSAGES, "options": {"typical_p": 0.5}}, "options.typical_p"),
