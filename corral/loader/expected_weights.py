@@ -4,8 +4,15 @@ from __future__ import annotations
 from corral.loader.config import ModelConfig
 
 
-def expected_hf_names(cfg: ModelConfig) -> list[str]:
-    """Every weight the model needs, in HF names (lm_head omitted when tied)."""
+def expected_hf_names(cfg: ModelConfig, family: bool = True) -> list[str]:
+    """Every weight the model needs, in HF names (lm_head omitted when tied). A family that
+    declares its own names (`corral.loader.family`) answers for its models unless family=False."""
+    if family:
+        from corral.loader.family import family_for_config
+
+        found = family_for_config(cfg)
+        if found is not None:
+            return found.expected_hf_names(cfg)
     names = ["model.embed_tokens.weight", "model.norm.weight"]
     if not cfg.tie_word_embeddings:
         names.append("lm_head.weight")

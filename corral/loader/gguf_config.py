@@ -8,6 +8,7 @@ import numpy as np
 from corral.errors import ModelFileError, UnsupportedModelError
 from corral.loader.architectures import GGUF_ARCHS
 from corral.loader.config import ModelConfig
+from corral.loader.family import family_for_gguf, gguf_family_names
 from corral.loader.gguf_file import GGUFFile
 from corral.loader.rope_llama3 import llama3_scaling_from_factors
 
@@ -22,10 +23,11 @@ def config_from_gguf(gf: GGUFFile) -> ModelConfig:
     ModelFileError when a required key is missing.
     """
     arch = gf.architecture
-    spec = GGUF_ARCHS.get(arch)
+    family = family_for_gguf(arch)
+    spec = family.spec if family is not None else GGUF_ARCHS.get(arch)
     if spec is None:
         raise UnsupportedModelError(
-            gf.path, f"architecture {arch!r} is not supported; corral runs GGUF architectures: {', '.join(sorted(GGUF_ARCHS))}"
+            gf.path, f"architecture {arch!r} is not supported; corral runs GGUF architectures: {', '.join(sorted([*GGUF_ARCHS, *gguf_family_names()]))}"
         )
 
     def key(name: str, default: Any = ...) -> Any:
@@ -40,7 +42,7 @@ def config_from_gguf(gf: GGUFFile) -> ModelConfig:
     heads = int(key("attention.head_count"))
     head_dim = int(key("attention.key_length", hidden // heads))
     rope_theta = _decimal(key("rope.freq_base", 10000.0))
-    return ModelConfig(
+    cfg = ModelConfig(
         architecture=spec.hf_architecture,
         vocab_size=_vocab_size(gf, arch),
         hidden_size=hidden,
@@ -64,6 +66,7 @@ def config_from_gguf(gf: GGUFFile) -> ModelConfig:
         model_type=spec.model_type,
         extra={"gguf_architecture": arch, "name": gf.get("general.name")},
     )
+    return cfg if family is None else family.adjust_gguf_config(cfg, key)
 
 
 def _vocab_size(gf: GGUFFile, arch: str) -> int:

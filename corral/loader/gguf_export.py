@@ -9,7 +9,8 @@ import numpy as np
 from corral.errors import UnsupportedModelError
 from corral.loader.architectures import ArchSpec, GGUF_ARCHS
 from corral.loader.config import ModelConfig
-from corral.loader.gguf_names import hf_to_gguf, permuted_heads, rotary_row_order
+from corral.loader.family import family_for_config
+from corral.loader.gguf_names import LAYER_NAMES, hf_to_gguf, permuted_heads, rotary_row_order
 from corral.loader.quant_mix import FILE_TYPES, check_export_type, tensor_type
 from corral.loader.quantize import quantize
 from corral.loader.rope_llama3 import llama3_freq_factors
@@ -43,10 +44,14 @@ def export_gguf(
     if source.format != "hf":
         raise UnsupportedModelError(hf_dir, "export_gguf converts a Hugging Face folder; this is already a GGUF file")
     cfg = source.config
-    spec = _gguf_spec(cfg)
+    family = family_for_config(cfg)
+    spec = family.spec if family is not None else _gguf_spec(cfg)
+    layer_names = family.layer_names if family is not None else LAYER_NAMES
     writer = gguf.GGUFWriter(str(out_path), spec.gguf_arch)
     try:
         _write_metadata(writer, cfg, name or hf_dir.name, weight_type)
+        if family is not None:
+            family.write_gguf_metadata(writer, cfg)
         if with_tokenizer:
             from corral.tokenizer.gguf_vocab import add_tokenizer_to_gguf
 
@@ -57,10 +62,12 @@ def export_gguf(
             factors = llama3_freq_factors(cfg.rope_scaling, cfg.head_dim, cfg.rope_theta)
             writer.add_tensor("rope_freqs.weight", factors)
         for hf_name, tensor in source.iter_weights():
-            gguf_name = hf_to_gguf(hf_name)
+            gguf_name = hf_to_gguf(hf_name, layer_names)
             if gguf_name is None:
                 continue  # e.g. rotary inv_freq buffers some checkpoints carry
             w = tensor.float().numpy()
+            if family is not None:
+                w = family.hf_tensor_to_gguf(hf_name, w)
             heads = permuted_heads(gguf_name, cfg.num_attention_heads, cfg.num_key_value_heads)
             if spec.permuted_qk and heads:
                 w = w[rotary_row_order(w.shape[0], heads, to_hf=False)]

@@ -7,6 +7,7 @@ from typing import Any
 from corral.errors import UnsupportedModelError
 from corral.loader.architectures import HF_ARCHS, HF_MODEL_TYPES, ArchSpec
 from corral.loader.config import ModelConfig
+from corral.loader.family import family_for_hf, family_names
 
 
 def config_from_hf(d: dict[str, Any], path: str | Path = "config.json") -> ModelConfig:
@@ -15,14 +16,17 @@ def config_from_hf(d: dict[str, Any], path: str | Path = "config.json") -> Model
     Understands both the transformers 4 keys (rope_theta, rope_scaling) and the transformers 5
     ones (rope_parameters), `eos_token_id` as an int or a list, head_dim absent or null.
     """
-    spec = _spec(d, path)
+    family = family_for_hf(d)
+    if family is not None:
+        d = family.hf_text_config(d)
+    spec = family.spec if family is not None else _spec(d, path)
     hidden = int(d["hidden_size"])
     heads = int(d["num_attention_heads"])
     rope_theta, rope_scaling = _rope(d)
     sliding = d.get("sliding_window")
     if spec.model_type in ("qwen2", "qwen3") and not d.get("use_sliding_window", False):
         sliding = None  # Qwen configs carry a window size they do not use
-    return ModelConfig(
+    cfg = ModelConfig(
         architecture=spec.hf_architecture,
         vocab_size=int(d["vocab_size"]),
         hidden_size=hidden,
@@ -46,6 +50,7 @@ def config_from_hf(d: dict[str, Any], path: str | Path = "config.json") -> Model
         model_type=spec.model_type,
         extra={k: d[k] for k in ("_name_or_path",) if k in d},
     )
+    return cfg if family is None else family.adjust_hf_config(cfg, d)
 
 
 def _spec(d: dict, path) -> ArchSpec:
@@ -56,7 +61,7 @@ def _spec(d: dict, path) -> ArchSpec:
     if spec is None:
         found = (d.get("architectures") or [d.get("model_type")])[0]
         raise UnsupportedModelError(
-            path, f"architecture {found!r} is not supported; corral runs: {', '.join(sorted(HF_ARCHS))}"
+            path, f"architecture {found!r} is not supported; corral runs: {', '.join(sorted([*HF_ARCHS, *family_names()]))}"
         )
     return spec
 

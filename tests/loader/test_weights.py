@@ -32,7 +32,9 @@ def test_dense_weights_match_hf(tiny_models, arch, fmt, tol):
     assert set(got) == set(want)
     for name, w in got.items():
         assert w.shape == want[name].shape, name
-        torch.testing.assert_close(w.float(), want[name], rtol=tol, atol=tol * 0.1, msg=name)
+        # Gemma's GGUF norms hold 1 + w (llama.cpp's converter adds 1), rounded to float32 there.
+        atol = 1.2e-7 if fmt != "hf" and arch.startswith("gemma") and name.endswith("norm.weight") else tol * 0.1
+        torch.testing.assert_close(w.float(), want[name], rtol=tol, atol=atol, msg=name)
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
