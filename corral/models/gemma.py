@@ -217,5 +217,4 @@ GEMMA3 = GemmaFamily(
     ArchSpec("gemma3", "Gemma3ForCausalLM", "gemma3_text", qk_norm=True),
     {**_COMMON_DEFAULTS, "vocab_size": 262208, "max_position_embeddings": 131072, "rope_theta": 1_000_000.0},
     sliding_pattern=6, local_theta=10000.0,
-    hf_architectures=("Gemma3ForConditionalGeneration",), model_types=("gemma3",),
 )
