@@ -35,6 +35,7 @@ class Family:
     hf_architectures: tuple[str, ...] = ()  # further config.json "architectures" it runs
     model_types: tuple[str, ...] = ()  # further config.json "model_type"s it runs
     layer_names: dict[str, str] = LAYER_NAMES  # per-layer GGUF stem -> HF module path
+    non_weight_tensors: frozenset[str] = frozenset()  # GGUF tensors read into the config instead
 
     def hf_text_config(self, d: dict[str, Any]) -> dict[str, Any]:
         """The dict holding the text model's settings (a multimodal config nests them)."""
@@ -44,8 +45,9 @@ class Family:
         """The config after the family's own config.json keys are read (d: hf_text_config's)."""
         return cfg
 
-    def adjust_gguf_config(self, cfg: ModelConfig, key: MetadataKey) -> ModelConfig:
-        """The config after the family's own GGUF metadata keys are read."""
+    def adjust_gguf_config(self, cfg: ModelConfig, key: MetadataKey, gf) -> ModelConfig:
+        """The config after the family's own GGUF metadata keys (and non-weight tensors of the
+        GGUFFile `gf`) are read."""
         return cfg
 
     def expected_hf_names(self, cfg: ModelConfig) -> list[str]:
@@ -62,7 +64,10 @@ class Family:
         return array
 
     def write_gguf_metadata(self, writer, cfg: ModelConfig) -> None:
-        """Write the family's own `{arch}.*` keys (the common ones are written by the exporter)."""
+        """Write the family's own `{arch}.*` keys and non-weight tensors (the common keys are
+        written by the exporter; rope scaling too unless `writes_rope_scaling`)."""
+
+    writes_rope_scaling = False  # write_gguf_metadata writes the rope scaling itself
 
 
 def _families() -> list[Family]:

@@ -66,7 +66,7 @@ def config_from_gguf(gf: GGUFFile) -> ModelConfig:
         model_type=spec.model_type,
         extra={"gguf_architecture": arch, "name": gf.get("general.name")},
     )
-    return cfg if family is None else family.adjust_gguf_config(cfg, key)
+    return cfg if family is None else family.adjust_gguf_config(cfg, key, gf)
 
 
 def _vocab_size(gf: GGUFFile, arch: str) -> int:

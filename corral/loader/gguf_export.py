@@ -49,7 +49,8 @@ def export_gguf(
     layer_names = family.layer_names if family is not None else LAYER_NAMES
     writer = gguf.GGUFWriter(str(out_path), spec.gguf_arch)
     try:
-        _write_metadata(writer, cfg, name or hf_dir.name, weight_type)
+        _write_metadata(writer, cfg, name or hf_dir.name, weight_type,
+                        rope_scaling=family is None or not family.writes_rope_scaling)
         if family is not None:
             family.write_gguf_metadata(writer, cfg)
         if with_tokenizer:
@@ -87,7 +88,7 @@ def _gguf_spec(cfg: ModelConfig) -> ArchSpec:
     raise UnsupportedModelError(cfg.model_type, f"no GGUF export for model_type {cfg.model_type!r}")
 
 
-def _write_metadata(writer, cfg: ModelConfig, name: str, weight_type: str) -> None:
+def _write_metadata(writer, cfg: ModelConfig, name: str, weight_type: str, rope_scaling: bool = True) -> None:
     import gguf
 
     writer.add_name(name)
@@ -106,7 +107,7 @@ def _write_metadata(writer, cfg: ModelConfig, name: str, weight_type: str) -> No
     writer.add_rope_dimension_count(cfg.head_dim)
     writer.add_rope_freq_base(cfg.rope_theta)
     writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
-    scaling = cfg.rope_scaling or {}
+    scaling = (cfg.rope_scaling or {}) if rope_scaling else {}
     kind = scaling.get("rope_type")
     if kind in ("linear", "yarn"):
         writer.add_rope_scaling_type(gguf.RopeScalingType(kind))

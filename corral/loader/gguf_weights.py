@@ -26,7 +26,7 @@ def check_gguf_tensors(gf: GGUFFile, cfg: ModelConfig) -> None:
         if name not in gf.tensors:
             raise ModelFileError(gf.path, f"tensor {name!r} ({hf}) is missing; the file is incomplete or not a {cfg.model_type} model")
     for t in gf.tensors.values():
-        if t.name not in NON_WEIGHT_TENSORS and gguf_to_hf(t.name, names) is None:
+        if t.name not in NON_WEIGHT_TENSORS | _non_weights(gf) and gguf_to_hf(t.name, names) is None:
             raise UnsupportedModelError(gf.path, f"tensor {t.name!r} is not part of any architecture corral runs")
         if t.type_name not in BLOCK_GEOMETRY:
             raise UnsupportedModelError(
@@ -61,6 +61,11 @@ def iter_gguf_weights(
         if family is not None:
             w = family.gguf_tensor_to_hf(hf, w)
         yield hf, w if order is None else w[torch.from_numpy(order)]
+
+
+def _non_weights(gf: GGUFFile) -> frozenset[str]:
+    family = family_for_gguf(gf.architecture)
+    return frozenset() if family is None else family.non_weight_tensors
 
 
 def _layer_names(gf: GGUFFile) -> dict[str, str]:

@@ -135,7 +135,7 @@ class GemmaFamily(Family):
                        tie_word_embeddings=bool(d.get("tie_word_embeddings", True)), extra={**cfg.extra, "gemma": gemma})
 
     # --- GGUF
-    def adjust_gguf_config(self, cfg: ModelConfig, key: MetadataKey) -> ModelConfig:
+    def adjust_gguf_config(self, cfg: ModelConfig, key: MetadataKey, gf) -> ModelConfig:
         scale = key("attention.scale", None)
         if scale:
             scalar = float(scale) ** -2

@@ -16,12 +16,14 @@ ARCHITECTURES: dict[str, str] = {
     "Qwen3ForCausalLM": "corral.models.llama:LlamaForCausalLM",
     "Gemma2ForCausalLM": "corral.models.gemma_model:GemmaForCausalLM",
     "Gemma3ForCausalLM": "corral.models.gemma_model:GemmaForCausalLM",
+    "Phi3ForCausalLM": "corral.models.phi3:Phi3ForCausalLM",
 }
 
 # Families declaring their own file formats (`corral.loader.family.Family`), found by the loaders.
 FAMILIES: tuple[str, ...] = (
     "corral.models.gemma:GEMMA2",
     "corral.models.gemma:GEMMA3",
+    "corral.models.phi3:PHI3",
 )
 
 

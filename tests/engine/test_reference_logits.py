@@ -29,7 +29,7 @@ SOME_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_K_M")
 FAMILY_TYPES = ("F32", "F16", "Q8_0")  # families past Llama's: the float paths and one quantized one
 GGUF_CASES = [(a, t) for a in ALL_TYPES_ARCHS for t in GGUF_TYPES] + [
     (a, t) for a in TINY_ARCHS if a not in ALL_TYPES_ARCHS
-    for t in (FAMILY_TYPES if a.startswith("gemma") else SOME_TYPES)
+    for t in (FAMILY_TYPES if a.startswith(("gemma", "phi")) else SOME_TYPES)
 ]
 
 
