@@ -36,6 +36,7 @@ class Family:
     model_types: tuple[str, ...] = ()  # further config.json "model_type"s it runs
     layer_names: dict[str, str] = LAYER_NAMES  # per-layer GGUF stem -> HF module path
     non_weight_tensors: frozenset[str] = frozenset()  # GGUF tensors read into the config instead
+    reads_gguf = True  # False: HF folders only so far; a GGUF file of it stays unsupported
 
     def hf_text_config(self, d: dict[str, Any]) -> dict[str, Any]:
         """The dict holding the text model's settings (a multimodal config nests them)."""
@@ -81,7 +82,7 @@ def _families() -> list[Family]:
 
 
 def family_for_gguf(arch: str) -> Family | None:
-    return next((f for f in _families() if f.spec.gguf_arch == arch), None)
+    return next((f for f in _families() if f.reads_gguf and f.spec.gguf_arch == arch), None)
 
 
 def family_for_hf(d: dict[str, Any]) -> Family | None:
@@ -104,4 +105,4 @@ def family_names() -> list[str]:
 
 
 def gguf_family_names() -> list[str]:
-    return sorted(f.spec.gguf_arch for f in _families())
+    return sorted(f.spec.gguf_arch for f in _families() if f.reads_gguf)

@@ -17,6 +17,9 @@ ARCHITECTURES: dict[str, str] = {
     "Gemma2ForCausalLM": "corral.models.gemma_model:GemmaForCausalLM",
     "Gemma3ForCausalLM": "corral.models.gemma_model:GemmaForCausalLM",
     "Phi3ForCausalLM": "corral.models.phi3:Phi3ForCausalLM",
+    "MixtralForCausalLM": "corral.models.moe_model:MoeForCausalLM",
+    "Qwen2MoeForCausalLM": "corral.models.moe_model:MoeForCausalLM",
+    "Qwen3MoeForCausalLM": "corral.models.moe_model:MoeForCausalLM",
 }
 
 # Families declaring their own file formats (`corral.loader.family.Family`), found by the loaders.
@@ -24,6 +27,9 @@ FAMILIES: tuple[str, ...] = (
     "corral.models.gemma:GEMMA2",
     "corral.models.gemma:GEMMA3",
     "corral.models.phi3:PHI3",
+    "corral.models.moe:MIXTRAL",
+    "corral.models.moe:QWEN2_MOE",
+    "corral.models.moe:QWEN3_MOE",
 )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from fixtures.tiny_models import GGUF_TYPES, TINY_ARCHS
+from fixtures.tiny_models import GGUF_ARCHS, GGUF_TYPES, HF_ONLY_ARCHS, TINY_ARCHS, reference_kwargs
 
 from corral import SamplingParams
 from engine_helpers import hf_greedy, rel_error
@@ -28,7 +28,7 @@ ALL_TYPES_ARCHS = ("llama", "qwen2")  # SentencePiece + permuted Q/K, and BPE + 
 SOME_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_K_M")
 FAMILY_TYPES = ("F32", "F16", "Q8_0")  # families past Llama's: the float paths and one quantized one
 GGUF_CASES = [(a, t) for a in ALL_TYPES_ARCHS for t in GGUF_TYPES] + [
-    (a, t) for a in TINY_ARCHS if a not in ALL_TYPES_ARCHS
+    (a, t) for a in GGUF_ARCHS if a not in ALL_TYPES_ARCHS
     for t in (FAMILY_TYPES if a.startswith(("gemma", "phi")) else SOME_TYPES)
 ]
 
@@ -51,8 +51,8 @@ def test_gguf_logits_match_transformers(arch, gguf_type, make_llm, gguf_referenc
         assert rel_error(kernels, expected) <= KERNEL_BOUND
 
 
-@pytest.mark.parametrize("arch", TINY_ARCHS)
-@pytest.mark.parametrize("fmt", ["hf", "F32", "Q8_0"])
+@pytest.mark.parametrize("arch,fmt", [(a, f) for a in GGUF_ARCHS for f in ("hf", "F32", "Q8_0")]
+                         + [(a, "hf") for a in HF_ONLY_ARCHS])
 def test_greedy_generation_matches_transformers(arch, fmt, make_llm, tiny_models, gguf_reference):
     import transformers
 
@@ -60,7 +60,8 @@ def test_greedy_generation_matches_transformers(arch, fmt, make_llm, tiny_models
     prompt = "def add(a, b):\n    return a + b  # naïve 数字 123"
     out = llm.generate([prompt], SamplingParams(temperature=0, max_tokens=12, ignore_eos=True))[0]
     if fmt == "hf":
-        reference = transformers.AutoModelForCausalLM.from_pretrained(tiny_models(arch, "hf"), dtype=torch.float64)
+        reference = transformers.AutoModelForCausalLM.from_pretrained(
+            tiny_models(arch, "hf"), dtype=torch.float64, **reference_kwargs(tiny_models(arch, "hf")))
     else:
         reference = gguf_reference(arch, fmt)
     assert out.outputs[0].token_ids == hf_greedy(reference, out.prompt_token_ids, 12)
