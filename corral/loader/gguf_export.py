@@ -2,6 +2,7 @@
 `llama-quantize` would write, for the architectures in `architectures.py`)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -62,16 +63,24 @@ def export_gguf(
         if cfg.rope_scaling and cfg.rope_scaling.get("rope_type") == "llama3":
             factors = llama3_freq_factors(cfg.rope_scaling, cfg.head_dim, cfg.rope_theta)
             writer.add_tensor("rope_freqs.weight", factors)
+        stacks: dict[str, dict[int, np.ndarray]] = {}  # GGUF name -> expert index -> its weight
         for hf_name, tensor in source.iter_weights():
             gguf_name = hf_to_gguf(hf_name, layer_names)
             if gguf_name is None:
                 continue  # e.g. rotary inv_freq buffers some checkpoints carry
             w = tensor.float().numpy()
+            expert = _expert_index(hf_name)
+            if expert is not None:  # written as one 3-D tensor per layer once all are read
+                stacks.setdefault(gguf_name, {})[expert] = w
+                continue
             if family is not None:
                 w = family.hf_tensor_to_gguf(hf_name, w)
             heads = permuted_heads(gguf_name, cfg.num_attention_heads, cfg.num_key_value_heads)
             if spec.permuted_qk and heads:
                 w = w[rotary_row_order(w.shape[0], heads, to_hf=False)]
+            _add_tensor(writer, gguf_name, w, tensor_type(gguf_name, w.shape, weight_type, cfg.num_hidden_layers))
+        for gguf_name, slices in stacks.items():
+            w = np.stack([slices[i] for i in sorted(slices)])  # (n_experts, rows, cols)
             _add_tensor(writer, gguf_name, w, tensor_type(gguf_name, w.shape, weight_type, cfg.num_hidden_layers))
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
@@ -79,6 +88,11 @@ def export_gguf(
     finally:
         writer.close()
     return out_path
+
+
+def _expert_index(hf_name: str) -> int | None:
+    m = re.search(r"\.experts\.(\d+)\.", hf_name)
+    return None if m is None else int(m.group(1))
 
 
 def _gguf_spec(cfg: ModelConfig) -> ArchSpec:

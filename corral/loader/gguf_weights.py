@@ -52,6 +52,9 @@ def iter_gguf_weights(
         hf = gguf_to_hf(t.name, names)
         if hf is None:
             continue
+        if len(t.shape) == 3:  # a stack of 2-D weights (a layer's experts): one per index
+            yield from _stacked(gf, t, hf, keep_quantized)
+            continue
         heads = permuted_heads(t.name, cfg.num_attention_heads, cfg.num_key_value_heads) if permuted else None
         order = rotary_row_order(t.shape[0], heads, to_hf=True) if heads else None
         if keep_quantized and t.type_name not in DENSE_TYPES and len(t.shape) == 2:
@@ -61,6 +64,24 @@ def iter_gguf_weights(
         if family is not None:
             w = family.gguf_tensor_to_hf(hf, w)
         yield hf, w if order is None else w[torch.from_numpy(order)]
+
+
+def _stacked(gf: GGUFFile, t: GGUFTensor, hf_pattern: str, keep_quantized: bool):
+    """(hf_pattern.format(i), slice i) of a 3-D tensor (n, rows, cols): quantized slices stay views
+    of the file's blocks, so an expert's weights are read only when it runs."""
+    n, rows, cols = t.shape
+    if keep_quantized and t.type_name not in DENSE_TYPES:
+        block_size, type_size = BLOCK_GEOMETRY[t.type_name]
+        blocks = np.asarray(t.data).view(np.uint8)
+        if cols % block_size or blocks.size != n * rows * (cols // block_size) * type_size:
+            raise ModelFileError(gf.path, f"tensor {t.name!r}: data size does not match {t.type_name} {t.shape}")
+        blocks = blocks.reshape(n, rows, cols // block_size * type_size)
+        for i in range(n):
+            yield hf_pattern.format(i), QuantizedWeight(t.type_name, (rows, cols), blocks[i])
+        return
+    w = dequantize(t.type_name, t.data, t.shape, name=t.name, path=str(gf.path))
+    for i in range(n):
+        yield hf_pattern.format(i), w[i]
 
 
 def _non_weights(gf: GGUFFile) -> frozenset[str]:

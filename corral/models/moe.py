@@ -9,7 +9,11 @@ whose MLP is, in its sparse layers, a router and `num_experts` small gated MLPs:
   or off the `decoder_sparse_step` stride.
 Checkpoint names: Mixtral `block_sparse_moe.{gate, experts.E.w1 (gate) / w3 (up) / w2 (down)}`,
 Qwen `mlp.{gate, experts.E.{gate,up,down}_proj, shared_expert.*, shared_expert_gate}`.
-GGUF files of these families (experts stacked in 3-D tensors) are not read yet.
+GGUF (llama.cpp's qwen3moe): the router is `ffn_gate_inp`, a layer's experts are stacked in 3-D
+`ffn_{gate,up,down}_exps` tensors that the loader hands over one expert at a time (quantized slices
+stay in the file), `{arch}.expert_count` / `expert_used_count` / `expert_feed_forward_length`; top-k
+weights are renormalised, as llama.cpp does for this architecture. Mixtral (which llama.cpp
+writes as arch "llama") and Qwen2-MoE GGUF files are not read yet.
 """
 from __future__ import annotations
 
@@ -18,7 +22,16 @@ from typing import Any
 
 from corral.loader.architectures import ArchSpec
 from corral.loader.config import ModelConfig
-from corral.loader.family import Family
+from corral.loader.family import Family, MetadataKey
+from corral.loader.gguf_names import LAYER_NAMES
+
+QWEN_MOE_LAYER_NAMES = {
+    **LAYER_NAMES,
+    "ffn_gate_inp": "mlp.gate",
+    "ffn_gate_exps": "mlp.experts.{}.gate_proj",
+    "ffn_up_exps": "mlp.experts.{}.up_proj",
+    "ffn_down_exps": "mlp.experts.{}.down_proj",
+}
 
 
 @dataclass(frozen=True)
@@ -39,11 +52,12 @@ def moe_settings(cfg: ModelConfig) -> MoeSettings:
 
 
 class MoeFamily(Family):
-    reads_gguf = False
-
-    def __init__(self, spec: ArchSpec, mixtral: bool):
+    def __init__(self, spec: ArchSpec, mixtral: bool, reads_gguf: bool = False):
         self.spec = spec
         self.mixtral = mixtral
+        self.reads_gguf = reads_gguf
+        if reads_gguf:
+            self.layer_names = QWEN_MOE_LAYER_NAMES
 
     def adjust_hf_config(self, cfg: ModelConfig, d: dict[str, Any]) -> ModelConfig:
         n = cfg.num_hidden_layers
@@ -63,6 +77,24 @@ class MoeFamily(Family):
         # Qwen configs carry a window size they do not use
         sliding = cfg.sliding_window if self.mixtral or d.get("use_sliding_window") else None
         return replace(cfg, sliding_window=sliding, extra={**cfg.extra, "moe": moe})
+
+    def adjust_gguf_config(self, cfg: ModelConfig, key: MetadataKey, gf) -> ModelConfig:
+        experts = int(key("expert_count"))
+        moe = MoeSettings(experts, int(key("expert_used_count")), True,
+                          int(key("expert_feed_forward_length", cfg.intermediate_size)), 0,
+                          (experts > 0,) * cfg.num_hidden_layers, False)
+        return replace(cfg, extra={**cfg.extra, "moe": moe})
+
+    def write_gguf_metadata(self, writer, cfg: ModelConfig) -> None:
+        moe = moe_settings(cfg)
+        if not all(moe.sparse_layers) or moe.shared_expert_size or not moe.normalize_top_k:
+            from corral.errors import UnsupportedModelError
+
+            raise UnsupportedModelError(cfg.model_type, "llama.cpp's qwen3moe has every layer sparse, no shared "
+                                                        "expert and renormalised top-k; this model differs")
+        writer.add_expert_count(moe.num_experts)
+        writer.add_expert_used_count(moe.top_k)
+        writer.add_expert_feed_forward_length(moe.expert_size)
 
     def expected_hf_names(self, cfg: ModelConfig) -> list[str]:
         moe = moe_settings(cfg)
@@ -89,4 +121,5 @@ class MoeFamily(Family):
 
 MIXTRAL = MoeFamily(ArchSpec("mixtral", "MixtralForCausalLM", "mixtral"), mixtral=True)
 QWEN2_MOE = MoeFamily(ArchSpec("qwen2moe", "Qwen2MoeForCausalLM", "qwen2_moe", always_qkv_bias=True), mixtral=False)
-QWEN3_MOE = MoeFamily(ArchSpec("qwen3moe", "Qwen3MoeForCausalLM", "qwen3_moe", qk_norm=True), mixtral=False)
+QWEN3_MOE = MoeFamily(ArchSpec("qwen3moe", "Qwen3MoeForCausalLM", "qwen3_moe", qk_norm=True), mixtral=False,
+                      reads_gguf=True)

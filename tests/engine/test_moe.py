@@ -33,3 +33,14 @@ def test_batch_equals_each_alone(make_llm):
     together = [o.outputs[0].token_ids for o in llm.generate(prompts, GREEDY)]
     alone = [llm.generate([p], GREEDY)[0].outputs[0].token_ids for p in prompts]
     assert together == alone
+
+
+def test_quantized_gguf_experts_stay_quantized(make_llm):
+    """llama.cpp stacks a layer's experts in one 3-D tensor; each expert gets its own slice of the
+    file's blocks for the kernels, and the router stays float32 as llama.cpp writes it."""
+    model = make_llm("qwen3_moe", "Q8_0", keep_quantized=True).engine.runner.model
+    block = next(m for m in model.modules() if isinstance(m, SparseMoeBlock))
+    for expert in block.experts:
+        for linear in expert.parts:
+            assert linear.weight is None and linear.packed is not None
+    assert block.gate.weight is not None and block.gate.weight.dtype == torch.float32
