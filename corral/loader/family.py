@@ -56,6 +56,11 @@ class Family:
 
         return expected_hf_names(cfg, family=False)
 
+    def hf_checkpoint_name(self, name: str) -> str | None:
+        """A safetensors name -> the model's name for it; None for tensors the model does not use
+        (a multimodal checkpoint's vision tower)."""
+        return name
+
     def gguf_tensor_to_hf(self, hf_name: str, tensor):
         """A dense tensor read from GGUF (torch, float32) -> the value an HF checkpoint holds."""
         return tensor

@@ -40,9 +40,14 @@ class ModelSource:
             from corral.loader.gguf_weights import iter_gguf_weights
 
             return iter_gguf_weights(self.gguf, self.config, keep_quantized)
+        from corral.loader.family import family_for_config
         from corral.loader.safetensors_weights import iter_safetensors_weights
 
-        return iter_safetensors_weights(self.files)
+        family = family_for_config(self.config)
+        if family is None:
+            return iter_safetensors_weights(self.files)
+        return ((renamed, w) for name, w in iter_safetensors_weights(self.files)
+                if (renamed := family.hf_checkpoint_name(name)) is not None)
 
 
 def load_model_source(path: str | Path) -> ModelSource:
@@ -81,6 +86,7 @@ def _open_gguf(p: Path) -> ModelSource:
 
 
 def _open_hf(folder: Path) -> ModelSource:
+    from corral.loader.family import family_for_config
     from corral.loader.hf_config import config_from_hf
     from corral.loader.safetensors_weights import safetensors_files, safetensors_names
 
@@ -95,6 +101,9 @@ def _open_hf(folder: Path) -> ModelSource:
         raise ModelFileError(config_path, f"missing or malformed field {e}; the config is incomplete") from None
     files = safetensors_files(folder)
     names = safetensors_names(files)
+    family = family_for_config(cfg)
+    if family is not None:
+        names = {family.hf_checkpoint_name(n) for n in names} - {None}
     for name in expected_hf_names(cfg):
         if name not in names:
             raise ModelFileError(folder, f"tensor {name!r} is in no safetensors file; the download is incomplete")

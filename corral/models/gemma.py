@@ -12,7 +12,10 @@ What sets them apart from Llama, all declared here (the model is in `gemma_model
 - RMSNorms that scale by (1 + w): HF checkpoints store w, llama.cpp's converter writes 1 + w
   (every tensor named "*norm.weight", Gemma 3's q/k norms included). The loaders hand the model
   HF values, so a GGUF norm comes back as stored - 1 and the model adds 1 once at load;
-- GELU (tanh form) in the gated MLP, config key `hidden_activation`.
+- GELU (tanh form) in the gated MLP, config key `hidden_activation`;
+- Gemma 3's multimodal checkpoints (Gemma3ForConditionalGeneration, 4B and up) nest the text
+  settings under `text_config` and the weights under `language_model`; the text model runs, the
+  vision tower is skipped (images are not supported).
 
 GGUF keys (llama.cpp): `{arch}.attention.sliding_window`, `gemma2.attn_logit_softcapping`,
 `{arch}.final_logit_softcapping`, `rope.freq_base` (Gemma 3: the global base). llama.cpp's files
@@ -166,6 +169,19 @@ class GemmaFamily(Family):
             writer.add_attention_scale(gemma.query_pre_attn_scalar**-0.5)
 
     # --- weights
+    def hf_checkpoint_name(self, name: str) -> str | None:
+        # Gemma3ForConditionalGeneration: the text model under language_model (transformers 4
+        # and the Hub: "language_model.model.*", "language_model.lm_head"; transformers 5 in
+        # memory: "model.language_model.*"); the vision tower and projector are not run here.
+        for prefix, to in (("language_model.model.", "model."), ("model.language_model.", "model."),
+                           ("language_model.lm_head.", "lm_head.")):
+            if name.startswith(prefix):
+                return to + name[len(prefix):]
+        if name.startswith(("vision_tower.", "multi_modal_projector.", "model.vision_tower.",
+                            "model.multi_modal_projector.")):
+            return None
+        return name
+
     def expected_hf_names(self, cfg: ModelConfig) -> list[str]:
         names = ["model.embed_tokens.weight", "model.norm.weight"]
         if not cfg.tie_word_embeddings:
@@ -217,4 +233,5 @@ GEMMA3 = GemmaFamily(
     ArchSpec("gemma3", "Gemma3ForCausalLM", "gemma3_text", qk_norm=True),
     {**_COMMON_DEFAULTS, "vocab_size": 262208, "max_position_embeddings": 131072, "rope_theta": 1_000_000.0},
     sliding_pattern=6, local_theta=10000.0,
+    hf_architectures=("Gemma3ForConditionalGeneration",), model_types=("gemma3",),
 )

@@ -59,3 +59,31 @@ def test_prefix_cache_hit_past_the_window_matches_transformers(make_llm, arch_an
     again = llm.generate([{"prompt_token_ids": PROMPTS[0]}], GREEDY)[0]
     assert again.num_cached_tokens == 32  # two 16-token blocks, past the 12-token window
     assert again.outputs[0].token_ids == expected[0]
+
+
+def test_multimodal_gemma3_checkpoint_runs_its_text_model(tiny_models, tmp_path):
+    """Gemma3ForConditionalGeneration (the 4B and larger checkpoints): settings under text_config,
+    weights under language_model, a vision tower corral skips. Text logits equal transformers'."""
+    import shutil
+
+    from corral import LLM
+    from engine_helpers import rel_error
+
+    text_dir = tiny_models("gemma3", "hf")
+    text = transformers.AutoConfig.from_pretrained(text_dir)
+    vision = transformers.SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                             num_attention_heads=2, image_size=28, patch_size=14)
+    config = transformers.Gemma3Config(text_config=text.to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4)
+    config.architectures = ["Gemma3ForConditionalGeneration"]
+    model = transformers.Gemma3ForConditionalGeneration(config).eval()
+    text_model = transformers.AutoModelForCausalLM.from_pretrained(text_dir)
+    model.model.language_model.load_state_dict(text_model.model.state_dict())
+    model.save_pretrained(tmp_path)
+    for f in text_dir.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens")):
+            shutil.copy(f, tmp_path / f.name)
+    ids = list(range(3, 43))
+    with torch.no_grad():
+        expected = model.double()(torch.tensor([ids])).logits[0]
+    llm = LLM(str(tmp_path), max_model_len=128, kv_cache_memory=8 << 20)
+    assert rel_error(llm.engine.prompt_logits(ids), expected) <= 1e-4
