@@ -11,23 +11,21 @@ What sets the family apart, all here:
   context under `phi3.rope.scaling.*`;
 - a sliding window over every layer when the config sets one (Phi-3-mini: 2047).
 Partial rotary (Phi-4-mini's partial_rotary_factor 0.75) is not supported yet and says so.
+The model (Llama's modules, fused tensors split at load) is in `phi3_model.py`.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
-import torch
 
 from corral.errors import UnsupportedModelError
 from corral.loader.architectures import ArchSpec
 from corral.loader.config import ModelConfig
 from corral.loader.family import Family, MetadataKey
 from corral.loader.gguf_names import LAYER_NAMES
-from corral.loader.quantized import QuantizedWeight
-from corral.models.llama import LlamaForCausalLM
 
 PHI3_LAYER_NAMES = {**LAYER_NAMES, "attn_qkv": "self_attn.qkv_proj", "ffn_up": "mlp.gate_up_proj"}
 _FACTOR_TENSORS = {"short_factor": "rope_factors_short.weight", "long_factor": "rope_factors_long.weight"}
@@ -103,35 +101,3 @@ def _check_full_rotary(partial: bool, path) -> None:
 
 
 PHI3 = Phi3Family()
-
-
-class Phi3ForCausalLM(LlamaForCausalLM):
-    """Llama's modules; fused checkpoint tensors are split on the way in."""
-
-    def load_weights(self, weights: Iterable, keep_quantized: bool = False) -> None:
-        cfg = self.config
-        qkv = (cfg.q_size, cfg.kv_size, cfg.kv_size)
-        gate_up = (cfg.intermediate_size, cfg.intermediate_size)
-
-        def split():
-            for name, w in weights:
-                if name.endswith("self_attn.qkv_proj.weight"):
-                    yield from _split_rows(name.replace("qkv_proj", "{}_proj"), w, "qkv", qkv)
-                elif name.endswith("mlp.gate_up_proj.weight"):
-                    yield from _split_rows(name.replace("gate_up_proj", "{}_proj"), w, ("gate", "up"), gate_up)
-                else:
-                    yield name, w
-
-        super().load_weights(split(), keep_quantized)
-
-
-def _split_rows(pattern: str, w, parts, sizes):
-    """(pattern.format(part), rows of w) for consecutive row ranges of `sizes`."""
-    start = 0
-    for part, n in zip(parts, sizes):
-        if isinstance(w, QuantizedWeight):
-            piece = QuantizedWeight(w.type_name, (n, w.shape[1]), w.data[start:start + n])
-        else:
-            piece = w[start:start + n]
-        yield pattern.format(part), piece
-        start += n

@@ -16,7 +16,7 @@ ARCHITECTURES: dict[str, str] = {
     "Qwen3ForCausalLM": "corral.models.llama:LlamaForCausalLM",
     "Gemma2ForCausalLM": "corral.models.gemma_model:GemmaForCausalLM",
     "Gemma3ForCausalLM": "corral.models.gemma_model:GemmaForCausalLM",
-    "Phi3ForCausalLM": "corral.models.phi3:Phi3ForCausalLM",
+    "Phi3ForCausalLM": "corral.models.phi3_model:Phi3ForCausalLM",
     "MixtralForCausalLM": "corral.models.moe_model:MoeForCausalLM",
     "Qwen2MoeForCausalLM": "corral.models.moe_model:MoeForCausalLM",
     "Qwen3MoeForCausalLM": "corral.models.moe_model:MoeForCausalLM",
