@@ -13,8 +13,14 @@ import torch
 from corral.errors import UnsupportedModelError
 
 
-def inverse_frequencies(head_dim: int, theta: float, scaling: dict[str, Any] | None) -> tuple[torch.Tensor, float]:
-    """Returns (inv_freq (head_dim/2,), attention_factor) for the config's rope scaling."""
+def inverse_frequencies(head_dim: int, theta: float, scaling: dict[str, Any] | None,
+                        max_positions: int | None = None) -> tuple[torch.Tensor, float]:
+    """Returns (inv_freq (head_dim/2,), attention_factor) for the config's rope scaling.
+
+    LongRoPE (Phi-3) divides each frequency by its long factor when the model runs for more
+    positions than `original_max_position_embeddings` (max_positions), by its short one otherwise:
+    chosen once for the context, as llama.cpp does (transformers switches per sequence, so the two
+    agree on every sequence while the context is within the original one)."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
     if not scaling:
         return inv_freq, 1.0
@@ -49,6 +55,18 @@ def inverse_frequencies(head_dim: int, theta: float, scaling: dict[str, Any] | N
         return torch.where(medium, smoothed, scaled), 1.0
     if kind == "yarn":
         return _yarn(inv_freq, head_dim, theta, scaling, factor)
+    if kind == "longrope":
+        original = int(scaling["original_max_position_embeddings"])
+        use_long = max_positions is not None and max_positions > original
+        factors = torch.tensor(scaling["long_factor" if use_long else "short_factor"], dtype=torch.float64)
+        if factors.shape != inv_freq.shape:
+            raise UnsupportedModelError(
+                "config.json", f"{factors.numel()} LongRoPE factors for a head of {head_dim} (needs {head_dim // 2})"
+            )
+        attention_factor = scaling.get("attention_factor")
+        if attention_factor is None:
+            attention_factor = math.sqrt(1 + math.log(factor) / math.log(original)) if factor > 1 else 1.0
+        return inv_freq / factors, float(attention_factor)
     raise UnsupportedModelError("config.json", f"rope_scaling type {kind!r} is not supported")
 
 
@@ -78,7 +96,7 @@ class RotaryEmbedding(torch.nn.Module):
 
     def __init__(self, head_dim: int, max_positions: int, theta: float, scaling: dict[str, Any] | None):
         super().__init__()
-        inv_freq, attn_factor = inverse_frequencies(head_dim, theta, scaling)
+        inv_freq, attn_factor = inverse_frequencies(head_dim, theta, scaling, max_positions)
         t = torch.arange(max_positions, dtype=torch.float64)
         freqs = torch.outer(t, inv_freq)  # (P, D/2)
         emb = torch.cat((freqs, freqs), dim=-1)  # (P, D)

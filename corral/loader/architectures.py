@@ -3,7 +3,9 @@
 A row says how a GGUF `general.architecture` maps to the Hugging Face class and `model_type`,
 and what differs between families in the files: whether llama.cpp's converter permuted the Q/K
 rows for its interleaved rotary layout, whether q/k/v always carry a bias, whether q/k have a
-per-head RMSNorm. Adding Gemma, Phi-3 or a MoE family starts with one new row here.
+per-head RMSNorm. These rows are the Llama family's; other families (Gemma, Phi-3, MoE) declare
+their spec and everything else particular to them in `corral/models/<family>.py` through
+`corral.loader.family.Family`.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from corral.errors import ModelFileError, UnsupportedModelError
-from corral.loader.ggml_types import BLOCK_GEOMETRY, SUPPORTED_TYPES
+from corral.loader.ggml_types import BLOCK_GEOMETRY, QK_K, SUPPORTED_TYPES
 
 Tensor = torch.Tensor
 
@@ -211,6 +211,30 @@ def _deq_q6_k(b: Tensor) -> Tensor:
     return (dl * q).view(n, 256)
 
 
+# IQ4_NL and IQ4_XS map each 4-bit index through this non-linear table (ggml-common.h kvalues_iq4nl).
+_IQ4_VALUES = torch.tensor([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113],
+                           dtype=torch.float32)
+
+
+def _deq_iq4_nl(b: Tensor) -> Tensor:
+    # d: f16 | qs: 16 bytes of nibbles; x = d * table[q]
+    return _IQ4_VALUES[_nibbles(b[:, 2:]).long()] * _f16(b[:, :2])
+
+
+def _deq_iq4_xs(b: Tensor) -> Tensor:
+    # d: f16 | scales_h: u16 (2 high bits of each 6-bit sub-block scale) | scales_l: 4 bytes
+    # (low nibbles) | qs: 8 sub-blocks of 16 bytes of nibbles; x = d * (scale - 32) * table[q]
+    n = b.shape[0]
+    d = _f16(b[:, :2])  # (N, 1)
+    high = b[:, 2:4].contiguous().view(torch.int16).to(torch.int32) & 0xFFFF  # (N, 1)
+    low = b[:, 4:8]  # (N, 4)
+    low = torch.stack([low & 0x0F, low >> 4], dim=-1).reshape(n, 8).to(torch.int32)  # (N, 8) sub-block order
+    shifts = torch.arange(0, 16, 2, dtype=torch.int32)  # (8,)
+    scales = (low | (((high >> shifts) & 3) << 4)).float() - 32.0  # (N, 8)
+    q = _nibbles(b[:, 8:].reshape(n * 8, 16)).long()  # (N*8, 32)
+    return (_IQ4_VALUES[q].view(n, 8, 32) * (d * scales).unsqueeze(-1)).view(n, QK_K)
+
+
 _DECODERS = {
     "Q8_0": _deq_q8_0,
     "Q4_0": _deq_q4_0,
@@ -222,4 +246,6 @@ _DECODERS = {
     "Q4_K": _deq_q4_k,
     "Q5_K": _deq_q5_k,
     "Q6_K": _deq_q6_k,
+    "IQ4_NL": _deq_iq4_nl,
+    "IQ4_XS": _deq_iq4_xs,
 }

@@ -13,7 +13,7 @@ from pathlib import Path
 from corral.errors import ModelFileError
 from corral.loader.config import ModelConfig
 
-TENSORS_PER_LAYER = 9  # q, k, v, o, gate, up, down and two norms: the fewest a layer has
+TENSORS_PER_LAYER = 6  # the fewest a layer has: Phi-3's fused qkv and gate_up, o, down and two norms
 
 
 def expected_hf_shapes(cfg: ModelConfig, with_lm_head: bool | None = None) -> dict[str, tuple[int, ...]]:
@@ -42,8 +42,15 @@ def expected_hf_shapes(cfg: ModelConfig, with_lm_head: bool | None = None) -> di
     return shapes
 
 
-def expected_hf_names(cfg: ModelConfig) -> list[str]:
-    """Every weight the model needs, in HF names (lm_head omitted when tied)."""
+def expected_hf_names(cfg: ModelConfig, family: bool = True) -> list[str]:
+    """Every weight the model needs, in HF names (lm_head omitted when tied). A family that
+    declares its own names (`corral.loader.family`) answers for its models unless family=False."""
+    if family:
+        from corral.loader.family import family_for_config
+
+        found = family_for_config(cfg)
+        if found is not None:
+            return found.expected_hf_names(cfg)
     return list(expected_hf_shapes(cfg))
 
 
@@ -58,9 +65,11 @@ def check_layer_count(cfg: ModelConfig, n_tensors: int, path: str | Path) -> Non
 def check_shapes(cfg: ModelConfig, found: Mapping[str, tuple[int, ...]], path: str | Path,
                  file_name: Callable[[str], str] = str) -> None:
     """Raise when a tensor in `found` (HF name -> shape) has another shape than the config implies.
-    Missing tensors are the caller's to report; `file_name` maps an HF name to the file's."""
+    Missing tensors are the caller's to report; `file_name` maps an HF name to the file's. A family
+    with names of its own is checked on the names it shares with the Llama layout."""
+    needed = set(expected_hf_names(cfg)) | {"lm_head.weight"}
     for name, want in expected_hf_shapes(cfg, with_lm_head=True).items():
         got = found.get(name)
-        if got is not None and tuple(got) != want:
+        if got is not None and name in needed and tuple(got) != want:
             raise ModelFileError(path, f"tensor {file_name(name)!r} has shape {tuple(got)}, but the configuration "
                                        f"implies {want}; the file and its configuration do not match")

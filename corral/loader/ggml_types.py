@@ -22,6 +22,8 @@ BLOCK_GEOMETRY: dict[str, tuple[int, int]] = {
     "Q4_K": (QK_K, 2 + 2 + 12 + 128),
     "Q5_K": (QK_K, 2 + 2 + 12 + 32 + 128),
     "Q6_K": (QK_K, 128 + 64 + 16 + 2),
+    "IQ4_NL": (32, 2 + 16),
+    "IQ4_XS": (QK_K, 2 + 2 + 4 + 128),
 }
 
 DENSE_TYPES = ("F32", "F16", "BF16")

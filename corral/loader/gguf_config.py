@@ -10,6 +10,7 @@ from corral.loader.architectures import GGUF_ARCHS
 from corral.loader.config import ModelConfig
 from corral.loader.config_checks import MAX_ROPE_THETA, check_config
 from corral.loader.config_values import read_float, read_int, read_str, read_token_id
+from corral.loader.family import family_for_gguf, gguf_family_names, read_family_settings
 from corral.loader.gguf_file import GGUFFile
 from corral.loader.rope_llama3 import llama3_scaling_from_factors
 
@@ -25,10 +26,11 @@ def config_from_gguf(gf: GGUFFile) -> ModelConfig:
     when a required key is missing or a value is of the wrong type or out of range.
     """
     arch = gf.architecture
-    spec = GGUF_ARCHS.get(arch)
+    family = family_for_gguf(arch)
+    spec = family.spec if family is not None else GGUF_ARCHS.get(arch)
     if spec is None:
         raise UnsupportedModelError(
-            gf.path, f"architecture {arch!r} is not supported; corral runs GGUF architectures: {', '.join(sorted(GGUF_ARCHS))}"
+            gf.path, f"architecture {arch!r} is not supported; corral runs GGUF architectures: {', '.join(sorted([*GGUF_ARCHS, *gguf_family_names()]))}"
         )
 
     path = gf.path
@@ -82,6 +84,8 @@ def config_from_gguf(gf: GGUFFile) -> ModelConfig:
         model_type=spec.model_type,
         extra={"gguf_architecture": arch, "name": name if isinstance(name, str) else None},
     )
+    if family is not None:
+        cfg = read_family_settings(path, family.adjust_gguf_config, cfg, raw, gf)
     return check_config(cfg, path)
 
 

@@ -2,6 +2,7 @@
 `llama-quantize` would write, for the architectures in `architectures.py`)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import numpy as np
 from corral.errors import UnsupportedModelError
 from corral.loader.architectures import ArchSpec, GGUF_ARCHS
 from corral.loader.config import ModelConfig
-from corral.loader.gguf_names import hf_to_gguf, permuted_heads, rotary_row_order
+from corral.loader.family import family_for_config
+from corral.loader.gguf_names import LAYER_NAMES, hf_to_gguf, permuted_heads, rotary_row_order
 from corral.loader.quant_mix import FILE_TYPES, check_export_type, tensor_type
 from corral.loader.quantize import quantize
 from corral.loader.rope_llama3 import llama3_freq_factors
@@ -43,10 +45,15 @@ def export_gguf(
     if source.format != "hf":
         raise UnsupportedModelError(hf_dir, "export_gguf converts a Hugging Face folder; this is already a GGUF file")
     cfg = source.config
-    spec = _gguf_spec(cfg)
+    family = family_for_config(cfg)
+    spec = family.spec if family is not None else _gguf_spec(cfg)
+    layer_names = family.layer_names if family is not None else LAYER_NAMES
     writer = gguf.GGUFWriter(str(out_path), spec.gguf_arch)
     try:
-        _write_metadata(writer, cfg, name or hf_dir.name, weight_type)
+        _write_metadata(writer, cfg, name or hf_dir.name, weight_type,
+                        rope_scaling=family is None or not family.writes_rope_scaling)
+        if family is not None:
+            family.write_gguf_metadata(writer, cfg)
         if with_tokenizer:
             from corral.tokenizer.gguf_vocab import add_tokenizer_to_gguf
 
@@ -56,14 +63,24 @@ def export_gguf(
         if cfg.rope_scaling and cfg.rope_scaling.get("rope_type") == "llama3":
             factors = llama3_freq_factors(cfg.rope_scaling, cfg.head_dim, cfg.rope_theta)
             writer.add_tensor("rope_freqs.weight", factors)
+        stacks: dict[str, dict[int, np.ndarray]] = {}  # GGUF name -> expert index -> its weight
         for hf_name, tensor in source.iter_weights():
-            gguf_name = hf_to_gguf(hf_name)
+            gguf_name = hf_to_gguf(hf_name, layer_names)
             if gguf_name is None:
                 continue  # e.g. rotary inv_freq buffers some checkpoints carry
             w = tensor.float().numpy()
+            expert = _expert_index(hf_name)
+            if expert is not None:  # written as one 3-D tensor per layer once all are read
+                stacks.setdefault(gguf_name, {})[expert] = w
+                continue
+            if family is not None:
+                w = family.hf_tensor_to_gguf(hf_name, w)
             heads = permuted_heads(gguf_name, cfg.num_attention_heads, cfg.num_key_value_heads)
             if spec.permuted_qk and heads:
                 w = w[rotary_row_order(w.shape[0], heads, to_hf=False)]
+            _add_tensor(writer, gguf_name, w, tensor_type(gguf_name, w.shape, weight_type, cfg.num_hidden_layers))
+        for gguf_name, slices in stacks.items():
+            w = np.stack([slices[i] for i in sorted(slices)])  # (n_experts, rows, cols)
             _add_tensor(writer, gguf_name, w, tensor_type(gguf_name, w.shape, weight_type, cfg.num_hidden_layers))
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
@@ -73,6 +90,11 @@ def export_gguf(
     return out_path
 
 
+def _expert_index(hf_name: str) -> int | None:
+    m = re.search(r"\.experts\.(\d+)\.", hf_name)
+    return None if m is None else int(m.group(1))
+
+
 def _gguf_spec(cfg: ModelConfig) -> ArchSpec:
     for spec in GGUF_ARCHS.values():
         if spec.model_type == cfg.model_type or (cfg.model_type == "mistral" and spec.gguf_arch == "llama"):
@@ -80,7 +102,7 @@ def _gguf_spec(cfg: ModelConfig) -> ArchSpec:
     raise UnsupportedModelError(cfg.model_type, f"no GGUF export for model_type {cfg.model_type!r}")
 
 
-def _write_metadata(writer, cfg: ModelConfig, name: str, weight_type: str) -> None:
+def _write_metadata(writer, cfg: ModelConfig, name: str, weight_type: str, rope_scaling: bool = True) -> None:
     import gguf
 
     writer.add_name(name)
@@ -99,7 +121,7 @@ def _write_metadata(writer, cfg: ModelConfig, name: str, weight_type: str) -> No
     writer.add_rope_dimension_count(cfg.head_dim)
     writer.add_rope_freq_base(cfg.rope_theta)
     writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
-    scaling = cfg.rope_scaling or {}
+    scaling = (cfg.rope_scaling or {}) if rope_scaling else {}
     kind = scaling.get("rope_type")
     if kind in ("linear", "yarn"):
         writer.add_rope_scaling_type(gguf.RopeScalingType(kind))

@@ -35,25 +35,29 @@ NON_WEIGHT_TENSORS = frozenset({"rope_freqs.weight"})
 _LAYER_HF = {v: k for k, v in LAYER_NAMES.items()}
 _GLOBAL_HF = {v: k for k, v in GLOBAL_NAMES.items()}
 _GGUF_RE = re.compile(r"^blk\.(\d+)\.(\w+)\.(weight|bias)$")
+_EXPERT_RE = re.compile(r"experts\.\d+\.")
 _HF_RE = re.compile(r"^model\.layers\.(\d+)\.([\w.]+)\.(weight|bias)$")
 
 
-def gguf_to_hf(name: str) -> str | None:
-    """"blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight"; None when unknown."""
+def gguf_to_hf(name: str, layer_names: dict[str, str] = LAYER_NAMES) -> str | None:
+    """"blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight"; None when unknown.
+    `layer_names`: the family's per-layer stems (default: the Llama family's)."""
     m = _GGUF_RE.match(name)
     if m:
-        hf = LAYER_NAMES.get(m.group(2))
+        hf = layer_names.get(m.group(2))
         return None if hf is None else f"model.layers.{m.group(1)}.{hf}.{m.group(3)}"
     stem, _, suffix = name.rpartition(".")
     hf = GLOBAL_NAMES.get(stem)
     return None if hf is None or suffix not in ("weight", "bias") else f"{hf}.{suffix}"
 
 
-def hf_to_gguf(name: str) -> str | None:
+def hf_to_gguf(name: str, layer_names: dict[str, str] = LAYER_NAMES) -> str | None:
     """Inverse of gguf_to_hf; None when the HF name has no GGUF counterpart."""
     m = _HF_RE.match(name)
     if m:
-        stem = _LAYER_HF.get(m.group(2))
+        inverse = _LAYER_HF if layer_names is LAYER_NAMES else {v: k for k, v in layer_names.items()}
+        # GGUF stacks a layer's experts in one 3-D tensor: HF "mlp.experts.3.up_proj" is one slice
+        stem = inverse.get(m.group(2)) or inverse.get(_EXPERT_RE.sub("experts.{}.", m.group(2)))
         return None if stem is None else f"blk.{m.group(1)}.{stem}.{m.group(3)}"
     stem, _, suffix = name.rpartition(".")
     g = _GLOBAL_HF.get(stem)

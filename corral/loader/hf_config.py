@@ -9,6 +9,7 @@ from corral.loader.architectures import HF_ARCHS, HF_MODEL_TYPES, ArchSpec
 from corral.loader.config import ModelConfig
 from corral.loader.config_checks import MAX_ROPE_THETA, check_config
 from corral.loader.config_values import read_bool, read_float, read_int, read_str, read_token_id, show
+from corral.loader.family import family_for_hf, family_names, read_family_settings
 
 
 def config_from_hf(d: Any, path: str | Path = "config.json") -> ModelConfig:
@@ -22,7 +23,12 @@ def config_from_hf(d: Any, path: str | Path = "config.json") -> ModelConfig:
     """
     if not isinstance(d, dict):
         raise ModelFileError(path, f"must hold a JSON object ({{...}}), not {type(d).__name__}; re-download it")
-    spec = _spec(d, path)
+    family = family_for_hf(d)
+    if family is not None:
+        d = read_family_settings(path, family.hf_text_config, d)
+        if not isinstance(d, dict):
+            raise ModelFileError(path, "text_config must be a JSON object ({...}); the config is corrupt")
+    spec = family.spec if family is not None else _spec(d, path)
 
     def integer(key: str, default: Any = ..., lo: int = 1) -> int:
         value = d.get(key)
@@ -69,6 +75,8 @@ def config_from_hf(d: Any, path: str | Path = "config.json") -> ModelConfig:
         model_type=spec.model_type,
         extra={k: d[k] for k in ("_name_or_path",) if isinstance(d.get(k), str)},
     )
+    if family is not None:
+        cfg = read_family_settings(path, family.adjust_hf_config, cfg, d)
     return check_config(cfg, path)
 
 
@@ -84,7 +92,7 @@ def _spec(d: dict, path) -> ArchSpec:
     if spec is None:
         found = architectures[0] if architectures else model_type
         raise UnsupportedModelError(
-            path, f"architecture {show(found)} is not supported; corral runs: {', '.join(sorted(HF_ARCHS))}"
+            path, f"architecture {show(found)} is not supported; corral runs: {', '.join(sorted([*HF_ARCHS, *family_names()]))}"
         )
     return spec
 

@@ -28,6 +28,7 @@ FILE_TYPES = {
 }
 EXPORT_TYPES = tuple(FILE_TYPES)
 
+_ROUTER_RE = re.compile(r"^blk\.\d+\.ffn_gate_inp(_shexp)?\.weight$")
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.(attn_v|ffn_down)\.weight$")
 
 
@@ -38,7 +39,7 @@ def check_export_type(weight_type: str) -> None:
 
 def tensor_type(gguf_name: str, shape: tuple[int, ...], weight_type: str, n_layers: int) -> str:
     """The GGML type for tensor `gguf_name` of numpy `shape` in a `weight_type` export."""
-    if len(shape) < 2:
+    if len(shape) < 2 or _ROUTER_RE.match(gguf_name):  # llama.cpp keeps MoE routers F32 too
         return "F32"
     chosen = weight_type
     if weight_type in MIXES:

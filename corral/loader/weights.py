@@ -42,9 +42,14 @@ class ModelSource:
             from corral.loader.gguf_weights import iter_gguf_weights
 
             return iter_gguf_weights(self.gguf, self.config, keep_quantized)
+        from corral.loader.family import family_for_config
         from corral.loader.safetensors_weights import iter_safetensors_weights
 
-        return iter_safetensors_weights(self.files)
+        family = family_for_config(self.config)
+        if family is None:
+            return iter_safetensors_weights(self.files)
+        return ((renamed, w) for name, w in iter_safetensors_weights(self.files)
+                if (renamed := family.hf_checkpoint_name(name)) is not None)
 
 
 def load_model_source(path: str | Path) -> ModelSource:
@@ -83,6 +88,7 @@ def _open_gguf(p: Path) -> ModelSource:
 
 
 def _open_hf(folder: Path) -> ModelSource:
+    from corral.loader.family import family_for_config
     from corral.loader.hf_config import config_from_hf
     from corral.loader.safetensors_weights import safetensors_files, safetensors_shapes
 
@@ -91,6 +97,9 @@ def _open_hf(folder: Path) -> ModelSource:
     files = safetensors_files(folder)
     shapes = safetensors_shapes(files)
     check_layer_count(cfg, len(shapes), folder)
+    family = family_for_config(cfg)
+    if family is not None:  # checkpoint names the family maps (None: a tensor the model does not use)
+        shapes = {hf: shape for name, shape in shapes.items() if (hf := family.hf_checkpoint_name(name)) is not None}
     for name in expected_hf_names(cfg):
         if name not in shapes:
             raise ModelFileError(folder, f"tensor {name!r} is in no safetensors file; the download is incomplete")

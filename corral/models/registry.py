@@ -1,6 +1,7 @@
 """Architecture name (HF `architectures[0]`) -> model class, imported lazily.
 
-A new family is one file in this folder and one line here.
+A new family is one file in this folder and one line here (two when it declares its own file
+formats in a `Family`).
 """
 from __future__ import annotations
 
@@ -13,7 +14,23 @@ ARCHITECTURES: dict[str, str] = {
     "MistralForCausalLM": "corral.models.llama:LlamaForCausalLM",
     "Qwen2ForCausalLM": "corral.models.llama:LlamaForCausalLM",
     "Qwen3ForCausalLM": "corral.models.llama:LlamaForCausalLM",
+    "Gemma2ForCausalLM": "corral.models.gemma_model:GemmaForCausalLM",
+    "Gemma3ForCausalLM": "corral.models.gemma_model:GemmaForCausalLM",
+    "Phi3ForCausalLM": "corral.models.phi3_model:Phi3ForCausalLM",
+    "MixtralForCausalLM": "corral.models.moe_model:MoeForCausalLM",
+    "Qwen2MoeForCausalLM": "corral.models.moe_model:MoeForCausalLM",
+    "Qwen3MoeForCausalLM": "corral.models.moe_model:MoeForCausalLM",
 }
+
+# Families declaring their own file formats (`corral.loader.family.Family`), found by the loaders.
+FAMILIES: tuple[str, ...] = (
+    "corral.models.gemma:GEMMA2",
+    "corral.models.gemma:GEMMA3",
+    "corral.models.phi3:PHI3",
+    "corral.models.moe:MIXTRAL",
+    "corral.models.moe:QWEN2_MOE",
+    "corral.models.moe:QWEN3_MOE",
+)
 
 
 def model_class(architecture: str, path: str = "model"):

@@ -1,12 +1,14 @@
 """Engine test helpers: tiny models loaded into corral and into transformers."""
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
 import torch
 
 from corral import LLM
+from fixtures.tiny_models import reference_kwargs
 
 SMALL = dict(max_model_len=256, kv_cache_memory=8 << 20)
 
@@ -36,10 +38,18 @@ def gguf_reference(tiny_models):
             path = tiny_models(arch, gguf_type)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                # transformers gives a Phi-3 read from GGUF the 32000 pad id of its config class,
+                # outside these tiny vocabularies
+                pad = {"pad_token_id": None} if arch.startswith("phi") else {}
+                # nor does its qwen3moe reader take the experts' size from expert_feed_forward_length
+                hf_config = json.loads((tiny_models(arch, "hf") / "config.json").read_text())
+                if "moe_intermediate_size" in hf_config:
+                    pad = {"moe_intermediate_size": hf_config["moe_intermediate_size"], **reference_kwargs(path.parent / "hf")}
                 from_gguf = transformers.AutoModelForCausalLM.from_pretrained(
-                    path.parent, gguf_file=path.name, dtype=torch.float64
+                    path.parent, gguf_file=path.name, dtype=torch.float64, **pad
                 )
-                model = transformers.AutoModelForCausalLM.from_pretrained(tiny_models(arch, "hf"), dtype=torch.float64)
+                model = transformers.AutoModelForCausalLM.from_pretrained(
+                    tiny_models(arch, "hf"), dtype=torch.float64, **reference_kwargs(tiny_models(arch, "hf")))
             missing, unexpected = model.load_state_dict(from_gguf.state_dict(), strict=False)
             if [m for m in missing if not m.endswith("lm_head.weight")] or unexpected:
                 raise RuntimeError(f"GGUF reference weights do not line up: {missing} {unexpected}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from fixtures.tiny_models import TINY_ARCHS
+from fixtures.tiny_models import GGUF_ARCHS, HF_ONLY_ARCHS
 
 from corral import SamplingParams
 from corral.core.request import Request
@@ -32,8 +32,8 @@ def _forward(runner, chunks, rows):
     return hidden, [c.clone() for c in runner.kv_caches]
 
 
-@pytest.mark.parametrize("arch", TINY_ARCHS)
-@pytest.mark.parametrize("fmt", ["F32", "Q4_0"])
+@pytest.mark.parametrize("arch,fmt", [(a, f) for a in GGUF_ARCHS for f in ("F32", "Q4_0")]
+                         + [(a, "hf") for a in HF_ONLY_ARCHS])
 def test_output_rows_give_the_same_states_and_cache(arch, fmt, make_llm):
     engine = make_llm(arch, fmt, keep_quantized=True).engine
     chunks = _chunks(engine, {

@@ -102,7 +102,7 @@ def test_minimal_valid_gguf_loads(tmp_path):
 
 def test_unsupported_architecture_lists_supported(tmp_path):
     p = write_gguf(tmp_path / "gpt2.gguf", arch="gpt2", tensors=full_llama_tensors())
-    with pytest.raises(UnsupportedModelError, match="'gpt2'.*llama, qwen2, qwen3"):
+    with pytest.raises(UnsupportedModelError, match="'gpt2'.*gemma2, gemma3, llama, phi3, qwen2, qwen3"):
         load_model_source(p)
 
 
@@ -115,9 +115,9 @@ def test_gguf_tensor_missing(tmp_path):
 
 def test_unsupported_tensor_type(tmp_path):
     tensors = full_llama_tensors()
-    # IQ4_NL: 32 values in 18 bytes; a type corral does not decode
-    tensors["blk.0.attn_v.weight"] = (np.zeros((32, 18), np.uint8), gguf.GGMLQuantizationType.IQ4_NL)
-    with pytest.raises(UnsupportedModelError, match="blk.0.attn_v.weight.*IQ4_NL"):
+    # IQ2_XXS: 256 values in 66 bytes; a type corral does not decode
+    tensors["blk.0.attn_v.weight"] = (np.zeros((32, 66), np.uint8), gguf.GGMLQuantizationType.IQ2_XXS)
+    with pytest.raises(UnsupportedModelError, match="blk.0.attn_v.weight.*IQ2_XXS"):
         load_model_source(write_gguf(tmp_path / "m.gguf", tensors=tensors))
 
 

@@ -8,14 +8,14 @@ from corral.errors import UnsupportedModelError
 from corral.loader.gguf_config import config_from_gguf
 from corral.loader.gguf_file import GGUFFile
 from corral.loader.hf_config import config_from_hf
-from fixtures.tiny_models import TINY_ARCHS
+from fixtures.tiny_models import GGUF_ARCHS
 
 
 def hf_config(folder):
     return config_from_hf(json.loads((folder / "config.json").read_text()))
 
 
-@pytest.mark.parametrize("arch", TINY_ARCHS)
+@pytest.mark.parametrize("arch", GGUF_ARCHS)
 def test_gguf_config_equals_hf_config(tiny_models, arch):
     want = hf_config(tiny_models(arch, "hf"))
     got = config_from_gguf(GGUFFile(tiny_models(arch, "F16")))

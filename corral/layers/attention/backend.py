@@ -14,7 +14,8 @@ class AttentionBackend(ABC):
     Rules a backend keeps: the K/V of every query token is stored at its `slot_mapping` slot
     before attention reads the cache; query token j of sequence i (absolute position
     context_lens[i] + j) attends to cache positions 0..that position (causal), minus those older
-    than `sliding_window` when set; heads are grouped (GQA: query head h reads KV head
+    than `sliding_window` when set; scores are soft-capped, cap * tanh(score / cap), before the
+    softmax when `logit_softcap` is set; heads are grouped (GQA: query head h reads KV head
     h // (Hq // Hk)).
     """
 

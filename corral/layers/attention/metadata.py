@@ -25,6 +25,8 @@ class AttentionMetadata:
     seq_lens_tensor: torch.Tensor  # (B,) int64, same as seq_lens
     all_decode: bool  # every sequence has exactly one query token
     sliding_window: int | None = None
+    # Scores soft-capped to (-cap, cap) by cap * tanh(score / cap) before the softmax (Gemma 2).
+    logit_softcap: float | None = None
     # Decode-only batches on the gathered torch path: cache slot of every (sequence, position) up
     # to the longest sequence, and which of them are attended (None when all are). Left None by the
     # model runner; built once per step by the first layer that needs them (torch_paged.decode_slots).

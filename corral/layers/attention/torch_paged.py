@@ -23,7 +23,7 @@ class TorchPagedAttention(AttentionBackend):
         self.use_kernel = use_kernel and kernel.is_available()
 
     def forward(self, q, k, v, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
-        if meta.all_decode and self._kernel_fits(q, kv_cache):
+        if meta.all_decode and not meta.logit_softcap and self._kernel_fits(q, kv_cache):
             # One query token per sequence (q: (B, Hq, D)); the kernel writes the new K/V itself.
             new_kv = (k.to(torch.float32).contiguous(), v.to(torch.float32).contiguous(), meta.slot_mapping)
             return self._kernel(q, kv_cache, meta.block_tables, meta.seq_lens_tensor, meta, scale, new_kv)
@@ -61,7 +61,7 @@ class TorchPagedAttention(AttentionBackend):
         prompts, about the same for one 1024-token prompt and at 2048 positions, and 219 against
         164 for a 4096-token prompt: so sequences of up to PREFILL_KERNEL_MAX_LEN positions, and
         any sequence's few queries (a decode, a short chunk)."""
-        if not self._kernel_fits(q, kv_cache):
+        if meta.logit_softcap or not self._kernel_fits(q, kv_cache):  # the kernel does not soft-cap
             return []
         starts = meta.query_start_loc
         return [i for i, n in enumerate(meta.seq_lens)
@@ -87,6 +87,8 @@ class TorchPagedAttention(AttentionBackend):
         values = kv_cache[1].view(-1, num_heads_kv, head_dim)[slots].to(q.dtype)
         qg = q.view(num_seqs, num_heads_kv, group, head_dim)  # (B, Hk, G, D)
         scores = torch.matmul(qg, keys.permute(0, 2, 3, 1)) * scale  # (B, Hk, G, L)
+        if meta.logit_softcap:
+            scores = torch.tanh(scores / meta.logit_softcap) * meta.logit_softcap
         if mask is not None:
             scores.masked_fill_(~mask[:, None, None, :], float("-inf"))
         probs = torch.softmax(scores, dim=-1)
@@ -111,18 +113,38 @@ class TorchPagedAttention(AttentionBackend):
             # back to the unfused math path, about 3x slower on a 512-token prompt.
             qs = q[start:end].transpose(0, 1)[None]  # (1, Hq, n, D)
             ks, vs = keys.transpose(0, 1)[None], values.transpose(0, 1)[None]  # (1, Hk, S, D)
-            if ctx == 0 and not meta.sliding_window:  # the whole sequence: plain causal
+            if meta.logit_softcap:  # SDPA cannot soft-cap: the scores in full
+                o = _softcapped(qs, ks, vs, _causal_mask(ctx, seq_len, meta.sliding_window), scale, meta.logit_softcap)
+            elif ctx == 0 and not meta.sliding_window:  # the whole sequence: plain causal
                 o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=True)
             else:
-                q_pos = torch.arange(ctx, seq_len)[:, None]  # (n, 1) absolute positions of the queries
-                k_pos = torch.arange(seq_len)[None, :]  # (1, S)
-                mask = k_pos <= q_pos  # (n, S)
-                if meta.sliding_window:
-                    mask &= k_pos > q_pos - meta.sliding_window
+                mask = _causal_mask(ctx, seq_len, meta.sliding_window)
                 o = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=scale, enable_gqa=True)
             o = o[0]  # (Hq, n, D)
             out[start:end] = o.transpose(0, 1)
         return out
+
+
+def _causal_mask(ctx: int, seq_len: int, window: int | None) -> torch.Tensor:
+    """(n, S) bool: query at absolute position ctx + i attends key j when j <= ctx + i, and
+    j > ctx + i - window with a window."""
+    q_pos = torch.arange(ctx, seq_len)[:, None]  # (n, 1) absolute positions of the queries
+    k_pos = torch.arange(seq_len)[None, :]  # (1, S)
+    mask = k_pos <= q_pos  # (n, S)
+    if window:
+        mask &= k_pos > q_pos - window
+    return mask
+
+
+def _softcapped(q, k, v, mask, scale: float, cap: float) -> torch.Tensor:
+    """(1, Hq, n, D) attention of q (1, Hq, n, D) over k, v (1, Hk, S, D) with scores soft-capped,
+    cap * tanh(score / cap), before the (n, S) mask and the softmax (Gemma 2)."""
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (1, Hq, S, D)
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale  # (1, Hq, n, S)
+    scores = torch.tanh(scores / cap) * cap
+    scores.masked_fill_(~mask, float("-inf"))
+    return torch.matmul(torch.softmax(scores, dim=-1), v)
 
 
 def token_rows(meta: AttentionMetadata, seqs: list[int]) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:

@@ -1,0 +1,46 @@
+"""Mixture-of-experts routing: each chosen expert runs once per step on all the tokens that chose
+it, unchosen ones not at all, and a batch gives the tokens each request gives alone."""
+from __future__ import annotations
+
+import torch
+
+from corral import SamplingParams
+from corral.models.moe_model import SparseMoeBlock
+
+GREEDY = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
+
+
+def test_each_chosen_expert_runs_once_per_step_on_its_tokens(make_llm, monkeypatch):
+    llm = make_llm("qwen3_moe", "hf")
+    block = next(m for m in llm.engine.runner.model.modules() if isinstance(m, SparseMoeBlock))
+    calls: list[tuple[int, int]] = []
+    for e, expert in enumerate(block.experts):
+        forward = expert.forward
+        monkeypatch.setattr(expert, "forward", lambda x, e=e, f=forward: calls.append((e, x.shape[0])) or f(x))
+    x = torch.randn(40, block.gate.in_features)
+    with torch.inference_mode():
+        chosen = torch.topk(block.gate(x), block.moe.top_k, dim=-1).indices
+        out = block(x)
+    assert out.shape == x.shape
+    want = {e: int((chosen == e).sum()) for e in chosen.unique().tolist()}
+    assert sorted(e for e, _ in calls) == sorted(want)  # once each, only the chosen
+    assert dict(calls) == want  # each on every (token, slot) routed to it
+
+
+def test_batch_equals_each_alone(make_llm):
+    llm = make_llm("qwen2_moe", "hf")
+    prompts = [{"prompt_token_ids": list(range(3 + i, 3 + i + n))} for i, n in enumerate([5, 23, 12])]
+    together = [o.outputs[0].token_ids for o in llm.generate(prompts, GREEDY)]
+    alone = [llm.generate([p], GREEDY)[0].outputs[0].token_ids for p in prompts]
+    assert together == alone
+
+
+def test_quantized_gguf_experts_stay_quantized(make_llm):
+    """llama.cpp stacks a layer's experts in one 3-D tensor; each expert gets its own slice of the
+    file's blocks for the kernels, and the router stays float32 as llama.cpp writes it."""
+    model = make_llm("qwen3_moe", "Q8_0", keep_quantized=True).engine.runner.model
+    block = next(m for m in model.modules() if isinstance(m, SparseMoeBlock))
+    for expert in block.experts:
+        for linear in expert.parts:
+            assert linear.weight is None and linear.packed is not None
+    assert block.gate.weight is not None and block.gate.weight.dtype == torch.float32

@@ -1,0 +1,66 @@
+"""Family-declared config semantics that the tiny fixtures do not reach: LongRoPE's long factors,
+config.json keys as older transformers wrote them, and what is refused."""
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+from corral.errors import UnsupportedModelError
+from corral.layers.rotary import inverse_frequencies
+from corral.loader.hf_config import config_from_hf
+from corral.models.gemma import settings
+
+PHI3 = dict(architectures=["Phi3ForCausalLM"], model_type="phi3", vocab_size=100, hidden_size=256,
+            intermediate_size=512, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+            max_position_embeddings=131072, original_max_position_embeddings=4096, rope_theta=10000.0,
+            rope_scaling={"type": "longrope", "short_factor": [1.0 + 0.05 * i for i in range(32)],
+                          "long_factor": [3.0 + 0.25 * i for i in range(32)]})
+
+
+@pytest.mark.parametrize("max_positions", [4096, 8192])
+def test_longrope_matches_transformers_within_and_past_the_original_context(max_positions):
+    cfg = config_from_hf(PHI3)
+    got, factor = inverse_frequencies(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling, max_positions)
+    hf_config = transformers.Phi3Config(**{k: v for k, v in PHI3.items() if k != "architectures"})
+    want, want_factor = ROPE_INIT_FUNCTIONS["longrope"](hf_config, "cpu", seq_len=max_positions)
+    torch.testing.assert_close(got.float(), want, rtol=1e-6, atol=0)
+    assert factor == pytest.approx(want_factor)
+    if max_positions > 4096:  # the long factors, not the short ones
+        short, _ = inverse_frequencies(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling, 4096)
+        assert not torch.allclose(got, short)
+
+
+def test_partial_rotary_is_refused_by_name():
+    with pytest.raises(UnsupportedModelError, match="partial rotary"):
+        config_from_hf({**PHI3, "partial_rotary_factor": 0.75})
+
+
+def test_gemma3_config_in_transformers_4_keys():
+    """Hub config.json files of Gemma 3 hold rope_theta, rope_local_base_freq, rope_scaling and
+    sliding_window_pattern, and omit keys the config class defaults (heads, head_dim, ...)."""
+    cfg = config_from_hf({
+        "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": 1152,
+        "intermediate_size": 6912, "num_hidden_layers": 13, "vocab_size": 262144, "rope_theta": 1000000.0,
+        "rope_local_base_freq": 10000.0, "rope_scaling": {"rope_type": "linear", "factor": 8.0},
+        "sliding_window": 512, "sliding_window_pattern": 6, "query_pre_attn_scalar": 256,
+        "torch_dtype": "bfloat16",
+    })
+    gemma = settings(cfg)
+    assert (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim) == (8, 4, 256)
+    assert cfg.rope_theta == 1e6 and cfg.rope_scaling == {"rope_type": "linear", "factor": 8.0}
+    assert gemma.rope_local_theta == 10000.0 and gemma.sliding_window == 512
+    assert [i for i, s in enumerate(gemma.sliding_layers) if not s] == [5, 11]
+    assert cfg.hidden_act == "gelu_pytorch_tanh" and cfg.tie_word_embeddings and cfg.sliding_window is None
+    layers = gemma.layers()
+    assert layers[5].rope == "global" and layers[5].sliding_window is None
+    assert layers[0].rope == "local" and layers[0].sliding_window == 512 and layers[0].scale == 256**-0.5
+
+
+def test_gemma_embedding_scale_is_rounded_to_the_checkpoint_dtype():
+    from corral.models.gemma import embed_scale
+
+    assert embed_scale(1152, "bfloat16") == float(torch.tensor(1152**0.5, dtype=torch.bfloat16))
+    assert embed_scale(1152, "float32") == float(torch.tensor(1152**0.5, dtype=torch.float32))
+    assert embed_scale(1152, "bfloat16") != embed_scale(1152, "float32")
