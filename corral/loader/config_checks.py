@@ -20,9 +20,10 @@ ROPE_TYPES = ("linear", "dynamic", "llama3", "yarn")
 MAX_ROPE_THETA = 1e12  # real bases go up to 1e8 or so
 
 
-def check_config(cfg: ModelConfig, path: str | Path) -> ModelConfig:
+def check_config(cfg: ModelConfig, path: str | Path, rope_types: tuple[str, ...] = ()) -> ModelConfig:
     """Return `cfg` with its rope scaling normalized; raise ModelFileError (or UnsupportedModelError
-    for an activation or rope type corral does not implement) when the fields do not fit together."""
+    for an activation or rope type corral does not implement) when the fields do not fit together.
+    `rope_types`: scaling types a model family reads itself, beyond ROPE_TYPES."""
     if cfg.num_attention_heads % cfg.num_key_value_heads:
         raise ModelFileError(path, f"{cfg.num_attention_heads} attention heads cannot be shared by "
                                    f"{cfg.num_key_value_heads} key/value heads (it must divide them); "
@@ -39,11 +40,12 @@ def check_config(cfg: ModelConfig, path: str | Path) -> ModelConfig:
     read_float(path, "rms_norm_eps", cfg.rms_norm_eps, lo=0.0, hi=1.0)
     if cfg.sliding_window is not None:
         read_int(path, "sliding_window", cfg.sliding_window)
-    scaling = check_rope_scaling(cfg.rope_scaling, cfg.head_dim, path)
+    scaling = check_rope_scaling(cfg.rope_scaling, cfg.head_dim, path, rope_types)
     return dataclasses.replace(cfg, rope_scaling=scaling)
 
 
-def check_rope_scaling(scaling: Any, head_dim: int, path: str | Path) -> dict[str, Any] | None:
+def check_rope_scaling(scaling: Any, head_dim: int, path: str | Path,
+                       rope_types: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """A rope scaling dict with "rope_type" set and its numbers checked, or None for plain rotary.
     Keys corral does not read are kept as they are."""
     if scaling is None:
@@ -55,7 +57,7 @@ def check_rope_scaling(scaling: Any, head_dim: int, path: str | Path) -> dict[st
     kind = out.get("rope_type", kind)
     if kind is None or kind == "default":
         return None
-    if kind not in ROPE_TYPES:
+    if kind not in ROPE_TYPES + rope_types:
         raise UnsupportedModelError(path, f"rope_scaling type {show(kind)} is not supported "
                                           f"(supported: {', '.join(ROPE_TYPES)})")
     out["rope_type"] = kind
@@ -70,7 +72,18 @@ def check_rope_scaling(scaling: Any, head_dim: int, path: str | Path) -> dict[st
                                    "the model's configuration is corrupt")
     if out.get("freq_factors") is not None:
         out["freq_factors"] = _freq_factors(out["freq_factors"], head_dim, path)
+    for key in ("short_factor", "long_factor"):  # LongRoPE: one factor per rotary frequency
+        if out.get(key) is not None:
+            out[key] = _rope_factor_list(out[key], f"rope_scaling.{key}", head_dim, path)
     return out
+
+
+def _rope_factor_list(value: Any, name: str, head_dim: int, path) -> list[float]:
+    """At most head_dim / 2 finite factors (partial rotary has fewer frequencies than that)."""
+    if not isinstance(value, (list, tuple)) or not 0 < len(value) <= head_dim // 2:
+        raise ModelFileError(path, f"{name} must be a list of at most {head_dim // 2} numbers for a head of "
+                                   f"{head_dim}, got {show(value)}")
+    return [read_float(path, name, f, lo=0.0, hi=1e6) for f in value]
 
 
 def _freq_factors(value: Any, head_dim: int, path) -> list[float]:

@@ -78,6 +78,7 @@ class Family:
         written by the exporter; rope scaling too unless `writes_rope_scaling`)."""
 
     writes_rope_scaling = False  # write_gguf_metadata writes the rope scaling itself
+    rope_types: tuple[str, ...] = ()  # rope scaling types the family reads itself (adjust_*_config)
 
 
 def _families() -> list[Family]:

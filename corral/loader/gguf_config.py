@@ -84,9 +84,10 @@ def config_from_gguf(gf: GGUFFile) -> ModelConfig:
         model_type=spec.model_type,
         extra={"gguf_architecture": arch, "name": name if isinstance(name, str) else None},
     )
-    if family is not None:
-        cfg = read_family_settings(path, family.adjust_gguf_config, cfg, raw, gf)
-    return check_config(cfg, path)
+    if family is None:
+        return check_config(cfg, path)
+    cfg = check_config(cfg, path, family.rope_types)
+    return read_family_settings(path, family.adjust_gguf_config, cfg, raw, gf)
 
 
 def _vocab_size(gf: GGUFFile, arch: str) -> int:

@@ -75,9 +75,10 @@ def config_from_hf(d: Any, path: str | Path = "config.json") -> ModelConfig:
         model_type=spec.model_type,
         extra={k: d[k] for k in ("_name_or_path",) if isinstance(d.get(k), str)},
     )
-    if family is not None:
-        cfg = read_family_settings(path, family.adjust_hf_config, cfg, d)
-    return check_config(cfg, path)
+    if family is None:
+        return check_config(cfg, path)
+    cfg = check_config(cfg, path, family.rope_types)
+    return read_family_settings(path, family.adjust_hf_config, cfg, d)
 
 
 def _spec(d: dict, path) -> ArchSpec:

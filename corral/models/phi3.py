@@ -36,6 +36,7 @@ class Phi3Family(Family):
     layer_names = PHI3_LAYER_NAMES
     non_weight_tensors = frozenset(_FACTOR_TENSORS.values())
     writes_rope_scaling = True
+    rope_types = ("longrope", "su")
 
     def adjust_hf_config(self, cfg: ModelConfig, d: dict[str, Any]) -> ModelConfig:
         params = d.get("rope_parameters") if isinstance(d.get("rope_parameters"), dict) else {}
