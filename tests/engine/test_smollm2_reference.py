@@ -98,7 +98,17 @@ def test_greedy_continuation_matches_transformers(dense, reference, prompts):
     model, tokenizer = reference
     ids = prompts[0]
     out = dense.generate([{"prompt_token_ids": ids}], SamplingParams(temperature=0, max_tokens=10, ignore_eos=True))[0]
-    with torch.no_grad():  # transformers' own cached greedy search (hf_greedy's full passes are slow at 30 layers)
-        expected = model.generate(torch.tensor([ids]), max_new_tokens=10, min_new_tokens=10, do_sample=False)[0]
-    assert out.outputs[0].token_ids == expected[len(ids):].tolist()
+    assert out.outputs[0].token_ids == _cached_greedy(model, ids, 10)
     assert "Paris" in out.outputs[0].text
+
+
+def _cached_greedy(model, ids: list[int], n: int) -> list[int]:
+    """transformers' argmax tokens, end of sequence included, one cached step each (engine_helpers'
+    hf_greedy runs a full forward per token: slow at 30 layers)."""
+    tokens = []
+    with torch.no_grad():
+        out = model(torch.tensor([ids]), use_cache=True)
+        for _ in range(n):
+            tokens.append(int(out.logits[0, -1].argmax()))
+            out = model(torch.tensor([[tokens[-1]]]), past_key_values=out.past_key_values, use_cache=True)
+    return tokens
