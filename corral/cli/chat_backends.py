@@ -15,6 +15,7 @@ import threading
 from typing import Any, Iterator
 
 from corral import envs
+from corral.core.model_options import merge_options
 from corral.errors import CorralError, ValidationError
 
 # Ollama option names accepted by `/set parameter` -> (SamplingParams field, type).
@@ -103,7 +104,7 @@ class LocalBackend:
         tok = self.engine.tokenizer
         text = tok.apply_chat_template(conversation, add_generation_prompt=True)
         ids = tok.encode(text, add_special_tokens=False)
-        params = sampling_params_from_options({**self.options, **options})
+        params = sampling_params_from_options(merge_options(self.options, options))
         rid = self.engine.add_request(ids, params, prompt_text=text)
         try:
             while not self.engine.is_finished(rid):
@@ -116,7 +117,8 @@ class LocalBackend:
 
 
 def model_defaults(model: str) -> tuple[str | None, dict[str, Any], list[dict]]:
-    """SYSTEM, PARAMETERs and MESSAGE turns a Modelfile gave `model` (nothing for a plain path)."""
+    """SYSTEM, MESSAGE turns and options (the model files' recommended sampling under the
+    Modelfile's PARAMETERs) for `model`."""
     from corral.errors import ModelNotFoundError, StoreError
     from corral.store import resolve
 
@@ -137,18 +139,9 @@ def with_defaults(messages: list[dict], system: str | None, preset: list[dict]) 
 
 def sampling_params_from_options(options: dict):
     """SamplingParams from Ollama option names (num_predict -1/-2: until the context is full)."""
-    from corral.core.sampling_params import SamplingParams
+    from corral.core.model_options import sampling_params
 
-    kwargs: dict[str, Any] = {"max_tokens": None}
-    for key, value in options.items():
-        field = OPTION_FIELDS.get(key, (None,))[0]
-        if field == "stop":
-            kwargs["stop"] = value if isinstance(value, list) else [value]
-        elif field:
-            kwargs[field] = value
-    if kwargs.get("max_tokens") is not None and kwargs["max_tokens"] < 0:
-        kwargs["max_tokens"] = None
-    return SamplingParams(**kwargs)
+    return sampling_params(options)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ Ctrl-C stops the reply being written, not the program; Ctrl-D or /bye leaves.
 from __future__ import annotations
 
 import sys
+import time
 
 from corral.errors import CorralError
 from corral.cli.chat_backends import OPTION_FIELDS, LocalBackend, ServerBackend, server_is_running
@@ -29,17 +30,45 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from corral.store.default_model import default_model_path
-
-    model = args.model or str(default_model_path())
-    backend = ServerBackend(model) if not args.local and server_is_running() else LocalBackend(model)
+    model = args.model or default_model_name()
+    backend = ServerBackend(model) if not args.local and server_is_running() else load_local(model)
     prompt = " ".join(args.prompt)
     if not prompt and not sys.stdin.isatty():
-        prompt = sys.stdin.read()
+        prompt = sys.stdin.read().strip()  # `echo question |` adds a newline the model need not see
     if prompt:
         _stream(backend, [{"role": "user", "content": prompt}], {})
         return 0
     return _interactive(backend)
+
+
+def default_model_name() -> str:
+    """The default model's name; says on stderr when it had to fall back to corral-mini."""
+    from corral.store.default_model import default_model, fallback_note
+
+    note = fallback_note()
+    if note:
+        print(note, file=sys.stderr)
+    return default_model().name
+
+
+def load_local(model: str) -> LocalBackend:
+    """Load `model` in this process, saying on stderr what loads and how long it took (stdout
+    stays for the answer alone, for scripts)."""
+    print(f"Loading {describe(model)} ...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    backend = LocalBackend(model)
+    print(f"Loaded in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    return backend
+
+
+def describe(model: str) -> str:
+    """`model` as a user recognises it: a bundled model's name and what it is, else what was typed."""
+    from corral.store.default_model import bundled_models
+
+    for bundled in bundled_models():
+        if model in (bundled.name, bundled.name.removesuffix(":latest"), str(bundled.path)):
+            return f"{bundled.name} ({bundled.description})"
+    return model
 
 
 def _with_system(system: str | None, messages: list[dict]) -> list[dict]:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
 from corral import envs
 from corral.errors import ValidationError
@@ -27,7 +29,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("serve", help="serve models over OpenAI- and Ollama-compatible HTTP APIs",
                               description="Serve models. Models named here load at start; any other "
                                           "model the store knows (or any model path) loads on first request.")
-    p.add_argument("models", nargs="*", metavar="MODEL", help="store names or .gguf/model-folder paths to load now")
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help="store names or .gguf/model-folder paths to load now (default: the default model)")
     p.add_argument("--host", default=None, help="address to bind (default from CORRAL_HOST, else 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default from CORRAL_HOST, else 11435)")
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (default CORRAL_API_KEY)")
@@ -73,6 +76,7 @@ def engine_kwargs(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from corral.cli.run import default_model_name, describe
     from corral.server.app import create_app
     from corral.server.generate_request import parse_keep_alive
     from corral.server.model_source import default_source, is_loopback
@@ -81,10 +85,18 @@ def run(args: argparse.Namespace) -> int:
     host, port = split_host(envs.host())
     host, port = args.host or host, args.port or port
     keep_alive = parse_keep_alive(args.keep_alive)
-    source = default_source(allow_paths=args.allow_paths or is_loopback(host), operator_paths=tuple(args.models))
+    models = args.models or [default_model_name()]
+    print(f"Loading {', '.join(describe(m) for m in models)} ...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+
+    def ready(state) -> None:
+        print(f"Loaded in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+
+    source = default_source(allow_paths=args.allow_paths or is_loopback(host), operator_paths=tuple(models))
     body_size = args.max_body_size or envs.max_body_size()
     app = create_app(
-        args.models,
+        models,
+        on_ready=ready,
         source=source,
         api_key=args.api_key or envs.api_key(),
         memory_budget=int(args.memory_budget * GIB) if args.memory_budget else None,

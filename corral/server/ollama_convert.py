@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from corral.core.model_options import merge_options, sampling_params
 from corral.core.sampling_params import SamplingParams
 from corral.errors import ValidationError
 from corral.server import ollama_protocol as ol
@@ -17,35 +18,18 @@ from corral.server.generate_request import GenerateRequest, ModelDefaults, parse
 from corral.server.structured_request import ollama_format_constraint
 from corral.server.unknown_fields import reject_unknown_ollama
 
-# Ollama option -> SamplingParams field
-_OPTION_FIELDS = {
-    "temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p", "seed": "seed",
-    "stop": "stop", "repeat_penalty": "repetition_penalty", "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty",
-}
-
 
 def now_rfc3339() -> str:
     return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def options_to_sampling(options: ol.Options | None, defaults: ModelDefaults) -> SamplingParams:
-    """SamplingParams from Modelfile defaults overridden by the request's options.
+    """SamplingParams from the model's defaults overridden by the request's options.
 
     num_predict -1 (no limit) or -2 (fill the context) mean no max_tokens; Ollama's defaults
     otherwise apply: generation runs until end of sequence or a full context."""
-    merged: dict[str, Any] = dict(defaults.options)
-    if options is not None:
-        merged.update(options.model_dump(exclude_none=True))
-    num_predict = merged.get("num_predict")
-    if num_predict is None or num_predict in (-1, -2):
-        max_tokens = None
-    elif isinstance(num_predict, int) and num_predict > 0:
-        max_tokens = num_predict
-    else:
-        raise ValidationError("num_predict", f"must be a positive integer, -1 or -2, got {num_predict!r}")
-    values = {field: merged[opt] for opt, field in _OPTION_FIELDS.items() if merged.get(opt) is not None}
-    return SamplingParams(max_tokens=max_tokens, **values)
+    given = options.model_dump(exclude_none=True) if options is not None else {}
+    return sampling_params(merge_options(defaults.options, given))
 
 
 def _reject_images(images: list[str] | None) -> None:

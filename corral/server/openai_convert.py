@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from corral.core.model_options import merge_options, options_from_fields, sampling_params
 from corral.core.outputs import CompletionOutput, RequestOutput
 from corral.core.sampling_params import MAX_TOP_LOGPROBS, SamplingParams
 from corral.errors import ValidationError
@@ -21,14 +22,6 @@ from corral.server.unknown_fields import reject_unknown_openai
 
 MAX_COMPLETIONS_PER_REQUEST = 2048  # prompts times n, for one /v1/completions request
 
-# Modelfile option name -> SamplingParams field, for the fields OpenAI requests can leave unset.
-_DEFAULT_FIELDS = {
-    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p", "seed": "seed",
-    "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty",
-    "repeat_penalty": "repetition_penalty", "stop": "stop",
-}
-
-
 @dataclass(frozen=True)
 class ResponseMeta:
     """What every object of one response shares: the same id throughout a stream."""
@@ -40,23 +33,19 @@ class ResponseMeta:
 
 def _sampling(req: oa.SamplingFields, defaults: ModelDefaults, max_tokens: int | None,
               logprobs: int | None) -> SamplingParams:
-    values: dict[str, Any] = {}
-    for option, name in _DEFAULT_FIELDS.items():
-        if defaults.options.get(option) is not None:
-            values[name] = defaults.options[option]
-    given = {
+    """The model's defaults under the fields the request set; the Modelfile's num_predict is the
+    limit when the request sets none."""
+    given = options_from_fields({
         "temperature": req.temperature, "top_p": req.top_p, "top_k": req.top_k, "min_p": req.min_p,
         "seed": req.seed, "presence_penalty": req.presence_penalty, "frequency_penalty": req.frequency_penalty,
         "repetition_penalty": req.repetition_penalty, "stop": req.stop,
-    }
-    values.update({k: v for k, v in given.items() if v is not None})
-    num_predict = defaults.options.get("num_predict")
-    if max_tokens is None and isinstance(num_predict, int) and num_predict > 0:
-        max_tokens = num_predict  # the Modelfile's limit when the request sets none (-1/-2: none)
-    params = SamplingParams(
-        n=req.n, max_tokens=max_tokens, min_tokens=req.min_tokens, ignore_eos=req.ignore_eos,
-        stop_token_ids=req.stop_token_ids or [], logprobs=logprobs, skip_special_tokens=req.skip_special_tokens,
-        include_stop_str_in_output=req.include_stop_str_in_output, **values,
+    })
+    limit = {"max_tokens": max_tokens} if max_tokens is not None else {}
+    params = sampling_params(
+        merge_options(defaults.options, given), **limit,
+        n=req.n, min_tokens=req.min_tokens, ignore_eos=req.ignore_eos, stop_token_ids=req.stop_token_ids or [],
+        logprobs=logprobs, skip_special_tokens=req.skip_special_tokens,
+        include_stop_str_in_output=req.include_stop_str_in_output,
     )
     params.structured_outputs = openai_constraint(req)
     return params

@@ -101,11 +101,15 @@ def existing_manifest(layout: StoreLayout, name: ModelName) -> Manifest | None:
 
 
 def remove(name: str, *, home: str | Path | None = None) -> None:
-    """Delete the name; its blobs that no other name uses go too. ModelNotFoundError if unknown."""
+    """Delete the name; its blobs that no other name uses go too. ModelNotFoundError if unknown;
+    StoreError, saying why, for a model that comes with the install."""
     layout = StoreLayout.at(home)
     model = parse_name(name)
     try:
         dropped = [read_manifest(layout, model)]  # unknown -> ModelNotFoundError, nothing changes
+    except ModelNotFoundError:
+        refuse_bundled_removal(model)
+        raise
     except StoreError:
         dropped = []  # a damaged manifest: drop the name, keep blobs (which are its is unknown)
     delete_manifest(layout, model)
@@ -118,3 +122,18 @@ def verify(name: str, *, home: str | Path | None = None) -> None:
     manifest = read_manifest(layout, parse_name(name))
     for layer in manifest.layers:
         verify_blob(layout, layer.digest, layer.size)
+
+
+def refuse_bundled_removal(model: ModelName) -> None:
+    """StoreError that says how a bundled model goes away, if `model` names one; else nothing."""
+    from corral.store.default_model import SMOLLM2_NAME, SMOLLM2_PACKAGE, find_bundled
+
+    bundled = find_bundled(str(model)) if model.is_local else None
+    if bundled is None:
+        return
+    if bundled.name == SMOLLM2_NAME:
+        how = (f"it comes from the {SMOLLM2_PACKAGE.replace('_', '-')} Python package, which "
+               f"`pip uninstall {SMOLLM2_PACKAGE.replace('_', '-')}` removes (corral-mini is the default then)")
+    else:
+        how = "it is part of corral itself"
+    raise StoreError(f"{bundled.name} comes with the install and is not in the store, so it cannot be removed: {how}")

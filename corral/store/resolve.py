@@ -12,14 +12,17 @@ from corral.store.layout import StoreLayout
 from corral.store.manifest import Manifest, read_manifest
 from corral.store.model_files import check_outside_system_trees, check_regular_file
 from corral.store.names import parse_name
+from corral.store.sampling_defaults import file_options
 
 
 @dataclass(frozen=True)
 class ResolvedModel:
     """`path` is a GGUF file (kind "gguf") or a folder with config.json (kind "hf").
 
-    params/system/template/messages are the Modelfile settings stored with the name (empty for a
-    plain path); the engine applies them as defaults under the request's own values.
+    params are the model's default options: the sampling its files recommend
+    (`corral.store.sampling_defaults`) under the Modelfile's PARAMETERs. system/template/messages
+    are the Modelfile settings stored with the name (empty for a plain path). Requests override
+    all of them (`corral.core.model_options`).
     """
 
     path: Path
@@ -52,12 +55,15 @@ def resolve(name_or_path: str | Path, *, home: str | Path | None = None) -> Reso
 
 
 def _bundled(name) -> ResolvedModel | None:
-    """The model shipped in the package, by its name (a store model of that name comes first)."""
-    from corral.store.default_model import DEFAULT_MODEL_NAME, default_model_path
+    """A model that comes with the install, by its name (a store model of that name comes first)."""
+    from corral.store.default_model import find_bundled
 
-    if name.is_local and str(name) == f"{DEFAULT_MODEL_NAME}:latest":
-        return ResolvedModel(default_model_path(), "gguf")
-    return None
+    bundled = find_bundled(str(name)) if name.is_local else None
+    return _with_file_options(bundled.path, "gguf") if bundled else None
+
+
+def _with_file_options(path: Path, kind: str) -> ResolvedModel:
+    return ResolvedModel(path, kind, params=file_options(path, kind))
 
 
 def resolve_path(path: Path) -> ResolvedModel:
@@ -70,12 +76,12 @@ def resolve_path(path: Path) -> ResolvedModel:
     check_outside_system_trees(path)
     if path.is_dir():
         if (path / "config.json").is_file():
-            return ResolvedModel(path, "hf")
+            return _with_file_options(path, "hf")
         ggufs = sorted(p for p in path.glob("*.gguf") if not p.name.lower().startswith("mmproj"))
         if len(ggufs) == 1 or (ggufs and "-00001-of-" in ggufs[0].name):
-            return ResolvedModel(ggufs[0], "gguf")
+            return _with_file_options(ggufs[0], "gguf")
         raise StoreError(f"{path} has no config.json and no single .gguf file; point at the model file or folder")
-    return ResolvedModel(check_regular_file(path), "gguf")
+    return _with_file_options(check_regular_file(path), "gguf")
 
 
 def resolved_from_manifest(layout: StoreLayout, manifest: Manifest, label: str) -> ResolvedModel:
@@ -96,7 +102,7 @@ def resolved_from_manifest(layout: StoreLayout, manifest: Manifest, label: str) 
     return ResolvedModel(
         path=path,
         kind=manifest.kind,
-        params=dict(manifest.params),
+        params={**file_options(path, manifest.kind), **manifest.params},
         system=manifest.system,
         template=manifest.template,
         messages=[dict(m) for m in manifest.messages],

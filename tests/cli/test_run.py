@@ -92,4 +92,5 @@ def test_one_shot_through_a_running_server(serve_process, cli_store, reference_l
     assert done.returncode == 0, done.stderr
     assert done.stdout == _expected(reference_llm, "hi") + "\n"
     loaded = httpx.get(f"http://{serve_process}/api/ps").json()["models"]
-    assert [m["name"] for m in loaded] == ["mymodel"]  # it ran on the server, not in the child
+    # it ran on the server, not in the child (`corral serve` with no model also loaded the default)
+    assert "mymodel" in [m["name"] for m in loaded]

@@ -145,11 +145,11 @@ def test_show(home, gguf_path):
 
 
 def test_bundled_model_resolves_by_name_unless_the_store_has_one(home, gguf_path):
-    from corral.store.default_model import default_model_path
+    from corral.store.default_model import mini_model_path
 
-    assert resolve("corral-mini").path == default_model_path()
-    assert resolve("corral-mini:latest").path == default_model_path()
+    assert resolve("corral-mini").path == mini_model_path()
+    assert resolve("corral-mini:latest").path == mini_model_path()
     with pytest.raises(ModelNotFoundError):
         resolve("corral-mini:other")
     create("corral-mini", f"FROM {gguf_path}")
-    assert resolve("corral-mini").path != default_model_path()
+    assert resolve("corral-mini").path != mini_model_path()

@@ -19,8 +19,9 @@ def test_pull_list_show_cp_rm(home, hub, capsys):
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["NAME", "ID", "SIZE", "MODIFIED"]
-    assert {line.split()[0] for line in lines[1:]} == {f"hf.co/{GGUF_REPO}:Q8_0", "tiny:latest"}
-    assert len({line.split()[1] for line in lines[1:]}) == 1  # same manifest digest
+    stored = [line for line in lines[1:] if line.split()[1] != "bundled"]  # bundled models list too
+    assert {line.split()[0] for line in stored} == {f"hf.co/{GGUF_REPO}:Q8_0", "tiny:latest"}
+    assert len({line.split()[1] for line in stored}) == 1  # same manifest digest
 
     assert main(["show", "tiny"]) == 0
     out = capsys.readouterr().out
@@ -35,7 +36,9 @@ def test_pull_list_show_cp_rm(home, hub, capsys):
     assert main(["rm", "tiny", f"hf.co/{GGUF_REPO}:Q8_0"]) == 0
     assert capsys.readouterr().out.count("deleted") == 2
     assert main(["list"]) == 0
-    assert capsys.readouterr().out.strip().split() == ["NAME", "ID", "SIZE", "MODIFIED"]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "ID", "SIZE", "MODIFIED"]
+    assert all(line.split()[1] == "bundled" for line in lines[1:])  # only what the install brings is left
 
 
 def test_create_with_modelfile(home, tmp_path, gguf_files, capsys):
