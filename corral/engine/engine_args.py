@@ -18,8 +18,12 @@ class EngineArgs:
     enable_prefix_caching: bool = True
     keep_quantized: bool = True  # keep GGUF blocks quantized when the CPU kernels support them
     num_threads: int | None = None
-    device: str = "cpu"
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
+    dtype: str = "auto"  # weights and activations: "auto" (CPU float32, GPU bfloat16), "bfloat16", "float16", "float32"
+    attention_backend: str = "auto"  # "auto", "cpu", "torch", "triton" (layers/attention/registry.py)
+    gpu_memory_utilization: float = 0.9  # on CUDA: share of the device's memory weights + KV cache may fill
+    enforce_eager: bool = False  # on CUDA: no CUDA graphs for decode steps
     seed: int = 0  # base for requests without a seed
 
     DEFAULT_MAX_LEN_CAP = 8192
-    KV_CACHE_DTYPES = ("auto", "float32", "float16")
+    KV_CACHE_DTYPES = ("auto", "float32", "float16", "bfloat16")

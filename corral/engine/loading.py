@@ -26,6 +26,8 @@ class LoadedModel:
     make_detokenizer: Callable[[bool], object]
     load_seconds: float
     format: str  # "gguf" or "hf"
+    device: torch.device = torch.device("cpu")  # where the weights are
+    dtype: torch.dtype = torch.float32  # the compute dtype of weights and activations
 
 
 def resolve_path(model: str) -> Path:
@@ -40,10 +42,15 @@ def resolve_path(model: str) -> Path:
 
 def load_model(args: EngineArgs) -> LoadedModel:
     from corral.loader import load_model_source
+    from corral.engine.device import move_model, resolve_device, resolve_dtype
     from corral.models.registry import model_class
     from corral.tokenizer import IncrementalDetokenizer, Tokenizer
 
     start = time.monotonic()
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    # The quantized kernels are CPU float32 code; elsewhere GGUF blocks are dequantized at load.
+    keep_quantized = args.keep_quantized and device.type == "cpu" and dtype == torch.float32
     path = resolve_path(args.model)
     source = load_model_source(path)
     cfg = source.config
@@ -55,8 +62,10 @@ def load_model(args: EngineArgs) -> LoadedModel:
         )
     model = model_class(cfg.architecture, str(path))(cfg, max_positions=max_len)
     model.source_path = str(path)
-    model.load_weights(source.iter_weights(keep_quantized=args.keep_quantized), keep_quantized=args.keep_quantized)
+    model.load_weights(source.iter_weights(keep_quantized=keep_quantized), keep_quantized=keep_quantized)
     model.eval()
+    if device.type != "cpu" or dtype != torch.float32:
+        move_model(model, device, dtype)
     model_format = source.format
     del source  # the GGUF index and metadata; the weights keep only their views of the file
     release_free_memory()
@@ -71,6 +80,8 @@ def load_model(args: EngineArgs) -> LoadedModel:
         make_detokenizer=lambda skip: IncrementalDetokenizer(tokenizer, skip_special_tokens=skip),
         load_seconds=time.monotonic() - start,
         format=model_format,
+        device=device,
+        dtype=dtype,
     )
 
 

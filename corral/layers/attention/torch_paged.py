@@ -114,8 +114,8 @@ class TorchPagedAttention(AttentionBackend):
             if ctx == 0 and not meta.sliding_window:  # the whole sequence: plain causal
                 o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=True)
             else:
-                q_pos = torch.arange(ctx, seq_len)[:, None]  # (n, 1) absolute positions of the queries
-                k_pos = torch.arange(seq_len)[None, :]  # (1, S)
+                q_pos = torch.arange(ctx, seq_len, device=q.device)[:, None]  # (n, 1) absolute positions of the queries
+                k_pos = torch.arange(seq_len, device=q.device)[None, :]  # (1, S)
                 mask = k_pos <= q_pos  # (n, S)
                 if meta.sliding_window:
                     mask &= k_pos > q_pos - meta.sliding_window
