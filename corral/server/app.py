@@ -29,7 +29,9 @@ def async_engine_loader(**engine_kwargs: Any) -> EngineLoader:
     def load(resolved: ResolvedModel):
         from corral.engine.async_engine import AsyncEngine
 
-        return AsyncEngine.from_model(resolved.path, **engine_kwargs)
+        engine = AsyncEngine.from_model(resolved.path, **engine_kwargs)
+        log.info("loaded %s: %s", resolved.path, engine.placement)
+        return engine
 
     return load
 
