@@ -66,6 +66,12 @@ class LLMEngine:
         self.kv_cache_bytes = num_blocks * kv_cache.bytes_per_block(self.model_config, args.block_size, dtype)
         caches = kv_cache.allocate(self.model_config, num_blocks, args.block_size, dtype, self.device)
         self.runner = ModelRunner(self.loaded.model, caches, args.block_size, self.device, self.attention_backend)
+        if self.device.type == "cuda" and not args.enforce_eager and self.attention_backend == "triton":
+            from corral.engine.cuda_graphs import DecodeGraphs
+
+            self.runner.graphs = DecodeGraphs(self.loaded.model, caches, self.runner.backend, args.block_size,
+                                              args.max_num_seqs, self.max_model_len, self.model_config.sliding_window,
+                                              self.device).capture()
         self.scheduler = Scheduler(
             SchedulerConfig(
                 max_num_seqs=args.max_num_seqs,
@@ -89,7 +95,7 @@ class LLMEngine:
         def name(dtype: torch.dtype) -> str:
             return str(dtype).removeprefix("torch.")
 
-        graphs = "  cuda graphs " + ("on" if self.runner.uses_cuda_graphs else "off") if self.device.type == "cuda" else ""
+        graphs = f"  cuda graphs {'on' if self.runner.graphs else 'off'}" if self.device.type == "cuda" else ""
         return (f"device {self.device}  dtype {name(self.dtype)}  attention {self.attention_backend}  "
                 f"KV cache {name(self.kv_cache_dtype)}{graphs}")
 

@@ -28,7 +28,7 @@ class ModelRunner:
         self.block_size = block_size
         self.device = torch.device(device)
         self.backend = get_backend(backend, self.device)
-        self.uses_cuda_graphs = False
+        self.graphs = None  # DecodeGraphs, set by the engine on CUDA unless --enforce-eager
         self.sliding_window = model.config.sliding_window
 
     @torch.inference_mode()
@@ -40,7 +40,8 @@ class ModelRunner:
         rows = [i for i, r in enumerate(sched.scheduled) if r.sample]
         if len(rows) != ends[-1]:  # not every token samples: the last token of each row that does
             batch.output_rows = torch.tensor([ends[i] - 1 for i in rows], dtype=torch.long, device=self.device)
-        picked = self.model(batch)  # (N, hidden)
+        graphs = self.graphs  # (N, hidden) below
+        picked = graphs.run(batch) if graphs is not None and graphs.fits(batch) else self.model(batch)
         if not rows:
             return {}
         logits = self.model.compute_logits(picked)  # (N, V)
