@@ -17,7 +17,8 @@ if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
 def test_triton_backend_generates_the_torch_backends_tokens(make_llm):
     params = SamplingParams(temperature=0, max_tokens=5, ignore_eos=True)
     prompts = [{"prompt_token_ids": list(range(3, 3 + n))} for n in (19, 6)]  # prefill, then decode steps
-    triton_llm = make_llm("llama", "hf", attention_backend="triton", device="cpu", block_size=8)
+    device = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
+    triton_llm = make_llm("llama", "hf", attention_backend="triton", device=device, dtype="float32", block_size=8)
     assert triton_llm.engine.attention_backend == "triton"
     got = [o.outputs[0].token_ids for o in triton_llm.generate(prompts, params)]
     expected = [o.outputs[0].token_ids for o in make_llm("llama", "hf", attention_backend="torch").generate(prompts, params)]

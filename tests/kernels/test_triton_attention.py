@@ -20,6 +20,9 @@ if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
 
 from corral.layers.attention.triton_backend import TritonPagedAttention  # noqa: E402
 
+# Interpreted on the CPU; compiled on a GPU when there is one (benchmarks/gpu_check.sh).
+DEVICE = torch.device("cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda")
+
 
 def make_step(hq: int, hk: int, d: int, bs: int, ctx: list[int], lens: list[int], dtype: torch.dtype,
               window: int | None, seed: int):
@@ -50,6 +53,9 @@ def make_step(hq: int, hk: int, d: int, bs: int, ctx: list[int], lens: list[int]
 
 def compare(hq, hk, d, bs, ctx, lens, dtype, window, seed):
     q, k, v, kv, meta = make_step(hq, hk, d, bs, ctx, lens, dtype, window, seed)
+    q, k, v, kv = (t.to(DEVICE) for t in (q, k, v, kv))
+    for name in ("slot_mapping", "block_tables", "seq_lens_tensor"):
+        setattr(meta, name, getattr(meta, name).to(DEVICE))
     kv_ref = kv.clone()
     ref = TorchPagedAttention(use_kernel=False).forward(q, k, v, kv_ref, meta, d**-0.5)
     fresh = AttentionMetadata(**{f: getattr(meta, f) for f in ("block_size", "slot_mapping", "block_tables",
