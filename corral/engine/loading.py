@@ -62,10 +62,13 @@ def load_model(args: EngineArgs) -> LoadedModel:
         )
     model = model_class(cfg.architecture, str(path))(cfg, max_positions=max_len)
     model.source_path = str(path)
-    model.load_weights(source.iter_weights(keep_quantized=keep_quantized), keep_quantized=keep_quantized)
+    weights = source.iter_weights(keep_quantized=keep_quantized)
+    if device.type != "cpu" or dtype != torch.float32:
+        weights = converted_weights(model, weights, device, dtype)
+    model.load_weights(weights, keep_quantized=keep_quantized)
     model.eval()
     if device.type != "cpu" or dtype != torch.float32:
-        move_model(model, device, dtype)
+        move_model(model, device, dtype)  # what was made at construction: norms, rotary tables
     model_format = source.format
     del source  # the GGUF index and metadata; the weights keep only their views of the file
     release_free_memory()
@@ -83,6 +86,21 @@ def load_model(args: EngineArgs) -> LoadedModel:
         device=device,
         dtype=dtype,
     )
+
+
+def converted_weights(model: torch.nn.Module, weights, device: torch.device, dtype: torch.dtype):
+    """The checkpoint's weights one by one on `device`, floating ones in `dtype` (GGUF blocks
+    dequantized first), with the model's layers set to keep that dtype: no copy of the whole
+    model is made on the host."""
+    from corral.loader.quantized import QuantizedWeight
+
+    for module in model.modules():
+        if isinstance(getattr(module, "dtype", None), torch.dtype):
+            module.dtype = dtype
+    for name, value in weights:
+        if isinstance(value, QuantizedWeight):
+            value = value.dequantize()
+        yield name, value.to(device=device, dtype=dtype if value.is_floating_point() else value.dtype)
 
 
 def weights_bytes(model: torch.nn.Module) -> int:
