@@ -36,7 +36,8 @@ def test_padded_static_decode_steps_give_the_eager_tokens(make_llm):
         pytest.skip("the interpreted stand-in runs on the CPU; real graphs: tests/engine/test_gpu_engine.py")
     params = SamplingParams(temperature=0, max_tokens=4, ignore_eos=True)
     prompts = [{"prompt_token_ids": list(range(3 + i, 20 + 3 * i))} for i in range(3)]  # a batch of 3: padded to 4
-    eager = [o.outputs[0].token_ids for o in make_llm("qwen2", "hf", attention_backend="torch").generate(prompts, params)]
+    eager_llm = make_llm("qwen2", "hf", attention_backend="torch")
+    eager = [o.outputs[0].token_ids for o in eager_llm.generate(prompts, params)]
     llm = make_llm("qwen2", "hf", attention_backend="triton", device="cpu", max_num_seqs=5)
     engine, runner = llm.engine, llm.engine.runner
     graphs = DecodeGraphs(runner.model, runner.kv_caches, runner.backend, engine.args.block_size, 5,

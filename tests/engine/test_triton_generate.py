@@ -21,5 +21,6 @@ def test_triton_backend_generates_the_torch_backends_tokens(make_llm):
     triton_llm = make_llm("llama", "hf", attention_backend="triton", device=device, dtype="float32", block_size=8)
     assert triton_llm.engine.attention_backend == "triton"
     got = [o.outputs[0].token_ids for o in triton_llm.generate(prompts, params)]
-    expected = [o.outputs[0].token_ids for o in make_llm("llama", "hf", attention_backend="torch").generate(prompts, params)]
+    torch_llm = make_llm("llama", "hf", attention_backend="torch")
+    expected = [o.outputs[0].token_ids for o in torch_llm.generate(prompts, params)]
     assert got == expected
