@@ -1,7 +1,15 @@
 """Session-wide fixtures shared by every test folder (tiny models of the real architectures)."""
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
+
+# Without a GPU, Triton kernels run in its interpreter. Triton reads this when it is imported
+# (its own library functions are decorated then), so it is set before any test imports it.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from fixtures.hostile_models import SmallModels
 from fixtures.tiny_models import TinyModels, reference_logits as _reference_logits

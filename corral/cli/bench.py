@@ -1,7 +1,7 @@
 """`corral bench MODEL`: offline throughput and latency on random prompts."""
 from __future__ import annotations
 
-from corral.cli.serve import add_kv_cache_dtype_argument
+from corral.cli.serve import add_device_arguments, add_kv_cache_dtype_argument, device_kwargs
 
 
 def add_parser(sub) -> None:
@@ -15,6 +15,7 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-num-batched-tokens", type=int, default=1024)
     add_kv_cache_dtype_argument(p)
+    add_device_arguments(p)
     p.add_argument("--repeats", type=int, default=1,
                    help="run the concurrency list this many times in turn, then print each value's median "
                         "output tok/s and its ratio to the first value's (steadier on a shared machine)")
@@ -37,10 +38,9 @@ def run(args) -> int:
     engine = LLMEngine(EngineArgs(
         model=model, max_model_len=args.input_len + args.output_len + 16, max_num_seqs=top,
         max_num_batched_tokens=max(args.max_num_batched_tokens, top), num_threads=args.threads,
-        enable_prefix_caching=False, kv_cache_dtype=args.kv_cache_dtype,
+        enable_prefix_caching=False, kv_cache_dtype=args.kv_cache_dtype, **device_kwargs(args),
     ))
-    print(f"model {model}  input {args.input_len}  output {args.output_len}  "
-          f"KV cache {str(engine.kv_cache_dtype).removeprefix('torch.')}")
+    print(f"model {model}  input {args.input_len}  output {args.output_len}  {engine.placement()}")
     header = f"{'conc':>5} {'reqs':>5} {'prefill tok/s':>14} {'output tok/s':>13} " \
              f"{'TTFT ms mean/p50/p99':>24} {'TPOT ms mean/p50/p99':>24}"
     print(header)

@@ -45,7 +45,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-model-len", type=int, default=None, help="context length per model (default: the model's)")
     p.add_argument("--kv-cache-memory", type=float, default=None, metavar="GIB", help="KV cache size per model")
     add_kv_cache_dtype_argument(p)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: the engine's choice)")
+    add_device_arguments(p)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=run)
 
@@ -58,6 +58,30 @@ def add_kv_cache_dtype_argument(p: argparse.ArgumentParser) -> None:
                    help="KV cache element type (auto: float16 for quantized weights, else float32)")
 
 
+def add_device_arguments(p: argparse.ArgumentParser) -> None:
+    """--device, --dtype, --attention-backend, --gpu-memory-utilization and --enforce-eager, for
+    the commands that start engines (serve, bench); left unset, the engine decides."""
+    p.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--dtype", default=None, choices=("auto", "bfloat16", "float16", "float32"),
+                   help="weights and activations (auto: float32 on the CPU, bfloat16 on a GPU)")
+    p.add_argument("--attention-backend", default=None, choices=("auto", "cpu", "torch", "triton"),
+                   help="auto: cpu (C kernels) on the CPU, triton on CUDA; torch runs anywhere")
+    p.add_argument("--gpu-memory-utilization", type=float, default=None, metavar="FRACTION",
+                   help="on CUDA: share of the GPU's memory the weights and KV cache may fill (default 0.9)")
+    p.add_argument("--enforce-eager", action="store_true", help="on CUDA: run decode steps without CUDA graphs")
+
+
+def device_kwargs(args: argparse.Namespace) -> dict:
+    """The EngineArgs fields of add_device_arguments' flags that were given."""
+    kwargs = {}
+    for flag in ("device", "dtype", "attention_backend", "gpu_memory_utilization"):
+        if getattr(args, flag, None) is not None:
+            kwargs[flag] = getattr(args, flag)
+    if getattr(args, "enforce_eager", False):
+        kwargs["enforce_eager"] = True
+    return kwargs
+
+
 def engine_kwargs(args: argparse.Namespace) -> dict:
     kwargs = {}
     if args.max_model_len:
@@ -66,8 +90,7 @@ def engine_kwargs(args: argparse.Namespace) -> dict:
         kwargs["kv_cache_memory"] = int(args.kv_cache_memory * GIB)
     if getattr(args, "kv_cache_dtype", "auto") != "auto":
         kwargs["kv_cache_dtype"] = args.kv_cache_dtype
-    if args.device:
-        kwargs["device"] = args.device
+    kwargs.update(device_kwargs(args))
     if envs.num_threads():
         kwargs["num_threads"] = envs.num_threads()
     return kwargs

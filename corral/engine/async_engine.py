@@ -49,6 +49,8 @@ class AsyncEngine:
         self.max_model_len = engine.max_model_len
         self.memory_bytes = engine.memory_bytes
         self.load_seconds = engine.loaded.load_seconds
+        self.device = engine.device  # read by /api/ps (size_vram)
+        self.placement = engine.placement()  # device, dtype, attention backend, KV cache type
         self._cond = threading.Condition()
         self._commands: list[tuple] = []
         self._streams: dict[str, _Stream] = {}

@@ -20,8 +20,12 @@ class EngineArgs:
     # is True except for a model that asks for dense weights (corral.store.default_model.prefers_dense)
     keep_quantized: bool | None = None
     num_threads: int | None = None
-    device: str = "cpu"
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
+    dtype: str = "auto"  # weights and activations: "auto" (CPU float32, GPU bfloat16), "bfloat16", "float16", "float32"
+    attention_backend: str = "auto"  # "auto", "cpu", "torch", "triton" (layers/attention/registry.py)
+    gpu_memory_utilization: float = 0.9  # on CUDA: share of the device's memory weights + KV cache may fill
+    enforce_eager: bool = False  # on CUDA: no CUDA graphs for decode steps
     seed: int = 0  # base for requests without a seed
 
     DEFAULT_MAX_LEN_CAP = 8192
-    KV_CACHE_DTYPES = ("auto", "float32", "float16")
+    KV_CACHE_DTYPES = ("auto", "float32", "float16", "bfloat16")

@@ -17,6 +17,7 @@ from corral.core.request import Request
 from corral.core.sampling_params import SamplingParams
 from corral.core.scheduler import Scheduler, SchedulerConfig
 from corral.engine import kv_cache
+from corral.engine.device import kv_cache_budget_on_device, resolve_device
 from corral.engine.engine_args import EngineArgs
 from corral.engine.heap import keep_freed_memory
 from corral.engine.loading import LoadedModel, load_model
@@ -25,15 +26,16 @@ from corral.engine.output_processor import OutputProcessor
 from corral.engine.prompt_tokens import encode_prompt
 from corral.engine.step_isolation import RequestFailedError, execute_isolating
 from corral.errors import ValidationError
+from corral.layers.attention import resolve_backend_name
 from corral.structured.manager import StructuredOutputManager
 
 
-def kv_cache_dtype(name: str, model: torch.nn.Module) -> torch.dtype:
+def kv_cache_dtype(name: str, model: torch.nn.Module, compute_dtype: torch.dtype = torch.float32) -> torch.dtype:
     """The KV cache's dtype for EngineArgs.kv_cache_dtype: "auto" is float16 when any weight is
-    kept quantized for the CPU kernels, float32 otherwise."""
+    kept quantized for the CPU kernels, the compute dtype otherwise."""
     if name == "auto":
         quantized = any(getattr(m, "packed", None) is not None for m in model.modules())
-        return torch.float16 if quantized else torch.float32
+        return torch.float16 if quantized else compute_dtype
     return getattr(torch, name)
 
 
@@ -44,6 +46,10 @@ class LLMEngine:
             raise ValidationError(
                 "kv_cache_dtype", f"must be one of {', '.join(EngineArgs.KV_CACHE_DTYPES)}, got {args.kv_cache_dtype!r}"
             )
+        if not 0 < args.gpu_memory_utilization <= 1:
+            raise ValidationError("gpu_memory_utilization", f"must be in (0, 1], got {args.gpu_memory_utilization}")
+        device = resolve_device(args.device)
+        self.attention_backend = resolve_backend_name(args.attention_backend, device)  # before the model loads
         if args.num_threads:
             torch.set_num_threads(args.num_threads)
         keep_freed_memory()
@@ -51,14 +57,24 @@ class LLMEngine:
         self.tokenizer = self.loaded.tokenizer
         self.model_config = self.loaded.config
         self.max_model_len = self.loaded.max_model_len
-        dtype = kv_cache_dtype(args.kv_cache_dtype, self.loaded.model)
+        self.device, self.dtype = self.loaded.device, self.loaded.dtype
+        dtype = kv_cache_dtype(args.kv_cache_dtype, self.loaded.model, self.dtype)
         self.kv_cache_dtype = dtype
+        budget = args.kv_cache_memory
+        if budget is None and self.device.type == "cuda":
+            budget = kv_cache_budget_on_device(self.device, args.gpu_memory_utilization)
         num_blocks = kv_cache.plan_num_blocks(
-            self.model_config, args.block_size, dtype, args.kv_cache_memory, self.max_model_len, args.max_num_seqs
+            self.model_config, args.block_size, dtype, budget, self.max_model_len, args.max_num_seqs
         )
         self.kv_cache_bytes = num_blocks * kv_cache.bytes_per_block(self.model_config, args.block_size, dtype)
-        caches = kv_cache.allocate(self.model_config, num_blocks, args.block_size, dtype, args.device)
-        self.runner = ModelRunner(self.loaded.model, caches, args.block_size, args.device)
+        caches = kv_cache.allocate(self.model_config, num_blocks, args.block_size, dtype, self.device)
+        self.runner = ModelRunner(self.loaded.model, caches, args.block_size, self.device, self.attention_backend)
+        if self.device.type == "cuda" and not args.enforce_eager and self.attention_backend == "triton":
+            from corral.engine.cuda_graphs import DecodeGraphs
+
+            self.runner.graphs = DecodeGraphs(self.loaded.model, caches, self.runner.backend, args.block_size,
+                                              args.max_num_seqs, self.max_model_len, self.model_config.sliding_window,
+                                              self.device).capture()
         self.scheduler = Scheduler(
             SchedulerConfig(
                 max_num_seqs=args.max_num_seqs,
@@ -78,6 +94,15 @@ class LLMEngine:
         self._failures: dict[str, RequestFailedError] = {}  # user request id -> why it was stopped
         self.prompt_tokens_total = 0
         self.generation_tokens_total = 0
+
+    def placement(self) -> str:
+        """Where and how the model runs, e.g. "device cpu  dtype float32  attention cpu  KV cache float16"."""
+        def name(dtype: torch.dtype) -> str:
+            return str(dtype).removeprefix("torch.")
+
+        graphs = f"  cuda graphs {'on' if self.runner.graphs else 'off'}" if self.device.type == "cuda" else ""
+        return (f"device {self.device}  dtype {name(self.dtype)}  attention {self.attention_backend}  "
+                f"KV cache {name(self.kv_cache_dtype)}{graphs}")
 
     @property
     def memory_bytes(self) -> int:

@@ -26,6 +26,8 @@ class LoadedModel:
     make_detokenizer: Callable[[bool], object]
     load_seconds: float
     format: str  # "gguf" or "hf"
+    device: torch.device = torch.device("cpu")  # where the weights are
+    dtype: torch.dtype = torch.float32  # the compute dtype of weights and activations
 
 
 def resolve_path(model: str) -> Path:
@@ -40,12 +42,19 @@ def resolve_path(model: str) -> Path:
 
 def load_model(args: EngineArgs) -> LoadedModel:
     from corral.loader import load_model_source
+    from corral.engine.device import move_model, resolve_device, resolve_dtype
     from corral.models.registry import model_class
     from corral.store.default_model import prefers_dense
     from corral.tokenizer import IncrementalDetokenizer, Tokenizer
 
     start = time.monotonic()
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
     path = resolve_path(args.model)
+    # The quantized kernels are CPU float32 code; elsewhere GGUF blocks are dequantized at load.
+    # Unset, the model chooses (the bundled SmolLM2 loads dense: see store.default_model).
+    wants_quantized = args.keep_quantized if args.keep_quantized is not None else not prefers_dense(path)
+    keep_quantized = wants_quantized and device.type == "cpu" and dtype == torch.float32
     source = load_model_source(path)
     cfg = source.config
     tokenizer = Tokenizer.from_gguf(source.gguf) if source.format == "gguf" else Tokenizer.from_hf_dir(source.path)
@@ -60,9 +69,13 @@ def load_model(args: EngineArgs) -> LoadedModel:
         )
     model = model_class(cfg.architecture, str(path))(cfg, max_positions=max_len)
     model.source_path = str(path)
-    keep = args.keep_quantized if args.keep_quantized is not None else not prefers_dense(path)
-    model.load_weights(source.iter_weights(keep_quantized=keep), keep_quantized=keep)
+    weights = source.iter_weights(keep_quantized=keep_quantized)
+    if device.type != "cpu" or dtype != torch.float32:
+        weights = converted_weights(model, weights, device, dtype)
+    model.load_weights(weights, keep_quantized=keep_quantized)
     model.eval()
+    if device.type != "cpu" or dtype != torch.float32:
+        move_model(model, device, dtype)  # what was made at construction: norms, rotary tables
     model_format = source.format
     del source  # the GGUF index and metadata; the weights keep only their views of the file
     release_free_memory()
@@ -77,7 +90,24 @@ def load_model(args: EngineArgs) -> LoadedModel:
         make_detokenizer=lambda skip: IncrementalDetokenizer(tokenizer, skip_special_tokens=skip),
         load_seconds=time.monotonic() - start,
         format=model_format,
+        device=device,
+        dtype=dtype,
     )
+
+
+def converted_weights(model: torch.nn.Module, weights, device: torch.device, dtype: torch.dtype):
+    """The checkpoint's weights one by one on `device`, floating ones in `dtype` (GGUF blocks
+    dequantized first), with the model's layers set to keep that dtype: no copy of the whole
+    model is made on the host."""
+    from corral.loader.quantized import QuantizedWeight
+
+    for module in model.modules():
+        if isinstance(getattr(module, "dtype", None), torch.dtype):
+            module.dtype = dtype
+    for name, value in weights:
+        if isinstance(value, QuantizedWeight):
+            value = value.dequantize()
+        yield name, value.to(device=device, dtype=dtype if value.is_floating_point() else value.dtype)
 
 
 def weights_bytes(model: torch.nn.Module) -> int:

@@ -23,12 +23,13 @@ class SampledToken:
 class ModelRunner:
     """Owns the model, the KV tensors and the per-step input preparation."""
 
-    def __init__(self, model, kv_caches: list[torch.Tensor], block_size: int, device="cpu", backend: str = "torch"):
+    def __init__(self, model, kv_caches: list[torch.Tensor], block_size: int, device="cpu", backend: str = "auto"):
         self.model = model
         self.kv_caches = kv_caches
         self.block_size = block_size
         self.device = torch.device(device)
-        self.backend = get_backend(backend)
+        self.backend = get_backend(backend, self.device)
+        self.graphs = None  # DecodeGraphs, set by the engine on CUDA unless --enforce-eager
         self.sliding_window = model.config.sliding_window
 
     @torch.inference_mode()
@@ -41,7 +42,8 @@ class ModelRunner:
         rows = [i for i, r in enumerate(sched.scheduled) if r.sample]
         if len(rows) != ends[-1]:  # not every token samples: the last token of each row that does
             batch.output_rows = torch.tensor([ends[i] - 1 for i in rows], dtype=torch.long, device=self.device)
-        picked = self.model(batch)  # (N, hidden)
+        graphs = self.graphs  # (N, hidden) below
+        picked = graphs.run(batch) if graphs is not None and graphs.fits(batch) else self.model(batch)
         if not rows:
             return {}
         logits = self.model.compute_logits(picked)  # (N, V)
@@ -144,15 +146,20 @@ def _sampling_batch(requests: list[ScheduledRequest], device) -> SamplingBatch:
 
 
 def _to_tokens(requests: list[ScheduledRequest], out) -> dict[str, SampledToken]:
+    # Each result tensor crosses to the host once, whatever the number of rows.
     ids = out.token_ids.tolist()
+    if out.logprobs is not None:
+        logprobs, ranks = out.logprobs.tolist(), out.ranks.tolist()
+        top_ids = out.top_ids.tolist() if out.top_ids is not None else None
+        top_logprobs = out.top_logprobs.tolist() if out.top_logprobs is not None else None
     result = {}
     for i, r in enumerate(requests):
         tok = SampledToken(ids[i])
         k = r.sampling_params.logprobs
         if k is not None and out.logprobs is not None:
-            tok.logprob = float(out.logprobs[i])
-            tok.rank = int(out.ranks[i])
+            tok.logprob = float(logprobs[i])
+            tok.rank = int(ranks[i])
             if k > 0:
-                tok.top = list(zip(out.top_ids[i, :k].tolist(), out.top_logprobs[i, :k].tolist()))
+                tok.top = list(zip(top_ids[i][:k], top_logprobs[i][:k]))
         result[r.request_id] = tok
     return result

@@ -61,7 +61,7 @@ class Linear(LeanModule):
     def _dense(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.weight is None:
             raise RuntimeError("Linear used before its weight was loaded")
-        return nn.functional.linear(x.to(self.dtype), self.weight, bias).to(x.dtype)
+        return nn.functional.linear(x.to(self.weight.dtype), self.weight, bias).to(x.dtype)
 
     def _quantized(self, x: torch.Tensor) -> torch.Tensor:
         return self._finish(kernels.qmatmul(_flat(x, self.in_features), self.packed), x)

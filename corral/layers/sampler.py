@@ -64,7 +64,8 @@ def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
         probs = _filter(rows, batch.top_k[sampled_rows], batch.top_p[sampled_rows], batch.min_p[sampled_rows])
         for j, row in enumerate(sampled_rows):
             # Exponential race: argmax(p / E), E ~ Exp(1), draws from p with one generator call.
-            noise = torch.empty_like(probs[j]).exponential_(generator=batch.generators[row])
+            # Drawn where the generator lives (the host), so a seed gives the same tokens on any device.
+            noise = torch.empty(probs.shape[1]).exponential_(generator=batch.generators[row]).to(probs.device)
             tokens[row] = (probs[j] / noise).argmax()
     out = SamplerOutput(token_ids=tokens)
     if batch.max_logprobs is not None:
@@ -115,10 +116,12 @@ def _apply_penalties(logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor
         return logits
     n, vocab = logits.shape
     logits = logits.clone()
-    counts = torch.zeros(n, vocab, dtype=logits.dtype)  # occurrences in the generated tokens
+    dev = logits.device
+    counts = torch.zeros(n, vocab, dtype=logits.dtype, device=dev)  # occurrences in the generated tokens
     for row, ids in enumerate(batch.output_token_ids or []):
         if ids:
-            counts[row].index_add_(0, torch.tensor(ids), torch.ones(len(ids), dtype=logits.dtype))
+            ones = torch.ones(len(ids), dtype=logits.dtype, device=dev)
+            counts[row].index_add_(0, torch.tensor(ids, device=dev), ones)
     if batch.repetition_penalty is not None:
         seen = counts > 0
         for row, ids in enumerate(batch.prompt_token_ids or []):
@@ -144,7 +147,7 @@ def _filter(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, min_
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         vocab = probs.shape[-1]
         k = torch.where(top_k > 0, top_k.clamp(max=vocab), torch.full_like(top_k, vocab))
-        keep = torch.arange(vocab)[None, :] < k[:, None]  # (M, V) in sorted order
+        keep = torch.arange(vocab, device=probs.device)[None, :] < k[:, None]  # (M, V) in sorted order
         # top-p: keep the smallest prefix whose mass reaches p (always the first token).
         mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
         renorm = sorted_probs.masked_fill(~keep, 0).sum(dim=-1, keepdim=True)

@@ -38,7 +38,9 @@ def async_engine_loader(**engine_kwargs: Any) -> EngineLoader:
             from corral.engine.async_embedder import AsyncEmbedder
 
             return AsyncEmbedder.from_model(resolved.path)
-        return AsyncEngine.from_model(resolved.path, **engine_kwargs)
+        engine = AsyncEngine.from_model(resolved.path, **engine_kwargs)
+        log.info("loaded %s: %s", resolved.path, engine.placement)
+        return engine
 
     return load
 

@@ -1,4 +1,4 @@
-"""The attention backend interface and its registry."""
+"""The attention backend interface (the backends by name: registry.py)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -30,11 +30,3 @@ class AttentionBackend(ABC):
         scale: float,
     ) -> torch.Tensor:  # (T, Hq, D)
         ...
-
-
-def get_backend(name: str = "torch") -> AttentionBackend:
-    if name == "torch":
-        from corral.layers.attention.torch_paged import TorchPagedAttention
-
-        return TorchPagedAttention()
-    raise ValueError(f"unknown attention backend {name!r} (available: torch)")

@@ -37,6 +37,9 @@ class AttentionMetadata:
     # positions each attends (its position + 1). Built once per step by the first layer that needs
     # them (torch_paged.token_rows).
     kernel_rows: tuple[torch.Tensor | None, torch.Tensor, torch.Tensor] | None = None
+    # The Triton prefill kernel's query_start_loc and context_lens on the device, and the longest
+    # chunk. Built once per step by the first layer that needs them (triton_backend.prefill_tensors).
+    kernel_inputs: tuple[torch.Tensor, torch.Tensor, int] | None = None
 
     @property
     def num_seqs(self) -> int:

@@ -114,22 +114,22 @@ class TorchPagedAttention(AttentionBackend):
             qs = q[start:end].transpose(0, 1)[None]  # (1, Hq, n, D)
             ks, vs = keys.transpose(0, 1)[None], values.transpose(0, 1)[None]  # (1, Hk, S, D)
             if meta.logit_softcap:  # SDPA cannot soft-cap: the scores in full
-                o = _softcapped(qs, ks, vs, _causal_mask(ctx, seq_len, meta.sliding_window), scale, meta.logit_softcap)
+                o = _softcapped(qs, ks, vs, _causal_mask(ctx, seq_len, meta.sliding_window, q.device), scale, meta.logit_softcap)
             elif ctx == 0 and not meta.sliding_window:  # the whole sequence: plain causal
                 o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=True)
             else:
-                mask = _causal_mask(ctx, seq_len, meta.sliding_window)
+                mask = _causal_mask(ctx, seq_len, meta.sliding_window, q.device)
                 o = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=scale, enable_gqa=True)
             o = o[0]  # (Hq, n, D)
             out[start:end] = o.transpose(0, 1)
         return out
 
 
-def _causal_mask(ctx: int, seq_len: int, window: int | None) -> torch.Tensor:
+def _causal_mask(ctx: int, seq_len: int, window: int | None, device: torch.device | None = None) -> torch.Tensor:
     """(n, S) bool: query at absolute position ctx + i attends key j when j <= ctx + i, and
     j > ctx + i - window with a window."""
-    q_pos = torch.arange(ctx, seq_len)[:, None]  # (n, 1) absolute positions of the queries
-    k_pos = torch.arange(seq_len)[None, :]  # (1, S)
+    q_pos = torch.arange(ctx, seq_len, device=device)[:, None]  # (n, 1) absolute positions of the queries
+    k_pos = torch.arange(seq_len, device=device)[None, :]  # (1, S)
     mask = k_pos <= q_pos  # (n, S)
     if window:
         mask &= k_pos > q_pos - window
