@@ -55,7 +55,8 @@ def bench_corral(path: str, args, vocab_hint: int | None = None) -> Rates:
 
     seq_len = args.prompt_tokens + args.gen_tokens + 64
     llm = LLM(path, num_threads=args.threads, max_model_len=seq_len, max_num_seqs=max(16, args.parallel),
-              max_num_batched_tokens=max(args.prompt_tokens, 512), kv_cache_memory=args.kv_cache_mib << 20)
+              max_num_batched_tokens=max(args.prompt_tokens, 512), kv_cache_memory=args.kv_cache_mib << 20,
+              keep_quantized={"auto": None, "yes": True, "no": False}[args.keep_quantized])
     vocab = vocab_hint or llm.engine.model_config.vocab_size
     rng = random.Random(0)
 
@@ -194,6 +195,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--kv-cache-mib", type=int, default=1024, help="corral's KV cache size")
     parser.add_argument("--skip", choices=["corral", "llamacpp"], help="measure only the other engine")
+    parser.add_argument("--keep-quantized", choices=["auto", "yes", "no"], default="auto",
+                        help="corral's weights: as the model chooses (auto; the bundled SmolLM2 loads dense), "
+                             "kept quantized for the CPU kernels, or dequantized to float32")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     file_bytes = os.path.getsize(args.model)

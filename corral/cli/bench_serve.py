@@ -4,8 +4,8 @@ Each request streams `POST {base_url}/v1/completions` with a prompt of `input_le
 ids (the API takes a list of ids, so every server sees exactly that many prompt tokens whatever
 its tokenizer), `max_tokens = output_len` and `ignore_eos`, which corral, vLLM and llama-server
 all honour. `concurrency` requests stay in flight until `num_requests` have finished. One
-streamed chunk with text is one token (as all three servers send them); the usage block, when a
-server sends one, corrects the count.
+streamed chunk with a choice is one token (as all three servers send them); the usage block,
+when a server sends one, corrects the count.
 
 Reported per concurrency: output tokens/s over the run's wall time, time to first token and
 inter-token latency (gaps between chunks) as mean / p50 / p90 / p99 in milliseconds.
@@ -78,7 +78,9 @@ async def _one_request(client, url: str, body: dict, headers: dict) -> RequestTi
                 chunk = json.loads(data)
                 if chunk.get("usage"):
                     usage_tokens = chunk["usage"].get("completion_tokens")
-                if any(c.get("text") for c in chunk.get("choices") or []):
+                # Every chunk with a choice carries one token, even when its text is empty (a
+                # token that ends inside a UTF-8 character, as random-weight models often emit).
+                if chunk.get("choices"):
                     timing.chunk_times.append(time.perf_counter())
                     timing.output_tokens += 1
             if usage_tokens:
