@@ -31,19 +31,12 @@ from typing import Any
 from corral.loader.architectures import ArchSpec
 from corral.loader.config import ModelConfig
 from corral.loader.family import Family, MetadataKey
+from corral.loader.gguf_names import LAYER_NAMES
 
-# GGUF per-layer stem -> HF module path (llama.cpp's tensor_mapping for gemma2/gemma3)
+# GGUF per-layer stem -> HF module path (llama.cpp's tensor_mapping for gemma2/gemma3): Llama's,
+# with norms after attention and around the MLP (llama.cpp's ffn_norm is Gemma's pre-MLP norm).
 GEMMA_LAYER_NAMES = {
-    "attn_q": "self_attn.q_proj",
-    "attn_k": "self_attn.k_proj",
-    "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj",
-    "attn_q_norm": "self_attn.q_norm",
-    "attn_k_norm": "self_attn.k_norm",
-    "ffn_gate": "mlp.gate_proj",
-    "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-    "attn_norm": "input_layernorm",
+    **LAYER_NAMES,
     "post_attention_norm": "post_attention_layernorm",
     "ffn_norm": "pre_feedforward_layernorm",
     "post_ffw_norm": "post_feedforward_layernorm",
