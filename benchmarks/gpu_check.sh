@@ -37,7 +37,7 @@ unset TRITON_INTERPRET
 
 step "GPU tests"
 "$py" -m pytest -q -p no:cacheprovider -x \
-  tests/kernels/test_triton_attention.py tests/engine/test_triton_generate.py tests/engine/test_gpu_engine.py \
+  tests/kernels/test_triton_attention.py tests/engine/test_triton_generate.py tests/engine/test_gpu_engine.py tests/engine/test_sampler_paths.py \
   tests/engine/test_attention_backends.py tests/engine/test_device_dtype.py
 tests_rc=$?
 

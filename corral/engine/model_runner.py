@@ -142,16 +142,36 @@ def _sampling_batch(requests: list[ScheduledRequest], device) -> SamplingBatch:
         suppress_token_ids=suppress if any(suppress) else None,
         max_logprobs=max(want) if want else None,
         sampled_rows=[i for i, p in enumerate(params) if p.temperature != 0],
+        any_min_p=any(p.min_p > 0 for p in params if p.temperature != 0),
+        any_top_k_or_p=any(p.top_k > 0 or p.top_p < 1 for p in params if p.temperature != 0),
     )
 
 
+def _host_results(out) -> tuple[list, list, list, list | None, list | None]:
+    """ids, logprobs, ranks, top ids and top logprobs of `out` as lists, read back as one float64
+    tensor (ids, ranks and float32 logprobs are exact in float64)."""
+    n = out.token_ids.shape[0]
+    parts = [out.token_ids.double(), out.logprobs.double(), out.ranks.double()]
+    k = 0 if out.top_ids is None else out.top_ids.shape[1]
+    if k:
+        parts += [out.top_ids.double().reshape(-1), out.top_logprobs.double().reshape(-1)]
+    flat = torch.cat(parts).tolist()
+    ids = [int(v) for v in flat[:n]]
+    logprobs, ranks = flat[n:2 * n], [int(v) for v in flat[2 * n:3 * n]]
+    if not k:
+        return ids, logprobs, ranks, None, None
+    top = flat[3 * n:3 * n + n * k]
+    top_lp = flat[3 * n + n * k:]
+    return (ids, logprobs, ranks, [[int(v) for v in top[i * k:(i + 1) * k]] for i in range(n)],
+            [top_lp[i * k:(i + 1) * k] for i in range(n)])
+
+
 def _to_tokens(requests: list[ScheduledRequest], out) -> dict[str, SampledToken]:
-    # Each result tensor crosses to the host once, whatever the number of rows.
-    ids = out.token_ids.tolist()
-    if out.logprobs is not None:
-        logprobs, ranks = out.logprobs.tolist(), out.ranks.tolist()
-        top_ids = out.top_ids.tolist() if out.top_ids is not None else None
-        top_logprobs = out.top_logprobs.tolist() if out.top_logprobs is not None else None
+    # The results cross to the host in one transfer, whatever the number of rows.
+    if out.logprobs is None:
+        ids = out.token_ids.tolist()
+    else:
+        ids, logprobs, ranks, top_ids, top_logprobs = _host_results(out)
     result = {}
     for i, r in enumerate(requests):
         tok = SampledToken(ids[i])

@@ -33,6 +33,10 @@ class SamplingBatch:
     sampled_rows: list[int] | None = None  # rows with temperature > 0; None: read them off `temperature`
     # (row, (ceil(V/32),) int32 bitmask) for rows a grammar constrains: bit t%32 of word t//32 allows t
     token_bitmasks: list[tuple[int, torch.Tensor]] | None = None
+    # Whether any sampled row uses min-p / top-k or top-p, known on the host so that no step reads
+    # a device tensor back to decide (None: read them off the tensors)
+    any_min_p: bool | None = None
+    any_top_k_or_p: bool | None = None
 
 
 @dataclass
@@ -50,9 +54,10 @@ def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
         raw = torch.log_softmax(logits, dim=-1)
     logits = _apply_penalties(logits, batch)
     if batch.suppress_token_ids:
-        for row, ids in enumerate(batch.suppress_token_ids):
-            if ids:
-                logits[row, ids] = float("-inf")
+        rows = [row for row, ids in enumerate(batch.suppress_token_ids) for _ in ids]
+        cols = [i for ids in batch.suppress_token_ids for i in ids]
+        if rows:  # one indexed write for every row, whatever the device
+            logits[torch.tensor(rows, device=logits.device), torch.tensor(cols, device=logits.device)] = float("-inf")
     if batch.token_bitmasks:
         _apply_bitmasks(logits, batch.token_bitmasks)
     tokens = _argmax(logits)
@@ -61,12 +66,17 @@ def sample(logits: torch.Tensor, batch: SamplingBatch) -> SamplerOutput:
         sampled_rows = (batch.temperature != 0).nonzero().flatten().tolist()
     if sampled_rows:
         rows = logits[sampled_rows] / batch.temperature[sampled_rows, None]
-        probs = _filter(rows, batch.top_k[sampled_rows], batch.top_p[sampled_rows], batch.min_p[sampled_rows])
+        probs = _filter(rows, batch.top_k[sampled_rows], batch.top_p[sampled_rows], batch.min_p[sampled_rows],
+                        batch.any_min_p, batch.any_top_k_or_p)
+        # Exponential race: argmax(p / E), E ~ Exp(1), draws from p with one generator call per row.
+        # Drawn where the generators live (the host), so a seed gives the same tokens on any device;
+        # the rows' noise crosses to the device in one copy.
+        noise = torch.empty(probs.shape)
         for j, row in enumerate(sampled_rows):
-            # Exponential race: argmax(p / E), E ~ Exp(1), draws from p with one generator call.
-            # Drawn where the generator lives (the host), so a seed gives the same tokens on any device.
-            noise = torch.empty(probs.shape[1]).exponential_(generator=batch.generators[row]).to(probs.device)
-            tokens[row] = (probs[j] / noise).argmax()
+            noise[j].exponential_(generator=batch.generators[row])
+        if probs.device.type != "cpu":
+            noise = noise.pin_memory().to(probs.device, non_blocking=True)
+        tokens[torch.tensor(sampled_rows, device=tokens.device)] = (probs / noise).argmax(dim=-1)
     out = SamplerOutput(token_ids=tokens)
     if batch.max_logprobs is not None:
         chosen = raw.gather(1, tokens[:, None]).squeeze(1)
@@ -86,14 +96,19 @@ def _apply_bitmasks(logits: torch.Tensor, masks: list[tuple[int, torch.Tensor]])
     import numpy as np
 
     vocab = logits.shape[1]
+    if logits.device.type != "cpu" or not logits.is_contiguous():
+        # The packed words cross to the device (V/8 bytes a row), where they are unpacked.
+        rows = torch.tensor([row for row, _ in masks], device=logits.device)
+        words = torch.stack([w for _, w in masks]).to(logits.device, non_blocking=True)
+        shifts = torch.arange(32, device=logits.device, dtype=torch.int32)
+        allowed = ((words[:, :, None] >> shifts) & 1).reshape(len(masks), -1)[:, :vocab].bool()
+        logits[rows] = logits[rows].masked_fill(~allowed, float("-inf"))
+        return
     table = _byte_table()
     for row, words in masks:
         additive = np.take(table, words.numpy().view(np.uint8), axis=0).reshape(-1)[:vocab]  # (V,)
-        if logits.device.type == "cpu" and logits.is_contiguous():
-            target = logits[row].numpy()
-            np.add(target, additive, out=target)
-        else:
-            logits[row] += torch.from_numpy(additive).to(logits.device)
+        target = logits[row].numpy()
+        np.add(target, additive, out=target)
 
 
 @lru_cache(maxsize=1)
@@ -137,13 +152,19 @@ def _apply_penalties(logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor
     return logits
 
 
-def _filter(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, min_p: torch.Tensor) -> torch.Tensor:
-    """Temperature-scaled logits (M, V) -> probabilities with min-p, top-k, top-p applied."""
+def _filter(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, min_p: torch.Tensor,
+            any_min_p: bool | None = None, any_top_k_or_p: bool | None = None) -> torch.Tensor:
+    """Temperature-scaled logits (M, V) -> probabilities with min-p, top-k, top-p applied. The
+    flags say from the host whether any row filters; None reads them off the tensors (a device sync)."""
     probs = torch.softmax(logits, dim=-1)
-    if bool((min_p > 0).any()):
+    if any_min_p is None:
+        any_min_p = bool((min_p > 0).any())
+    if any_top_k_or_p is None:
+        any_top_k_or_p = bool((top_k > 0).any()) or bool((top_p < 1).any())
+    if any_min_p:
         floor = min_p[:, None] * probs.max(dim=-1, keepdim=True).values
         probs = torch.where(probs < floor, torch.zeros_like(probs), probs)
-    if bool((top_k > 0).any()) or bool((top_p < 1).any()):
+    if any_top_k_or_p:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         vocab = probs.shape[-1]
         k = torch.where(top_k > 0, top_k.clamp(max=vocab), torch.full_like(top_k, vocab))
