@@ -17,7 +17,8 @@ class EngineArgs:
     max_num_batched_tokens: int = 1024
     enable_prefix_caching: bool = True
     # keep GGUF blocks quantized when the CPU kernels support them; None: the model's choice, which
-    # is True except for a model that asks for dense weights (corral.store.default_model.prefers_dense)
+    # keeps them quantized, in float32 activations for a model that asks for them
+    # (corral.store.default_model.prefers_float_activations); True: the int8-activation kernels
     keep_quantized: bool | None = None
     num_threads: int | None = None
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"

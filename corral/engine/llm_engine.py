@@ -32,10 +32,11 @@ from corral.structured.manager import StructuredOutputManager
 
 def kv_cache_dtype(name: str, model: torch.nn.Module, compute_dtype: torch.dtype = torch.float32) -> torch.dtype:
     """The KV cache's dtype for EngineArgs.kv_cache_dtype: "auto" is float16 when any weight is
-    kept quantized for the CPU kernels, the compute dtype otherwise."""
+    kept quantized for the int8-activation CPU kernels, the compute dtype otherwise (a model kept
+    in float32 activations keeps its keys and values in float32 too)."""
     if name == "auto":
-        quantized = any(getattr(m, "packed", None) is not None for m in model.modules())
-        return torch.float16 if quantized else compute_dtype
+        packed = [m.packed for m in model.modules() if getattr(m, "packed", None) is not None]
+        return torch.float16 if any(not p.float_activations for p in packed) else compute_dtype
     return getattr(torch, name)
 
 

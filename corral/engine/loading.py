@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from corral import kernels
 from corral.engine.engine_args import EngineArgs
 from corral.engine.heap import release_free_memory
 from corral.errors import ModelFileError, ValidationError
 from corral.loader.config import ModelConfig
+from corral.loader.quantized import QuantizedWeight
 
 
 @dataclass
@@ -44,7 +46,7 @@ def load_model(args: EngineArgs) -> LoadedModel:
     from corral.loader import load_model_source
     from corral.engine.device import move_model, resolve_device, resolve_dtype
     from corral.models.registry import model_class
-    from corral.store.default_model import prefers_dense
+    from corral.store.default_model import prefers_float_activations
     from corral.tokenizer import IncrementalDetokenizer, Tokenizer
 
     start = time.monotonic()
@@ -52,8 +54,11 @@ def load_model(args: EngineArgs) -> LoadedModel:
     dtype = resolve_dtype(args.dtype, device)
     path = resolve_path(args.model)
     # The quantized kernels are CPU float32 code; elsewhere GGUF blocks are dequantized at load.
-    # Unset, the model chooses (the bundled SmolLM2 loads dense: see store.default_model).
-    wants_quantized = args.keep_quantized if args.keep_quantized is not None else not prefers_dense(path)
+    # Unset, the model chooses: the bundled SmolLM2 keeps float32 activations (store.default_model),
+    # through the kernels where they are fast, else with dense weights.
+    float_activations = args.keep_quantized is None and prefers_float_activations(path)
+    wants_quantized = args.keep_quantized if args.keep_quantized is not None else (
+        not float_activations or kernels.float_activations_fast())
     keep_quantized = wants_quantized and device.type == "cpu" and dtype == torch.float32
     source = load_model_source(path)
     cfg = source.config
@@ -70,6 +75,8 @@ def load_model(args: EngineArgs) -> LoadedModel:
     model = model_class(cfg.architecture, str(path))(cfg, max_positions=max_len)
     model.source_path = str(path)
     weights = source.iter_weights(keep_quantized=keep_quantized)
+    if keep_quantized and float_activations:
+        weights = with_float_activations(weights)
     if device.type != "cpu" or dtype != torch.float32:
         weights = converted_weights(model, weights, device, dtype)
     model.load_weights(weights, keep_quantized=keep_quantized)
@@ -93,6 +100,12 @@ def load_model(args: EngineArgs) -> LoadedModel:
         device=device,
         dtype=dtype,
     )
+
+
+def with_float_activations(weights):
+    """The weights, each quantized one marked for kernels that keep activations in float32."""
+    for name, value in weights:
+        yield name, replace(value, float_activations=True) if isinstance(value, QuantizedWeight) else value
 
 
 def converted_weights(model: torch.nn.Module, weights, device: torch.device, dtype: torch.dtype):

@@ -9,6 +9,7 @@ from corral.kernels.attention import paged_decode_attention, reference_paged_dec
 from corral.kernels.qmatmul import (
     SUPPORTED_TYPES,
     PackedWeight,
+    float_activations_fast,
     is_available,
     isa_levels,
     pack,
@@ -20,6 +21,7 @@ from corral.kernels.qmatmul import (
 __all__ = [
     "SUPPORTED_TYPES",
     "PackedWeight",
+    "float_activations_fast",
     "is_available",
     "isa_levels",
     "pack",

@@ -69,6 +69,8 @@ class PackedWeight:
     type_id: int
     row_stride: int  # bytes between the starts of consecutive rows
     layout: str = "gguf"  # or "x16": Q4_0 in groups of 16 rows, for the AVX-512 kernels
+    # True: matmuls keep the activations in float32 (`pack(..., float_activations=True)`)
+    float_activations: bool = False
     addr: int = field(init=False, repr=False, compare=False)  # of data[0, 0]; numpy's lookup costs ~2 us
 
     def __post_init__(self) -> None:
@@ -81,9 +83,20 @@ class PackedWeight:
         return n * (k // block) * size
 
 
-def pack(qw: QuantizedWeight, repack: bool = False) -> PackedWeight:
+def float_activations_fast() -> bool:
+    """True when this CPU has the SIMD kernels for float32 activations (AVX-512); elsewhere they
+    run portable C, slower than a dense float32 matmul."""
+    return _ext is not None and _BEST == _LEVELS.index("avx512vnni")
+
+
+def pack(qw: QuantizedWeight, repack: bool = False, float_activations: bool = False) -> PackedWeight:
     """Wrap a QuantizedWeight for the kernels. Raises ValueError for an unsupported type or bytes
     that do not match the shape. Rows must be contiguous within themselves (they are in GGUF).
+
+    With `float_activations`, matmuls of the weight never round the activations: each group of
+    rows is unpacked to its exact float32 values in a small buffer and dotted in float32 (what a
+    dense matmul of the dequantized weight gives, up to summation order), instead of the int8
+    activations of llama.cpp's kernels; slower per token, for models whose answers depend on it.
 
     With `repack`, a Q4_0 weight of a multiple of 16 rows is copied into groups of 16 rows where
     the CPU has AVX-512 VNNI: its matmuls then read the weight straight from the groups, 8 tokens
@@ -104,6 +117,8 @@ def pack(qw: QuantizedWeight, repack: bool = False) -> PackedWeight:
         )
     if data.strides[1] != 1 or data.strides[0] < data.shape[1]:
         data = np.ascontiguousarray(data)
+    if float_activations:
+        return PackedWeight(qw.type_name, (n, k), data, type_id, int(data.strides[0]), float_activations=True)
     if repack and qw.type_name == "Q4_0" and n % 16 == 0 and _BEST == _LEVELS.index("avx512vnni"):
         grouped = np.empty((n, k // block * size), dtype=np.uint8)
         _ext.repack_q4_0_x16(data.ctypes.data, int(data.strides[0]), n, k, grouped.ctypes.data)
@@ -123,7 +138,8 @@ def qmatmul(
 
     x must be a CPU float32 tensor (made contiguous if it is not). The activation is quantized to
     int8 per block of 32 (or 256 for K-quants with few tokens) like llama.cpp does, so results
-    differ from a float matmul by about 1/254 of |x| * |w| per dot product. `num_threads` defaults
+    differ from a float matmul by about 1/254 of |x| * |w| per dot product; a weight packed with
+    `float_activations` keeps x in float32. `num_threads` defaults
     to torch.get_num_threads(); `isa` picks a kernel set from `isa_levels()` (default: the best).
     """
     if _ext is None:
@@ -143,7 +159,10 @@ def qmatmul(
         return out
     level = _BEST if isa is None else isa_level(isa)
     threads = num_threads if num_threads is not None else torch.get_num_threads()
-    _ext.qmatmul(level, w.type_id, w.addr, w.row_stride, n, k, x.data_ptr(), t, out.data_ptr(), threads)
+    if w.float_activations:
+        _ext.qmatmul_float(level, [(w.type_id, w.addr, w.row_stride, n, out.data_ptr())], k, x.data_ptr(), t, threads)
+    else:
+        _ext.qmatmul(level, w.type_id, w.addr, w.row_stride, n, k, x.data_ptr(), t, out.data_ptr(), threads)
     return out
 
 
@@ -189,7 +208,12 @@ def qmatmul_many(
     level = _BEST if isa is None else isa_level(isa)
     threads = num_threads if num_threads is not None else torch.get_num_threads()
     jobs = [(w.type_id, w.addr, w.row_stride, w.shape[0], o.data_ptr()) for w, o in zip(weights, outs)]
-    _ext.qmatmul_many(level, jobs, k, x.data_ptr(), t, threads)
+    exact = [job for job, w in zip(jobs, weights) if w.float_activations]
+    if exact:
+        _ext.qmatmul_float(level, exact, k, x.data_ptr(), t, threads)
+    if len(exact) < len(jobs):
+        _ext.qmatmul_many(level, [job for job, w in zip(jobs, weights) if not w.float_activations],
+                          k, x.data_ptr(), t, threads)
     return outs
 
 

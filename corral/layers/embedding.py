@@ -25,7 +25,7 @@ class Embedding(LeanModule):
             if keep_quantized:
                 self.quantized = value
                 if ops.is_available() and value.type_name in kernels.SUPPORTED_TYPES and value.row_order is None:
-                    self.packed = kernels.pack(value)
+                    self.packed = kernels.pack(value, float_activations=value.float_activations)
                 return
             value = value.dequantize()
         self.weight = value.to(self.dtype).contiguous()

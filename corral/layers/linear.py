@@ -85,7 +85,7 @@ def _pack_with_kernels(layer: Linear, qw: QuantizedWeight) -> bool:
     from corral import kernels
 
     if kernels.is_available() and qw.type_name in kernels.SUPPORTED_TYPES:
-        layer.packed = kernels.pack(qw, repack=True)
+        layer.packed = kernels.pack(qw, repack=True, float_activations=qw.float_activations)
         if layer.packed.layout != "gguf":  # a copy: the file's pages need not stay resident
             release_pages(qw.data)
         return True

@@ -24,6 +24,8 @@ class QuantizedWeight:
     shape: tuple[int, int]
     data: np.ndarray  # uint8, (n_out, bytes_per_row)
     row_order: np.ndarray | None = None  # (n_out,) int64, None when rows are in output order
+    # Kernels keep the activations in float32 for this weight (see corral.kernels.pack)
+    float_activations: bool = False
 
     def dequantize(self) -> "torch.Tensor":
         """The weight as a dense float32 (n_out, n_in) tensor, rows in output order."""

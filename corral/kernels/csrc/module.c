@@ -4,6 +4,7 @@
 
 #include "attention.h"
 #include "dispatch.h"
+#include "float_act.h"
 #include "ops.h"
 
 static const char *LEVEL_NAMES[] = {"scalar", "avx2", "avxvnni", "avx512vnni"};
@@ -38,11 +39,13 @@ static PyObject *py_qmatmul(PyObject *self, PyObject *args) {
     }
 }
 
-static PyObject *py_qmatmul_many(PyObject *self, PyObject *args) {
+typedef int (*jobs_runner)(int level, const qm_weight *jobs, int njobs, int K, const float *x, int T, int nthreads);
+
+/* (level, [(type_id, w_addr, row_stride, N, out_addr), ...], K, x_addr, T, n_threads) -> run(...). */
+static PyObject *run_weight_list(PyObject *args, jobs_runner run) {
     int level, K, T, nthreads;
     unsigned long long x;
     PyObject *list;
-    (void)self;
     if (!PyArg_ParseTuple(args, "iO!iKii", &level, &PyList_Type, &list, &K, &x, &T, &nthreads)) return NULL;
     if (check_level(level)) return NULL;
     const Py_ssize_t n = PyList_GET_SIZE(list);
@@ -61,7 +64,7 @@ static PyObject *py_qmatmul_many(PyObject *self, PyObject *args) {
     }
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = qmatmul_many_run(level, jobs, (int)n, K, (const float *)(uintptr_t)x, T, nthreads);
+    rc = run(level, jobs, (int)n, K, (const float *)(uintptr_t)x, T, nthreads);
     Py_END_ALLOW_THREADS
     PyMem_Free(jobs);
     switch (rc) {
@@ -70,6 +73,16 @@ static PyObject *py_qmatmul_many(PyObject *self, PyObject *args) {
     case QM_ETYPE: PyErr_SetString(PyExc_ValueError, "a weight's GGML type has no kernel"); return NULL;
     default: PyErr_Format(PyExc_ValueError, "bad shape K=%d T=%d for one of the weights", K, T); return NULL;
     }
+}
+
+static PyObject *py_qmatmul_many(PyObject *self, PyObject *args) {
+    (void)self;
+    return run_weight_list(args, qmatmul_many_run);
+}
+
+static PyObject *py_qmatmul_float(PyObject *self, PyObject *args) {
+    (void)self;
+    return run_weight_list(args, qmatmul_float_run);
 }
 
 /* The small ops take microseconds at one token: they keep the GIL then, since handing it to
@@ -295,6 +308,9 @@ static PyMethodDef METHODS[] = {
     {"qmatmul_many", py_qmatmul_many, METH_VARARGS,
      "qmatmul_many(level, [(type_id, w_addr, row_stride, N, out_addr), ...], K, x_addr, T, n_threads)\n"
      "qmatmul for several weights sharing x(T, K): x is quantized once, one parallel region."},
+    {"qmatmul_float", py_qmatmul_float, METH_VARARGS,
+     "qmatmul_float(level, [(type_id, w_addr, row_stride, N, out_addr), ...], K, x_addr, T, n_threads)\n"
+     "out(T, N) = x(T, K) @ W(N, K)^T for each weight with x kept in float32 (never quantized)."},
     {"rms_norm", py_rms_norm, METH_VARARGS,
      "rms_norm(level, x_addr, residual_addr_or_0, w_addr, eps, T, D, out_addr, n_threads)\n"
      "out(T, D) = RMSNorm(x) * w; with a residual, residual += x first and the norm is of the sum."},
