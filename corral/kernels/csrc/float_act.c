@@ -13,6 +13,9 @@
 #define Z_TARGET "avx512f,avx512bw,avx512vl,fma,f16c"
 #endif
 
+/* Most tokens for which AVX-512 makes Q4_0/Q4_1/Q8_0 block values in registers, with no buffer. */
+#define FA_FUSED_MAX_T 3
+
 /* Below this many weight bytes in one call, a second thread costs more to wake than it saves. */
 #define FA_PARALLEL_MIN_BYTES (96 * 1024)
 
@@ -143,8 +146,6 @@ static __attribute__((target(Z_TARGET))) void dot_tile_z(const float *buf, int n
  * makes them (fma(d, q, b) with b = -offset * d or Q4_1's m), and met by the tokens straight away,
  * no buffer between. Each (row, token) sum takes the operations of dot_tile_z in its order, so a
  * token gets the same result here as in a larger call. */
-#define FA_FUSED_MAX_T 3
-
 static inline __attribute__((target(Z_TARGET), always_inline)) float f16_z(const uint8_t *p) {
     return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((int)(p[0] | (p[1] << 8)))));
 }
@@ -262,14 +263,22 @@ static void run_rows(const kernel_set *ks, int level, const qm_weight *j, int K,
 int qmatmul_float_run(int level, const qm_weight *jobs, int njobs, int K, const float *x, int T, int nthreads) {
     if (K <= 0 || T < 0 || njobs < 0) return QM_ESHAPE;
     size_t bytes = 0;
+    int all_fused = 1;
     for (int i = 0; i < njobs; i++) {
         const qtype_info *ti = qtype_get(jobs[i].type_id);
         if (!ti || jobs[i].type_id == QT_Q4_0_X16) return QM_ETYPE;
         if (K % ti->block != 0 || jobs[i].N < 0 || jobs[i].row_stride < (size_t)(K / ti->block) * ti->bytes)
             return QM_ESHAPE;
         bytes += (size_t)jobs[i].N * jobs[i].row_stride;
+#ifdef FA_X86
+        all_fused &= level == ISA_AVX512 && fused_type(jobs[i].type_id);
+#else
+        all_fused = 0;
+#endif
     }
     if (T == 0 || njobs == 0) return QM_OK;
+    /* Scratch only where a path needs it: none for few tokens of the types made in registers. */
+    const int need_buf = !(all_fused && T <= FA_FUSED_MAX_T), need_unpack = !all_fused;
     const kernel_set *ks = kernels_for_level(level);
     int failed = 0;
     const int threads = bytes >= FA_PARALLEL_MIN_BYTES ? nthreads : 1;
@@ -280,10 +289,13 @@ int qmatmul_float_run(int level, const qm_weight *jobs, int njobs, int K, const 
         part = omp_get_thread_num(); parts = omp_get_num_threads();
 #endif
         /* One unpack buffer per group size in use: wrows' a and b are sized by K / group. */
-        wrows w16, w32;
-        float *buf = alloc_floats((size_t)FA_ROWS * K);
-        int ok = buf != NULL && wrows_alloc(&w16, K, 16, FA_ROWS) == 0;
-        if (ok && wrows_alloc(&w32, K, 32, FA_ROWS) != 0) { wrows_free(&w16); ok = 0; }
+        wrows w16 = {0}, w32 = {0};
+        float *buf = need_buf ? alloc_floats((size_t)FA_ROWS * K) : NULL;
+        int ok = !need_buf || buf != NULL;
+        if (ok && need_unpack) {
+            ok = wrows_alloc(&w16, K, 16, FA_ROWS) == 0;
+            if (ok && wrows_alloc(&w32, K, 32, FA_ROWS) != 0) { wrows_free(&w16); ok = 0; }
+        }
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
@@ -298,8 +310,10 @@ int qmatmul_float_run(int level, const qm_weight *jobs, int njobs, int K, const 
                 wrows *wr = qtype_get(j->type_id)->group == 32 ? &w32 : &w16;
                 run_rows(ks, level, j, K, x, T, wr, buf, lo, hi);
             }
-            wrows_free(&w16);
-            wrows_free(&w32);
+            if (need_unpack) {
+                wrows_free(&w16);
+                wrows_free(&w32);
+            }
         }
         free(buf);
     }
