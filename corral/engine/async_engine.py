@@ -51,6 +51,7 @@ class AsyncEngine:
         self.load_seconds = engine.loaded.load_seconds
         self.device = engine.device  # read by /api/ps (size_vram)
         self.placement = engine.placement()  # device, dtype, attention backend, KV cache type
+        self.placement_info = engine.placement_info()  # the same as a dict, for /api/ps
         self._cond = threading.Condition()
         self._commands: list[tuple] = []
         self._streams: dict[str, _Stream] = {}

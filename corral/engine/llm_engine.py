@@ -96,14 +96,28 @@ class LLMEngine:
         self.prompt_tokens_total = 0
         self.generation_tokens_total = 0
 
-    def placement(self) -> str:
-        """Where and how the model runs, e.g. "device cpu  dtype float32  attention cpu  KV cache float16"."""
+    def placement_info(self) -> dict:
+        """Where and how the model runs: device, compute dtype, attention backend, KV cache dtype,
+        weights ("quantized" in their blocks, with int8 or float32 activations, or "dense") and, on
+        CUDA, whether decode steps replay CUDA graphs."""
         def name(dtype: torch.dtype) -> str:
             return str(dtype).removeprefix("torch.")
 
-        graphs = f"  cuda graphs {'on' if self.runner.graphs else 'off'}" if self.device.type == "cuda" else ""
-        return (f"device {self.device}  dtype {name(self.dtype)}  attention {self.attention_backend}  "
-                f"KV cache {name(self.kv_cache_dtype)}{graphs}")
+        packed = [m.packed for m in self.loaded.model.modules() if getattr(m, "packed", None) is not None]
+        weights = "dense" if not packed else (
+            "quantized, float32 activations" if all(p.float_activations for p in packed) else "quantized, int8 activations")
+        info = {"device": str(self.device), "dtype": name(self.dtype), "attention_backend": self.attention_backend,
+                "kv_cache_dtype": name(self.kv_cache_dtype), "weights": weights}
+        if self.device.type == "cuda":
+            info["cuda_graphs"] = bool(self.runner.graphs)
+        return info
+
+    def placement(self) -> str:
+        """placement_info() in one line, e.g. "device cpu  dtype float32  attention cpu  KV cache float16  ..."."""
+        info = self.placement_info()
+        graphs = f"  cuda graphs {'on' if info['cuda_graphs'] else 'off'}" if "cuda_graphs" in info else ""
+        return (f"device {info['device']}  dtype {info['dtype']}  attention {info['attention_backend']}  "
+                f"KV cache {info['kv_cache_dtype']}  weights {info['weights']}{graphs}")
 
     @property
     def memory_bytes(self) -> int:

@@ -144,6 +144,8 @@ class RunningModel(BaseModel):
     expires_at: str
     size_vram: int
     context_length: int
+    # corral: where and how it runs (device, dtype, attention_backend, kv_cache_dtype, weights)
+    placement: dict | None = Field(default=None, exclude_if=_none)
 
 
 class ProcessResponse(BaseModel):

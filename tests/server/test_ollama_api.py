@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import httpx
 import ollama
 import pytest
 
@@ -24,6 +25,9 @@ def test_list_ps_and_version(client, server):
     assert running[0].size > 0 and running[0].context_length == 256
     assert running[0].expires_at > datetime.now(timezone.utc)  # preloaded models stay loaded
     assert running[0].details.family == "llama"
+    placement = httpx.get(server.url + "/api/ps").json()["models"][0]["placement"]  # corral's own field
+    assert placement == {"device": "cpu", "dtype": "float32", "attention_backend": "cpu",
+                         "kv_cache_dtype": "float32", "weights": "dense"}
 
 
 def test_show_describes_the_model(client, server):

@@ -64,6 +64,7 @@ async def ps(request: Request):
             name=m.name, model=m.name, size=m.size_bytes, digest=m.resolved.digest,
             details=model_info.details(m.resolved, m.engine.model_config), expires_at=expires,
             size_vram=_size_vram(m), context_length=m.engine.max_model_len,
+            placement=getattr(m.engine, "placement_info", None),
         ))
     return json_response(ol.ProcessResponse(models=running))
 
