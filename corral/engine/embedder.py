@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from corral.engine.embedding_loader import EmbeddingModel
 from corral.errors import ContextLengthError, ValidationError
+from corral.models.qwen3_reranker import render, template_tail
 
 Input = str | list[int]
 
@@ -75,10 +76,16 @@ class Embedder:
         return out
 
     def prepare_pairs(self, query: str, documents: list[str], truncate: bool = True) -> list[tuple[list[int], list[int]]]:
-        """(ids, token types) of each (query, document) pair as a cross-encoder takes them."""
+        """(ids, token types) of each (query, document) pair as a cross-encoder takes them; a causal
+        reranker's pairs are its prompt (`model.rerank_template`), cut before the prompt's tail."""
+        template = self.model.rerank_template
+        tail = self.encode(template_tail(template), False) if template is not None else []
         out = []
         for i, doc in enumerate(documents):
-            if self._hf_engine and self.tokenizer.added_tokens is None:
+            if template is not None:
+                ids = self.encode(render(template, query, doc), False)
+                types = [0] * len(ids)
+            elif self._hf_engine and self.tokenizer.added_tokens is None:
                 enc = self.tokenizer.engine.encode(query, doc, add_special_tokens=True)
                 ids, types = list(enc.ids), list(enc.type_ids)
             else:  # llama.cpp's layout: BOS query EOS SEP document EOS, one token type
@@ -91,7 +98,9 @@ class Embedder:
                 if not truncate:
                     raise ContextLengthError(f"query and document {i} have {len(ids)} tokens together but the model "
                                              f"takes at most {self.max_len}; shorten them", param="documents")
-                keep_tail = 1  # the closing separator
+                # the closing separator, or the prompt after the document (as the model card cuts)
+                whole_tail = tail and ids[-len(tail):] == tail and len(tail) < self.max_len
+                keep_tail = len(tail) if whole_tail else 1
                 ids = ids[:self.max_len - keep_tail] + ids[-keep_tail:]
                 types = types[:self.max_len - keep_tail] + types[-keep_tail:]
             out.append((ids, types))
@@ -169,15 +178,18 @@ class Embedder:
         return self.embed_ids(self.prepare(list(inputs), truncate), dimensions).tolist()
 
     def score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
-        """Relevance of each prepared pair: the classifier's first logit, through the model's activation."""
+        """Relevance of each prepared pair from the classifier's logits, through the model's
+        activation: sigmoid or identity of the first logit, or the first of their softmax."""
         if self.kind != "rerank":
             raise ValidationError("model", "this model makes embeddings; reranking needs a cross-encoder "
                                            "(e.g. a BGE reranker)")
         scores = torch.empty(len(pairs))
+        activation = self.model.pooling.activation
         for batch in self._batches([len(p[0]) for p in pairs]):
-            hidden, _ = self._hidden([pairs[i][0] for i in batch], [pairs[i][1] for i in batch])
-            scores[batch] = self.model.network.score(hidden)[:, 0]
-        if self.model.pooling.activation == "sigmoid":
+            hidden, mask = self._hidden([pairs[i][0] for i in batch], [pairs[i][1] for i in batch])
+            logits = self.model.network.score(hidden, mask)  # (B, num_labels)
+            scores[batch] = torch.softmax(logits, dim=-1)[:, 0] if activation == "softmax" else logits[:, 0]
+        if activation == "sigmoid":
             scores = torch.sigmoid(scores)
         return scores.tolist()
 

@@ -2,7 +2,8 @@
 
 Read from the files without loading weights: a GGUF's `general.architecture` and
 `{arch}.pooling_type` (llama.cpp: 0 none, 1 mean, 2 cls, 3 last, 4 rank); a folder's
-`modules.json` (a sentence-transformers model) and config.json `architectures`.
+`modules.json` (a sentence-transformers model) and config.json `architectures`; a Qwen3 causal LM
+folder is a reranker when it is a Qwen3-Reranker (`corral.models.qwen3_reranker.is_qwen3_reranker`).
 """
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def hf_kind(folder: Path) -> str:
         return GENERATE  # the generation loader reports the broken file
     archs = config.get("architectures") or [] if isinstance(config, dict) else []
     if any(isinstance(a, str) and a.endswith("ForSequenceClassification") for a in archs):
+        return RERANK
+    from corral.models.qwen3_reranker import is_qwen3_reranker
+
+    if isinstance(config, dict) and is_qwen3_reranker(folder, config):
         return RERANK
     if (folder / "modules.json").is_file() or config.get("model_type") in ENCODER_MODEL_TYPES:
         return EMBED

@@ -146,9 +146,10 @@ class BertEncoder(torch.nn.Module):
             x = self._norm(x + self._linear(h, p + "ffn_down"), p + "layer_output_norm")
         return x
 
-    def score(self, hidden: torch.Tensor) -> torch.Tensor:
+    def score(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, H) -> (B, num_labels): the classification head on the first token (a dense layer
-        with tanh first when the model has one: RoBERTa's head, BERT's pooler)."""
+        with tanh first when the model has one: RoBERTa's head, BERT's pooler). `mask` is unused:
+        the first token is never padding."""
         first = hidden[:, 0]
         if "cls.weight" in self.w:
             first = torch.tanh(self._linear(first, "cls"))

@@ -105,6 +105,20 @@ def test_rerank_routes_match_cross_encoder(embed_server, paths):
     assert len(objects["results"]) == len(TEXTS) and "document" not in objects["results"][0]
 
 
+def test_qwen3_reranker_routes_match_the_model_card(embed_server, embedding_models):
+    from fixtures.qwen3_reranker import model_card_scores
+
+    expected = model_card_scores(embedding_models.qwen3_reranker(), QUERY, TEXTS)
+    order = sorted(range(len(TEXTS)), key=lambda i: -expected[i])
+    for route, path in (("/v1/rerank", embedding_models.qwen3_reranker(gguf=True)),
+                        ("/rerank", embedding_models.qwen3_reranker())):
+        reply = httpx.post(embed_server + route, json={"model": str(path), "query": QUERY, "documents": TEXTS},
+                           timeout=60).json()
+        assert [r["index"] for r in reply["results"]] == order
+        assert [r["relevance_score"] for r in reply["results"]] == pytest.approx([expected[i] for i in order], abs=1e-4)
+        assert reply["usage"]["prompt_tokens"] > 40 * len(TEXTS)  # the model card's prompt around each pair
+
+
 def test_each_kind_refuses_the_others_work_with_a_400(embed_server, paths, tiny_model_path):
     chat = httpx.post(embed_server + "/v1/chat/completions", json={"model": paths["bert"], "messages": [
         {"role": "user", "content": "hi"}]}, timeout=60)
