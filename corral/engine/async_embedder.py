@@ -51,8 +51,9 @@ class AsyncEmbedder:
         self._thread.start()
 
     @classmethod
-    def from_model(cls, path, **_engine_kwargs) -> "AsyncEmbedder":
-        return cls(Embedder(load_embedding_model(path)), str(path))
+    def from_model(cls, path, name: str = "", **_engine_kwargs) -> "AsyncEmbedder":
+        """`name`: the store name `path` was resolved from, if any (see load_embedding_model)."""
+        return cls(Embedder(load_embedding_model(path, name)), str(path))
 
     def describe(self) -> str:
         return f"'{self.model_name}' is {KIND_NAMES[self.kind]}"

@@ -76,15 +76,16 @@ class EmbeddingModel:
         )
 
 
-def load_embedding_model(path: str | Path) -> EmbeddingModel:
-    """Raises ModelFileError / UnsupportedModelError naming the file for what cannot be loaded."""
+def load_embedding_model(path: str | Path, name: str = "") -> EmbeddingModel:
+    """Raises ModelFileError / UnsupportedModelError naming the file for what cannot be loaded.
+    `name`: the store name the model was asked for by, if any (it can tell a Qwen3-Reranker)."""
     start = time.monotonic()
     p = Path(path)
     if p.is_dir() and not (p / "config.json").is_file():
         ggufs = sorted(p.glob("*.gguf"))
         if len(ggufs) == 1:
             p = ggufs[0]
-    model = _load_gguf(p) if p.is_file() else _load_hf(p)
+    model = _load_gguf(p) if p.is_file() else _load_hf(p, name)
     model.weights_bytes = sum(t.numel() * t.element_size() for t in model.network.w.values())
     model.load_seconds = time.monotonic() - start
     return model
@@ -221,14 +222,14 @@ def _st_pooling(folder: Path, task: str, default_mode: str, config: dict) -> Poo
     return Pooling(mode, normalize, "embed")
 
 
-def _load_hf(folder: Path) -> EmbeddingModel:
+def _load_hf(folder: Path, name: str = "") -> EmbeddingModel:
     from corral.loader.gguf_names import hf_to_gguf
     from corral.loader.safetensors_weights import iter_safetensors_weights, safetensors_files
     from corral.tokenizer import Tokenizer
 
     config = _read_json(folder / "config.json")
     model_type = str(config.get("model_type", ""))
-    task = hf_kind(folder)
+    task = hf_kind(folder, name)
     tokenizer = Tokenizer.from_hf_dir(folder)
     raw = dict(iter_safetensors_weights(safetensors_files(folder)))
     if model_type in ("bert", "xlm-roberta"):
@@ -258,7 +259,7 @@ def _load_hf(folder: Path) -> EmbeddingModel:
             if g is not None:
                 weights[g] = t.float()
         if task == RERANK:
-            if "score.weight" in raw and not is_qwen3_reranker(folder, config):
+            if "score.weight" in raw and not is_qwen3_reranker(folder, config, name):
                 raise UnsupportedModelError(folder, "a Qwen2/Qwen3 sequence-classification head is not supported; "
                                                     "use the original Qwen3-Reranker (Qwen3ForCausalLM) files")
             weights["cls.output.weight"] = _yes_no_rows(folder, weights, tokenizer)

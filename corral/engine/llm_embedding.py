@@ -18,12 +18,12 @@ def load_embedder(model: str):
         path = resolve_path(model)
     except Exception:
         return None  # the generation engine reports the unknown name
-    if model_kind(path) == GENERATE:
+    if model_kind(path, model) == GENERATE:
         return None
     from corral.engine.embedder import Embedder
     from corral.engine.embedding_loader import load_embedding_model
 
-    return Embedder(load_embedding_model(path))
+    return Embedder(load_embedding_model(path, model))
 
 
 def not_a_generator(embedder) -> ModelKindError:

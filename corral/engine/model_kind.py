@@ -26,7 +26,8 @@ def gguf_kind(metadata) -> str:
     return GENERATE
 
 
-def hf_kind(folder: Path) -> str:
+def hf_kind(folder: Path, name: str = "") -> str:
+    """`name`: what the model was asked for by (a store name), a hint besides the files."""
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -36,21 +37,22 @@ def hf_kind(folder: Path) -> str:
         return RERANK
     from corral.models.qwen3_reranker import is_qwen3_reranker
 
-    if isinstance(config, dict) and is_qwen3_reranker(folder, config):
+    if isinstance(config, dict) and is_qwen3_reranker(folder, config, name):
         return RERANK
     if (folder / "modules.json").is_file() or config.get("model_type") in ENCODER_MODEL_TYPES:
         return EMBED
     return GENERATE
 
 
-def model_kind(path: str | Path) -> str:
+def model_kind(path: str | Path, name: str = "") -> str:
     """GENERATE, EMBED or RERANK for a .gguf file or a model folder (GENERATE when unsure: the
-    generation loader then says what is wrong with the files)."""
+    generation loader then says what is wrong with the files). `name`: the store name it was
+    asked for by, if any (see hf_kind)."""
     p = Path(path)
     if p.is_dir():
         ggufs = sorted(p.glob("*.gguf"))
         if (p / "config.json").is_file():
-            return hf_kind(p)
+            return hf_kind(p, name)
         if len(ggufs) != 1:
             return GENERATE
         p = ggufs[0]

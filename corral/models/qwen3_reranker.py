@@ -13,8 +13,9 @@ An HF folder is taken for a Qwen3-Reranker (its config says only Qwen3ForCausalL
 (`is_qwen3_reranker`):
 - its config.json carries vLLM's explicit marker, `"classifier_from_token": ["no", "yes"]`
   (vLLM's `--hf-overrides` for this model; `is_original_qwen3_reranker` is accepted too), or
-- its folder name or config `_name_or_path` contains "qwen3-reranker", or its README.md has the
-  model card's "# Qwen3-Reranker" heading, as llama.cpp's converter decides.
+- its folder name, config `_name_or_path` or the name it was asked for (a store name such as
+  "Qwen/Qwen3-Reranker-0.6B", whose folder is named by a hash) contains "qwen3-reranker", or its
+  README.md has the model card's "# Qwen3-Reranker" heading, as llama.cpp's converter decides.
 """
 from __future__ import annotations
 
@@ -35,14 +36,15 @@ _PLACEHOLDER = re.compile(r"\{query\}|\{document\}")
 _README_BYTES = 1 << 16  # the heading sits near the top; no need to read a long card whole
 
 
-def is_qwen3_reranker(folder: Path, config: dict) -> bool:
-    """True for a Qwen3 (or Qwen2) causal LM folder that is a Qwen3-Reranker (see the module doc)."""
+def is_qwen3_reranker(folder: Path, config: dict, name: str = "") -> bool:
+    """True for a Qwen3 (or Qwen2) causal LM folder that is a Qwen3-Reranker (see the module doc);
+    `name`: what the model was asked for by, when not the folder itself."""
     if config.get("model_type") not in ("qwen3", "qwen2"):
         return False
     marker = config.get("classifier_from_token")
     if config.get("is_original_qwen3_reranker") is True or (isinstance(marker, list) and [*marker] == [NO, YES]):
         return True
-    names = [folder.name, str(config.get("_name_or_path") or "")]
+    names = [folder.name, str(config.get("_name_or_path") or ""), name]
     if any(_NAME_HINT in n.lower() for n in names):
         return True
     try:

@@ -70,6 +70,8 @@ def test_recognized_by_name_model_card_or_vllm_marker_only(tmp_path):
     assert is_qwen3_reranker(_folder(tmp_path, "blob1", by_path), by_path)
     assert is_qwen3_reranker(_folder(tmp_path, "blob2", {}, "---\nlicense: apache-2.0\n---\n# Qwen3-Reranker-8B\n"),
                              {"model_type": "qwen3"})
+    hashed = _folder(tmp_path, "3f2a9c", {})  # a store folder: the name it was pulled by tells
+    assert model_kind(hashed) == "generate" and model_kind(hashed, "hf.co/Qwen/Qwen3-Reranker-0.6B:latest") == RERANK
     marked = {"model_type": "qwen3", "architectures": ["Qwen3ForSequenceClassification"],
               "classifier_from_token": ["no", "yes"], "is_original_qwen3_reranker": True}
     assert model_kind(_folder(tmp_path, "blob3", marked)) == RERANK
