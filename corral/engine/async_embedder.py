@@ -51,8 +51,13 @@ class AsyncEmbedder:
         self._thread.start()
 
     @classmethod
-    def from_model(cls, path, name: str = "", **_engine_kwargs) -> "AsyncEmbedder":
-        """`name`: the store name `path` was resolved from, if any (see load_embedding_model)."""
+    def from_model(cls, path, name: str = "", num_threads: int | None = None, **_engine_kwargs) -> "AsyncEmbedder":
+        """`name`: the store name `path` was resolved from, if any (see load_embedding_model);
+        `num_threads`: torch's CPU threads, as the generation engine takes them (CORRAL_NUM_THREADS)."""
+        if num_threads:
+            import torch
+
+            torch.set_num_threads(num_threads)
         return cls(Embedder(load_embedding_model(path, name)), str(path))
 
     def describe(self) -> str:

@@ -37,7 +37,7 @@ def async_engine_loader(**engine_kwargs: Any) -> EngineLoader:
         if model_kind(resolved.path, resolved.key) != GENERATE:
             from corral.engine.async_embedder import AsyncEmbedder
 
-            return AsyncEmbedder.from_model(resolved.path, resolved.key)
+            return AsyncEmbedder.from_model(resolved.path, resolved.key, engine_kwargs.get("num_threads"))
         engine = AsyncEngine.from_model(resolved.path, **engine_kwargs)
         log.info("loaded %s: %s", resolved.path, engine.placement)
         return engine
