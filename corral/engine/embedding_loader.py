@@ -4,6 +4,7 @@ Sources:
 - GGUF (llama.cpp's `bert`, `nomic-bert`, `qwen2`/`qwen3` with `{arch}.pooling_type`): weights
   dequantized to float32; embeddings normalized (llama.cpp's and Ollama's default);
 - a sentence-transformers folder (`modules.json`: Transformer, Pooling, optional Normalize;
+  BERT, XLM-RoBERTa, nomic-bert (nomic-embed-text's remote-code checkpoint), Qwen3/Qwen2;
   `sentence_bert_config.json`'s max_seq_length), or a plain Hugging Face encoder folder (mean
   pooling, not normalized, as sentence-transformers treats one);
 - a cross-encoder folder (`*ForSequenceClassification`) or a `pooling_type` 4 (rank) GGUF: a
@@ -25,7 +26,7 @@ import torch
 from corral.engine.model_kind import GGUF_POOLING, RERANK, gguf_kind, hf_kind
 from corral.errors import ModelFileError, UnsupportedModelError
 from corral.loader.config import ModelConfig
-from corral.models.bert import BertEncoder, EncoderConfig, hf_name_to_gguf
+from corral.models.bert import BertEncoder, EncoderConfig, hf_name_to_gguf, nomic_config_from_hf
 from corral.models.qwen3_reranker import NO, RERANK_TEMPLATE, YES, is_qwen3_reranker
 
 _DECODER_ARCHS = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
@@ -248,6 +249,11 @@ def _load_hf(folder: Path, name: str = "") -> EmbeddingModel:
                 weights[g] = t[offset:].float() if g == "position_embd.weight" else t.float()
         network: torch.nn.Module = BertEncoder(cfg)
         default_mode, model_max, dim = "mean", cfg.max_positions, cfg.hidden_size
+    elif model_type in ("nomic_bert", "nomic-bert"):
+        cfg = nomic_config_from_hf(config, str(folder / "config.json"))
+        weights = {g: t.float() for g, t in ((hf_name_to_gguf(n), t) for n, t in raw.items()) if g is not None}
+        network = BertEncoder(cfg)
+        default_mode, model_max, dim = "mean", cfg.max_positions, cfg.hidden_size
     elif model_type in _DECODER_ARCHS:
         from corral.loader.hf_config import config_from_hf
         from corral.models.decoder_embedding import DecoderEncoder
@@ -268,7 +274,7 @@ def _load_hf(folder: Path, name: str = "") -> EmbeddingModel:
         default_mode, model_max, dim = "last", mcfg.max_position_embeddings, mcfg.hidden_size
     else:
         raise UnsupportedModelError(folder, f"model_type {model_type!r} is not an embedding model corral runs; "
-                                            "supported: bert, xlm-roberta, qwen2 and qwen3")
+                                            "supported: bert, xlm-roberta, nomic_bert, qwen2 and qwen3")
     network.load_weights(weights, str(folder))
     pooling, max_seq = _st_pooling(folder, task, default_mode, config), _max_seq_length(folder)
     max_len = min(max_seq, model_max) if max_seq else model_max

@@ -130,6 +130,25 @@ def test_nomic_bert_gguf_matches_the_documented_math(embedding_models, tmp_path)
     assert cosine([embedder.embed(t)[0] for t in TEXTS], expected).min() >= 0.9999
 
 
+def test_nomic_bert_sentence_transformers_folder_matches_the_documented_math(embedding_models, tmp_path):
+    """sentence-transformers cannot load nomic-bert without its remote code, so the reference is the
+    architecture's math (fixtures.nomic_bert); the GGUF of the same weights must agree too."""
+    import transformers
+
+    from fixtures.nomic_bert import nomic_reference, random_nomic_weights, write_nomic_gguf, write_nomic_st
+
+    wordpiece = embedding_models.hf("bert")
+    weights = random_nomic_weights(transformers.AutoTokenizer.from_pretrained(str(wordpiece)).vocab_size, seed=11)
+    folder = Embedder(load_embedding_model(write_nomic_st(weights, wordpiece, tmp_path / "nomic-st")))
+    assert folder.max_len == 64 and folder.model.pooling.normalize
+    expected = torch.stack([nomic_reference(weights, s) for s in folder.prepare(TEXTS)])
+    assert cosine(folder.embed(TEXTS), expected).min() >= 0.9999
+    assert cosine([folder.embed(t)[0] for t in TEXTS], expected).min() >= 0.9999
+    gguf = Embedder(load_embedding_model(write_nomic_gguf(weights, wordpiece, tmp_path / "nomic.gguf")))
+    assert folder.prepare(TEXTS) == gguf.prepare(TEXTS)
+    assert cosine(gguf.embed(TEXTS), folder.embed(TEXTS)).min() >= 0.9999
+
+
 def test_rerank_truncates_long_documents_like_cross_encoder(embedding_models):
     from sentence_transformers import CrossEncoder
 
