@@ -58,6 +58,22 @@ def test_vectors_match_sentence_transformers_single_and_batched(embedders, embed
     assert torch.allclose(batched.norm(dim=-1), torch.ones(len(TEXTS)), atol=1e-5)  # Normalize module / GGUF
 
 
+@pytest.mark.parametrize("fmt", ["st", "gguf"])
+def test_qwen3_vectors_match_transformers_last_token(embedders, embedding_models, fmt):
+    """The decoder embedder against transformers' Qwen3Model itself: the last token's final hidden
+    state (the tokenizer appends <|endoftext|>), L2-normalized; inputs of mixed lengths, padded left."""
+    import transformers
+
+    folder = embedding_models.hf("qwen3")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), padding_side="left")
+    model = transformers.Qwen3Model.from_pretrained(str(folder), dtype=torch.float32).eval()
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        last = model(**batch).last_hidden_state[:, -1]
+    expected = torch.nn.functional.normalize(last, dim=-1)
+    assert cosine(embedders("qwen3", fmt).embed(TEXTS), expected).min() >= 0.9999
+
+
 @pytest.mark.parametrize("arch", ["bert", "qwen3"])
 def test_too_long_input_is_an_error_unless_truncated(embedders, embedding_models, arch):
     embedder = embedders(arch, "st")
