@@ -86,3 +86,25 @@ def test_a_rank_gguf_without_the_yes_no_rows_is_a_file_error(embedding_models, t
                                        with_head=False)
     with pytest.raises(ModelFileError, match="cls.output.weight"):
         load_embedding_model(broken)
+
+
+def test_a_sequence_classification_conversion_is_refused_clearly(embedding_models, tmp_path):
+    """Qwen3ForSequenceClassification (a `score` head instead of the LM head) is not run: an
+    UnsupportedModelError that says which files to use, not a wrong score."""
+    import shutil
+
+    import transformers
+
+    from corral.errors import UnsupportedModelError
+
+    source = embedding_models.qwen3_reranker(tied=False)
+    folder = tmp_path / "seq-cls"
+    folder.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(source / name, folder / name)
+    config = transformers.AutoConfig.from_pretrained(str(source))
+    config.num_labels, config.pad_token_id = 1, 0
+    transformers.Qwen3ForSequenceClassification(config).save_pretrained(str(folder))
+    assert model_kind(folder) == RERANK
+    with pytest.raises(UnsupportedModelError, match="Qwen3ForCausalLM"):
+        load_embedding_model(folder)
