@@ -243,8 +243,8 @@ def _load_hf(folder: Path, name: str = "") -> EmbeddingModel:
             layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)),
         )
         weights = {}
-        for name, t in raw.items():
-            g = hf_name_to_gguf(name)
+        for tensor_name, t in raw.items():
+            g = hf_name_to_gguf(tensor_name)
             if g is not None:
                 weights[g] = t[offset:].float() if g == "position_embd.weight" else t.float()
         network: torch.nn.Module = BertEncoder(cfg)
@@ -260,8 +260,9 @@ def _load_hf(folder: Path, name: str = "") -> EmbeddingModel:
 
         mcfg = config_from_hf({**config, "architectures": [_DECODER_ARCHS[model_type]]}, folder / "config.json")
         weights = {}
-        for name, t in raw.items():
-            g = hf_to_gguf(name if name.startswith(("model.", "lm_head.")) else "model." + name)
+        for tensor_name, t in raw.items():
+            prefixed = tensor_name if tensor_name.startswith(("model.", "lm_head.")) else "model." + tensor_name
+            g = hf_to_gguf(prefixed)
             if g is not None:
                 weights[g] = t.float()
         if task == RERANK:

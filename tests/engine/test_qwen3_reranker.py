@@ -40,6 +40,16 @@ def test_folder_and_gguf_build_the_same_prompt_tokens(embedding_models):
     assert folder.prepare_pairs(QUERY, DOCS) == gguf.prepare_pairs(QUERY, DOCS)
 
 
+def test_a_store_folder_is_a_reranker_by_the_name_it_was_pulled_as(embedding_models, tmp_path):
+    import shutil
+
+    hashed = shutil.copytree(embedding_models.qwen3_reranker(), tmp_path / "5be0c1d2")
+    assert model_kind(hashed) == "generate" and model_kind(hashed, "Qwen/Qwen3-Reranker-0.6B") == RERANK
+    named = Embedder(load_embedding_model(hashed, "hf.co/Qwen/Qwen3-Reranker-0.6B:latest"))
+    reference = Embedder(load_embedding_model(embedding_models.qwen3_reranker()))
+    assert named.kind == "rerank" and named.rerank(QUERY, DOCS) == reference.rerank(QUERY, DOCS)
+
+
 def test_llm_rerank_orders_by_the_model_card_scores(embedding_models):
     from corral import LLM
     from corral.errors import ModelKindError
