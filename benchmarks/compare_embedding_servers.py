@@ -9,7 +9,8 @@ A BERT-base-shaped random model (hidden 768, 12 layers, 12 heads, intermediate 3
 `--threads` threads: corral with CORRAL_NUM_THREADS/OMP_NUM_THREADS, llama-server with -t/-tb and a
 slot per input of a request. One warm-up request, then the whole set is timed. Printed: embeddings/s
 of each, corral's over llama-server's (above 1: corral is faster), and the lowest cosine similarity
-between the two servers' vectors of the same input (they run the same float32 weights).
+between the two servers' vectors of the same input (they run the same float32 weights); below
+--min-cosine the script exits with an error.
 
     bash benchmarks/build_llama_server.sh             # once: /tmp/llama-server/bin/llama-server
     .venv/bin/python benchmarks/compare_embedding_servers.py --inputs 512 --tokens 128 --threads 2
@@ -157,6 +158,7 @@ def main() -> None:
     p.add_argument("--heads", type=int, default=12)
     p.add_argument("--intermediate", type=int, default=3072)
     p.add_argument("--vocab", type=int, default=30522)
+    p.add_argument("--min-cosine", type=float, default=0.999, help="fail below this agreement of the vectors")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or str(write_bert_gguf(Path(tmp) / "bert-random.gguf", args.hidden, args.layers, args.heads,
@@ -168,9 +170,12 @@ def main() -> None:
         print(f"corral serve: {args.inputs / corral_s:.1f} embeddings/s ({corral_s:.1f} s)", flush=True)
         peer_s, theirs = run_llama_server(model, seqs, args)
         print(f"llama-server: {args.inputs / peer_s:.1f} embeddings/s ({peer_s:.1f} s)", flush=True)
+    cosine = min_cosine(ours, theirs)
     print(f"{args.inputs} inputs x {args.tokens} tokens, {args.batch} per request, {args.threads} threads: "
           f"corral {args.inputs / corral_s:.1f} embeddings/s, llama-server {args.inputs / peer_s:.1f} embeddings/s, "
-          f"ratio {peer_s / corral_s:.2f}x, min cosine {min_cosine(ours, theirs):.6f}")
+          f"ratio {peer_s / corral_s:.2f}x, min cosine {cosine:.6f}")
+    if not cosine >= args.min_cosine:
+        sys.exit(f"the servers' vectors disagree: min cosine {cosine:.6f} < {args.min_cosine}")
 
 
 if __name__ == "__main__":
