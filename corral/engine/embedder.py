@@ -17,7 +17,6 @@ import torch.nn.functional as F
 
 from corral.engine.embedding_loader import EmbeddingModel
 from corral.errors import ContextLengthError, ValidationError
-from corral.models.qwen3_reranker import render, template_tail
 
 Input = str | list[int]
 
@@ -77,13 +76,13 @@ class Embedder:
 
     def prepare_pairs(self, query: str, documents: list[str], truncate: bool = True) -> list[tuple[list[int], list[int]]]:
         """(ids, token types) of each (query, document) pair as a cross-encoder takes them; a causal
-        reranker's pairs are its prompt (`model.rerank_template`), cut before the prompt's tail."""
-        template = self.model.rerank_template
-        tail = self.encode(template_tail(template), False) if template is not None else []
+        reranker's pairs are its prompt (`model.rerank_prompt`), cut before the prompt's tail."""
+        prompt = self.model.rerank_prompt
+        tail = self.encode(prompt.tail(), False) if prompt is not None else []
         out = []
         for i, doc in enumerate(documents):
-            if template is not None:
-                ids = self.encode(render(template, query, doc), False)
+            if prompt is not None:
+                ids = self.encode(prompt.render(query, doc), False)
                 types = [0] * len(ids)
             elif self._hf_engine and self.tokenizer.added_tokens is None:
                 enc = self.tokenizer.engine.encode(query, doc, add_special_tokens=True)
@@ -179,7 +178,8 @@ class Embedder:
 
     def score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
         """Relevance of each prepared pair from the classifier's logits, through the model's
-        activation: sigmoid or identity of the first logit, or the first of their softmax."""
+        activation: sigmoid or identity of the first logit, the first of their softmax, or the
+        first minus the second (log-odds)."""
         if self.kind != "rerank":
             raise ValidationError("model", "this model makes embeddings; reranking needs a cross-encoder "
                                            "(e.g. a BGE reranker)")
@@ -188,7 +188,12 @@ class Embedder:
         for batch in self._batches([len(p[0]) for p in pairs]):
             hidden, mask = self._hidden([pairs[i][0] for i in batch], [pairs[i][1] for i in batch])
             logits = self.model.network.score(hidden, mask)  # (B, num_labels)
-            scores[batch] = torch.softmax(logits, dim=-1)[:, 0] if activation == "softmax" else logits[:, 0]
+            if activation == "softmax":
+                scores[batch] = torch.softmax(logits, dim=-1)[:, 0]
+            elif activation == "log_odds":
+                scores[batch] = logits[:, 0] - logits[:, 1]
+            else:
+                scores[batch] = logits[:, 0]
         if activation == "sigmoid":
             scores = torch.sigmoid(scores)
         return scores.tolist()

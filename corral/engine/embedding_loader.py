@@ -9,9 +9,9 @@ Sources:
   pooling, not normalized, as sentence-transformers treats one);
 - a cross-encoder folder (`*ForSequenceClassification`) or a `pooling_type` 4 (rank) GGUF: a
   reranker scoring the first token through its classification head;
-- a Qwen3-Reranker (an HF Qwen3ForCausalLM folder recognized by `qwen3_reranker.is_qwen3_reranker`,
-  or a `qwen3` rank GGUF as llama.cpp converts it): the last token through the LM head's "yes" and
-  "no" rows (`cls.output`, [yes, no]), score = softmax(...)[yes], on the model card's prompt.
+- a causal-LM reranker (`causal_reranker`: a Qwen3-Reranker folder or a sentence-transformers
+  LogitScore CrossEncoder, or a `qwen3` rank GGUF as llama.cpp converts one): the last token through
+  the LM head's rows of the true/false tokens (`cls.output`, [yes, no]), on the model's prompt.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from corral.engine.model_kind import GGUF_POOLING, RERANK, gguf_kind, hf_kind
 from corral.errors import ModelFileError, UnsupportedModelError
 from corral.loader.config import ModelConfig
 from corral.models.bert import BertEncoder, EncoderConfig, hf_name_to_gguf, nomic_config_from_hf
-from corral.models.qwen3_reranker import NO, RERANK_TEMPLATE, YES, is_qwen3_reranker
+from corral.engine.rerank_prompt import TemplatePrompt
+from corral.models.qwen3_reranker import RERANK_TEMPLATE, is_qwen3_reranker
 
 _DECODER_ARCHS = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
 _ST_KNOWN_MODULES = ("Transformer", "Pooling", "Normalize")
@@ -55,8 +56,9 @@ class EmbeddingModel:
     architecture: str
     weights_bytes: int
     load_seconds: float
-    # a causal reranker's prompt for each pair, with {query} and {document}; None: the tokenizer's pair layout
-    rerank_template: str | None = None
+    # a causal reranker's prompt for each pair (rerank_prompt.TemplatePrompt or ChatPrompt); None: the
+    # tokenizer's pair layout
+    rerank_prompt: Any = None
 
     @property
     def kind(self) -> str:
@@ -135,24 +137,26 @@ def _load_gguf(p: Path) -> EmbeddingModel:
                                        "supported: bert, nomic-bert, qwen2 and qwen3 (with a pooling type)")
     network.load_weights(weights, str(p))
     if task == "rerank" and arch in _DECODER_ARCHS:
-        return _causal_reranker(p, network, tokenizer, max_len, dim, "gguf", arch,
-                                tokenizer.chat_templates.get("rerank") or RERANK_TEMPLATE)
+        prompt = TemplatePrompt(tokenizer.chat_templates.get("rerank") or RERANK_TEMPLATE)
+        return _causal_reranker(p, network, tokenizer, max_len, dim, "gguf", arch, prompt, "softmax")
     mode = "cls" if task == "rerank" else GGUF_POOLING.get(pooling_type, default_mode)
     return EmbeddingModel(p, network, tokenizer, Pooling(mode, normalize=task == "embed", task=task),
                           max_len, dim, "gguf", arch, 0, 0.0)
 
 
 def _causal_reranker(path: Path, network, tokenizer, max_len: int, dim: int, fmt: str, arch: str,
-                     template: str) -> EmbeddingModel:
-    """A Qwen3-Reranker: needs its [yes, no] classifier rows (a GGUF's `cls.output.weight`)."""
+                     prompt, activation: str) -> EmbeddingModel:
+    """A causal-LM reranker (see causal_reranker): needs its classifier rows, `cls.output.weight`
+    ([yes, no] in a GGUF), two for the softmax and log-odds activations."""
     w = network.w.get("cls.output.weight")
-    if w is None or w.shape[0] != 2:
-        raise ModelFileError(path, "this rank-pooling decoder has no 2-row 'cls.output.weight' (the LM head's "
-                                   "'yes' and 'no' rows); re-convert it with llama.cpp's convert_hf_to_gguf.py")
-    if "{query}" not in template or "{document}" not in template:
+    rows = 2 if activation in ("softmax", "log_odds") else 1
+    if w is None or w.shape[0] != rows:
+        raise ModelFileError(path, f"this rank-pooling decoder has no {rows}-row 'cls.output.weight' (the LM "
+                                   "head's 'yes' and 'no' rows); re-convert it with llama.cpp's convert_hf_to_gguf.py")
+    if isinstance(prompt, TemplatePrompt) and ("{query}" not in prompt.template or "{document}" not in prompt.template):
         raise ModelFileError(path, "the reranker's prompt template has no {query} or {document} placeholder")
-    return EmbeddingModel(path, network, tokenizer, Pooling("last", False, "rerank", "softmax"), max_len, dim,
-                          fmt, arch, 0, 0.0, rerank_template=template)
+    return EmbeddingModel(path, network, tokenizer, Pooling("last", False, "rerank", activation), max_len, dim,
+                          fmt, arch, 0, 0.0, rerank_prompt=prompt)
 
 
 # -- Hugging Face / sentence-transformers folders ---------------------------------------------
@@ -255,6 +259,8 @@ def _load_hf(folder: Path, name: str = "") -> EmbeddingModel:
         network = BertEncoder(cfg)
         default_mode, model_max, dim = "mean", cfg.max_positions, cfg.hidden_size
     elif model_type in _DECODER_ARCHS:
+        from corral.engine.causal_reranker import head_rows, logit_score_setup, qwen3_token_ids
+        from corral.engine.model_kind import logit_score_module
         from corral.loader.hf_config import config_from_hf
         from corral.models.decoder_embedding import DecoderEncoder
 
@@ -266,10 +272,15 @@ def _load_hf(folder: Path, name: str = "") -> EmbeddingModel:
             if g is not None:
                 weights[g] = t.float()
         if task == RERANK:
-            if "score.weight" in raw and not is_qwen3_reranker(folder, config, name):
+            module = logit_score_module(folder)
+            if module is not None:
+                token_ids, activation, prompt = logit_score_setup(folder, module, tokenizer, _activation(folder, config))
+            elif "score.weight" in raw and not is_qwen3_reranker(folder, config, name):
                 raise UnsupportedModelError(folder, "a Qwen2/Qwen3 sequence-classification head is not supported; "
                                                     "use the original Qwen3-Reranker (Qwen3ForCausalLM) files")
-            weights["cls.output.weight"] = _yes_no_rows(folder, weights, tokenizer)
+            else:
+                token_ids, activation, prompt = qwen3_token_ids(folder, tokenizer), "softmax", TemplatePrompt(RERANK_TEMPLATE)
+            weights["cls.output.weight"] = head_rows(folder, weights, token_ids)
         weights.pop("output.weight", None)  # the LM head: only its yes/no rows are ever used
         network = DecoderEncoder(mcfg)
         default_mode, model_max, dim = "last", mcfg.max_position_embeddings, mcfg.hidden_size
@@ -280,16 +291,5 @@ def _load_hf(folder: Path, name: str = "") -> EmbeddingModel:
     pooling, max_seq = _st_pooling(folder, task, default_mode, config), _max_seq_length(folder)
     max_len = min(max_seq, model_max) if max_seq else model_max
     if task == RERANK and model_type in _DECODER_ARCHS:
-        return _causal_reranker(folder, network, tokenizer, max_len, dim, "hf", model_type, RERANK_TEMPLATE)
+        return _causal_reranker(folder, network, tokenizer, max_len, dim, "hf", model_type, prompt, activation)
     return EmbeddingModel(folder, network, tokenizer, pooling, max_len, dim, "hf", model_type, 0, 0.0)
-
-
-def _yes_no_rows(folder: Path, weights: dict[str, torch.Tensor], tokenizer) -> torch.Tensor:
-    """(2, H): the LM head's rows of the "yes" and "no" tokens (the embedding's when they are tied),
-    as llama.cpp's converter writes `cls.output.weight`."""
-    head = weights.get("output.weight", weights.get("token_embd.weight"))
-    ids = [tokenizer.piece_to_id(YES), tokenizer.piece_to_id(NO)]
-    if head is None or any(i is None or not 0 <= i < head.shape[0] for i in ids):
-        raise ModelFileError(folder, "a Qwen3-Reranker needs an LM head and the tokens 'yes' and 'no' in its "
-                                     "vocabulary; is it really a reranker?")
-    return head[ids].clone()

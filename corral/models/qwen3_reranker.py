@@ -19,8 +19,6 @@ An HF folder is taken for a Qwen3-Reranker (its config says only Qwen3ForCausalL
 """
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
@@ -32,7 +30,6 @@ RERANK_TEMPLATE = (
 )
 YES, NO = "yes", "no"
 _NAME_HINT = "qwen3-reranker"
-_PLACEHOLDER = re.compile(r"\{query\}|\{document\}")
 _README_BYTES = 1 << 16  # the heading sits near the top; no need to read a long card whole
 
 
@@ -53,24 +50,3 @@ def is_qwen3_reranker(folder: Path, config: dict, name: str = "") -> bool:
     except OSError:
         return False
     return "# qwen3-reranker" in card
-
-
-def read_config(folder: Path) -> dict:
-    """config.json as a dict ({} when unreadable: the loader reports the broken file)."""
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return config if isinstance(config, dict) else {}
-
-
-def render(template: str, query: str, document: str) -> str:
-    """The prompt for one pair; placeholders are filled in one pass, so a query holding the text
-    "{document}" stays as written."""
-    values = {"{query}": query, "{document}": document}
-    return _PLACEHOLDER.sub(lambda m: values[m.group(0)], template)
-
-
-def template_tail(template: str) -> str:
-    """What follows the document in the prompt (kept whole when a long document is cut)."""
-    return template.rsplit("{document}", 1)[1] if "{document}" in template else ""

@@ -34,6 +34,22 @@ def test_scores_match_the_model_card_from_folder_and_gguf(embedding_models, tied
             embedder.rerank(QUERY, [DOCS[0], LONG], truncate=False)
 
 
+def test_a_sentence_transformers_causal_cross_encoder_matches_cross_encoder(embedding_models):
+    """sentence-transformers 6's LogitScore CrossEncoder of the same model: the pair through the chat
+    template's query/document roles, sigmoid(logit(yes) - logit(no)); a long document cut as it cuts."""
+    from sentence_transformers import CrossEncoder
+
+    from fixtures.qwen3_reranker import MAX_POSITIONS, model_card_scores
+
+    folder = embedding_models.causal_cross_encoder()
+    assert model_kind(folder) == RERANK
+    embedder = Embedder(load_embedding_model(folder))
+    expected = CrossEncoder(str(folder), device="cpu", max_length=MAX_POSITIONS).predict(
+        [(QUERY, d) for d in DOCS + [LONG]]).tolist()
+    assert embedder.rerank(QUERY, DOCS + [LONG]) == pytest.approx(expected, abs=1e-4)
+    assert expected[:-1] == pytest.approx(model_card_scores(folder, QUERY, DOCS), abs=1e-4)  # one model, two packagings
+
+
 def test_folder_and_gguf_build_the_same_prompt_tokens(embedding_models):
     folder = Embedder(load_embedding_model(embedding_models.qwen3_reranker()))
     gguf = Embedder(load_embedding_model(embedding_models.qwen3_reranker(gguf=True)))
