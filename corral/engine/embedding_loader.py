@@ -28,7 +28,7 @@ from corral.errors import ModelFileError, UnsupportedModelError
 from corral.loader.config import ModelConfig
 from corral.models.bert import BertEncoder, EncoderConfig, hf_name_to_gguf, nomic_config_from_hf
 from corral.engine.rerank_prompt import TemplatePrompt
-from corral.models.qwen3_reranker import RERANK_TEMPLATE, is_qwen3_reranker
+from corral.models.qwen3_reranker import RERANK_TEMPLATE
 
 _DECODER_ARCHS = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
 _ST_KNOWN_MODULES = ("Transformer", "Pooling", "Normalize")
@@ -259,8 +259,7 @@ def _load_hf(folder: Path, name: str = "") -> EmbeddingModel:
         network = BertEncoder(cfg)
         default_mode, model_max, dim = "mean", cfg.max_positions, cfg.hidden_size
     elif model_type in _DECODER_ARCHS:
-        from corral.engine.causal_reranker import head_rows, logit_score_setup, qwen3_token_ids
-        from corral.engine.model_kind import logit_score_module
+        from corral.engine.causal_reranker import reranker_head
         from corral.loader.hf_config import config_from_hf
         from corral.models.decoder_embedding import DecoderEncoder
 
@@ -272,16 +271,10 @@ def _load_hf(folder: Path, name: str = "") -> EmbeddingModel:
             if g is not None:
                 weights[g] = t.float()
         if task == RERANK:
-            module = logit_score_module(folder)
-            if module is not None:
-                token_ids, activation, prompt = logit_score_setup(folder, module, tokenizer, _activation(folder, config))
-            elif "score.weight" in raw and not is_qwen3_reranker(folder, config, name):
-                raise UnsupportedModelError(folder, "a Qwen2/Qwen3 sequence-classification head is not supported; "
-                                                    "use the original Qwen3-Reranker (Qwen3ForCausalLM) files")
-            else:
-                token_ids, activation, prompt = qwen3_token_ids(folder, tokenizer), "softmax", TemplatePrompt(RERANK_TEMPLATE)
-            weights["cls.output.weight"] = head_rows(folder, weights, token_ids)
-        weights.pop("output.weight", None)  # the LM head: only its yes/no rows are ever used
+            head, activation, prompt = reranker_head(folder, config, raw, weights, tokenizer,
+                                                     _activation(folder, config), name)
+            weights["cls.output.weight"] = head
+        weights.pop("output.weight", None)  # the LM head: a reranker keeps only the rows it reads
         network = DecoderEncoder(mcfg)
         default_mode, model_max, dim = "last", mcfg.max_position_embeddings, mcfg.hidden_size
     else:

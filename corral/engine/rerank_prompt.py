@@ -49,3 +49,14 @@ class ChatPrompt:
     def tail(self) -> str:
         text = self.render("q", _SENTINEL)
         return text.rsplit(_SENTINEL, 1)[1] if _SENTINEL in text else ""
+
+    def carries_pair(self) -> bool:
+        """Whether both the query and the document reach the prompt (a template written for
+        system/user/assistant only drops them; sentence-transformers probes the same way)."""
+        from corral.errors import ChatTemplateError
+
+        try:
+            base, query, document = self.render("a", "b"), self.render("c", "b"), self.render("a", "c")
+        except ChatTemplateError:
+            return False
+        return base != query and base != document

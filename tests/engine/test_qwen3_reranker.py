@@ -114,23 +114,24 @@ def test_a_rank_gguf_without_the_yes_no_rows_is_a_file_error(embedding_models, t
         load_embedding_model(broken)
 
 
-def test_a_sequence_classification_conversion_is_refused_clearly(embedding_models, tmp_path):
-    """Qwen3ForSequenceClassification (a `score` head instead of the LM head) is not run: an
-    UnsupportedModelError that says which files to use, not a wrong score."""
-    import shutil
+@pytest.mark.parametrize("chat_template", [True, False])
+def test_a_sequence_classification_conversion_matches_cross_encoder(embedding_models, tmp_path, chat_template):
+    """Qwen3ForSequenceClassification (a one-label `score` head, yes - no): the last token through it,
+    on the chat template's query/document rendering when it has one, else on the plain pair."""
+    from sentence_transformers import CrossEncoder
 
-    import transformers
-
-    from corral.errors import UnsupportedModelError
+    from fixtures.qwen3_reranker import model_card_scores, save_seq_cls_cross_encoder
 
     source = embedding_models.qwen3_reranker(tied=False)
-    folder = tmp_path / "seq-cls"
-    folder.mkdir()
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(source / name, folder / name)
-    config = transformers.AutoConfig.from_pretrained(str(source))
-    config.num_labels, config.pad_token_id = 1, 0
-    transformers.Qwen3ForSequenceClassification(config).save_pretrained(str(folder))
+    folder = save_seq_cls_cross_encoder(source, tmp_path / "seq-cls", chat_template)
     assert model_kind(folder) == RERANK
-    with pytest.raises(UnsupportedModelError, match="Qwen3ForCausalLM"):
-        load_embedding_model(folder)
+    expected = CrossEncoder(str(folder), device="cpu").predict([(QUERY, d) for d in DOCS]).tolist()
+    assert Embedder(load_embedding_model(folder)).rerank(QUERY, DOCS) == pytest.approx(expected, abs=1e-4)
+    card = model_card_scores(source, QUERY, DOCS)
+    if chat_template:  # the same scores as the original model's, on the same prompt
+        assert expected == pytest.approx(card, abs=1e-4)
+    else:  # named as a Qwen3-Reranker conversion: its model card's prompt, as its users are told
+        import shutil
+
+        named = shutil.copytree(folder, tmp_path / "Qwen3-Reranker-0.6B-seq-cls")
+        assert Embedder(load_embedding_model(named)).rerank(QUERY, DOCS) == pytest.approx(card, abs=1e-4)
