@@ -1,5 +1,7 @@
 """Qwen3-Reranker (a Qwen3 causal LM scoring P("yes")) from an HF folder and from llama.cpp's
-GGUF conversion, against the model card's formula run by transformers on the same weights."""
+GGUF conversion, against the model card's formula run by transformers on the same weights; the same
+model packaged as sentence-transformers CrossEncoders (LogitScore, and a seq-cls conversion) against
+CrossEncoder; how a folder is recognized as one."""
 from __future__ import annotations
 
 import json
