@@ -118,6 +118,16 @@ def test_qwen3_reranker_routes_match_the_model_card(embed_server, embedding_mode
         assert [r["relevance_score"] for r in reply["results"]] == pytest.approx([expected[i] for i in order], abs=1e-4)
         assert reply["usage"]["prompt_tokens"] > 40 * len(TEXTS)  # the model card's prompt around each pair
 
+    def one(doc):  # concurrent requests are scored together, each as it would be alone
+        body = {"model": str(embedding_models.qwen3_reranker()), "query": QUERY, "documents": [doc, TEXTS[0]]}
+        return [r["relevance_score"] for r in sorted(httpx.post(embed_server + "/rerank", json=body, timeout=60)
+                                                      .json()["results"], key=lambda r: r["index"])]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(one, TEXTS * 3))
+    for i, scores in enumerate(together):
+        assert scores == pytest.approx([expected[i % len(TEXTS)], expected[0]], abs=1e-4)
+
 
 def test_each_kind_refuses_the_others_work_with_a_400(embed_server, paths, tiny_model_path):
     chat = httpx.post(embed_server + "/v1/chat/completions", json={"model": paths["bert"], "messages": [
