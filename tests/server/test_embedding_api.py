@@ -139,6 +139,11 @@ def test_each_kind_refuses_the_others_work_with_a_400(embed_server, paths, tiny_
     assert embed.status_code == 400 and "text-generation model" in embed.json()["error"]["message"]
     rerank = httpx.post(embed_server + "/v1/rerank", json={"model": paths["bert"], "query": "q", "documents": ["d"]})
     assert rerank.status_code == 400 and "embedding model" in rerank.json()["error"]["message"]
+    by_generator = httpx.post(embed_server + "/v1/rerank", json={"model": tiny_model_path, "query": "q",
+                                                                 "documents": ["d"]}, timeout=120)
+    assert by_generator.status_code == 400
+    assert "text-generation model" in by_generator.json()["error"]["message"]
+    assert "classifier_from_token" in by_generator.json()["error"]["message"]  # how to mark a Qwen3-Reranker
     too_long = httpx.post(embed_server + "/v1/embeddings", json={"model": paths["bert"], "input": [TEXTS[0], LONG]})
     assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "context_length_exceeded"
     show = httpx.post(embed_server + "/api/show", json={"model": paths["bert"]}).json()
