@@ -4,7 +4,8 @@ are gathered and run together.
 One worker thread owns the model. Each request is tokenized and checked on the event loop (so a
 bad request fails before it waits), then queued; the worker takes every queued embedding request
 at once and runs all their inputs in one `Embedder.pool_ids` call (batches sorted by length), so
-concurrent requests share forward passes. Rerank requests run one after another in the same thread.
+concurrent requests share forward passes; queued rerank requests likewise share one
+`Embedder.score_pairs` call.
 It offers the attributes the server reads from an AsyncEngine (tokenizer, max_model_len,
 memory_bytes, stats(), shutdown()); `generate` raises ModelKindError, a 400 naming the model's kind.
 """
@@ -51,8 +52,14 @@ class AsyncEmbedder:
         self._thread.start()
 
     @classmethod
-    def from_model(cls, path, **_engine_kwargs) -> "AsyncEmbedder":
-        return cls(Embedder(load_embedding_model(path)), str(path))
+    def from_model(cls, path, name: str = "", num_threads: int | None = None, **_engine_kwargs) -> "AsyncEmbedder":
+        """`name`: the store name `path` was resolved from, if any (see load_embedding_model);
+        `num_threads`: torch's CPU threads, as the generation engine takes them (CORRAL_NUM_THREADS)."""
+        if num_threads:
+            import torch
+
+            torch.set_num_threads(num_threads)
+        return cls(Embedder(load_embedding_model(path, name)), str(path))
 
     def describe(self) -> str:
         return f"'{self.model_name}' is {KIND_NAMES[self.kind]}"
@@ -132,12 +139,9 @@ class AsyncEmbedder:
             embeds = [j for j in jobs if j.pairs is None and not j.future.cancelled()]
             if embeds:
                 self._run_embeds(embeds)
-            for job in jobs:
-                if job.pairs is not None and not job.future.cancelled():
-                    try:
-                        self._resolve(job, self.embedder.score_pairs(job.pairs))
-                    except Exception as e:
-                        self._resolve(job, e)
+            reranks = [j for j in jobs if j.pairs is not None and not j.future.cancelled()]
+            if reranks:
+                self._run_reranks(reranks)
 
     def _run_embeds(self, jobs: list[_Job]) -> None:
         seqs = [s for j in jobs for s in j.seqs]
@@ -152,6 +156,20 @@ class AsyncEmbedder:
         for job in jobs:
             self._resolve(job, pooled[start:start + len(job.seqs)].clone())
             start += len(job.seqs)
+
+    def _run_reranks(self, jobs: list[_Job]) -> None:
+        pairs = [p for j in jobs for p in j.pairs]
+        try:
+            scores = self.embedder.score_pairs(pairs)
+        except Exception as e:  # a bug or out of memory: fail these requests, keep serving
+            for job in jobs:
+                self._resolve(job, e)
+            return
+        self.prompt_tokens_total += sum(len(p[0]) for p in pairs)
+        start = 0
+        for job in jobs:
+            self._resolve(job, scores[start:start + len(job.pairs)])
+            start += len(job.pairs)
 
     @staticmethod
     def _resolve(job: _Job, value) -> None:

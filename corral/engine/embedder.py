@@ -75,10 +75,16 @@ class Embedder:
         return out
 
     def prepare_pairs(self, query: str, documents: list[str], truncate: bool = True) -> list[tuple[list[int], list[int]]]:
-        """(ids, token types) of each (query, document) pair as a cross-encoder takes them."""
+        """(ids, token types) of each (query, document) pair as a cross-encoder takes them; a causal
+        reranker's pairs are its prompt (`model.rerank_prompt`), cut before the prompt's tail."""
+        prompt = self.model.rerank_prompt
+        tail = self.encode(prompt.tail(), False) if prompt is not None else []
         out = []
         for i, doc in enumerate(documents):
-            if self._hf_engine and self.tokenizer.added_tokens is None:
+            if prompt is not None:
+                ids = self.encode(prompt.render(query, doc), False)
+                types = [0] * len(ids)
+            elif self._hf_engine and self.tokenizer.added_tokens is None:
                 enc = self.tokenizer.engine.encode(query, doc, add_special_tokens=True)
                 ids, types = list(enc.ids), list(enc.type_ids)
             else:  # llama.cpp's layout: BOS query EOS SEP document EOS, one token type
@@ -91,7 +97,9 @@ class Embedder:
                 if not truncate:
                     raise ContextLengthError(f"query and document {i} have {len(ids)} tokens together but the model "
                                              f"takes at most {self.max_len}; shorten them", param="documents")
-                keep_tail = 1  # the closing separator
+                # the closing separator, or the prompt after the document (as the model card cuts)
+                whole_tail = tail and ids[-len(tail):] == tail and len(tail) < self.max_len
+                keep_tail = len(tail) if whole_tail else 1
                 ids = ids[:self.max_len - keep_tail] + ids[-keep_tail:]
                 types = types[:self.max_len - keep_tail] + types[-keep_tail:]
             out.append((ids, types))
@@ -169,15 +177,24 @@ class Embedder:
         return self.embed_ids(self.prepare(list(inputs), truncate), dimensions).tolist()
 
     def score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
-        """Relevance of each prepared pair: the classifier's first logit, through the model's activation."""
+        """Relevance of each prepared pair from the classifier's logits, through the model's
+        activation: sigmoid or identity of the first logit, the first of their softmax, or the
+        first minus the second (log-odds)."""
         if self.kind != "rerank":
             raise ValidationError("model", "this model makes embeddings; reranking needs a cross-encoder "
                                            "(e.g. a BGE reranker)")
         scores = torch.empty(len(pairs))
+        activation = self.model.pooling.activation
         for batch in self._batches([len(p[0]) for p in pairs]):
-            hidden, _ = self._hidden([pairs[i][0] for i in batch], [pairs[i][1] for i in batch])
-            scores[batch] = self.model.network.score(hidden)[:, 0]
-        if self.model.pooling.activation == "sigmoid":
+            hidden, mask = self._hidden([pairs[i][0] for i in batch], [pairs[i][1] for i in batch])
+            logits = self.model.network.score(hidden, mask)  # (B, num_labels)
+            if activation == "softmax":
+                scores[batch] = torch.softmax(logits, dim=-1)[:, 0]
+            elif activation == "log_odds":
+                scores[batch] = logits[:, 0] - logits[:, 1]
+            else:
+                scores[batch] = logits[:, 0]
+        if activation == "sigmoid":
             scores = torch.sigmoid(scores)
         return scores.tolist()
 

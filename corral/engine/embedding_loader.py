@@ -4,10 +4,14 @@ Sources:
 - GGUF (llama.cpp's `bert`, `nomic-bert`, `qwen2`/`qwen3` with `{arch}.pooling_type`): weights
   dequantized to float32; embeddings normalized (llama.cpp's and Ollama's default);
 - a sentence-transformers folder (`modules.json`: Transformer, Pooling, optional Normalize;
+  BERT, XLM-RoBERTa, nomic-bert (nomic-embed-text's remote-code checkpoint), Qwen3/Qwen2;
   `sentence_bert_config.json`'s max_seq_length), or a plain Hugging Face encoder folder (mean
   pooling, not normalized, as sentence-transformers treats one);
 - a cross-encoder folder (`*ForSequenceClassification`) or a `pooling_type` 4 (rank) GGUF: a
-  reranker scoring the first token through its classification head.
+  reranker scoring the first token through its classification head;
+- a causal-LM reranker (`causal_reranker`: a Qwen3-Reranker folder or a sentence-transformers
+  LogitScore CrossEncoder, or a `qwen3` rank GGUF as llama.cpp converts one): the last token through
+  the LM head's rows of the true/false tokens (`cls.output`, [yes, no]), on the model's prompt.
 """
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ import torch
 from corral.engine.model_kind import GGUF_POOLING, RERANK, gguf_kind, hf_kind
 from corral.errors import ModelFileError, UnsupportedModelError
 from corral.loader.config import ModelConfig
-from corral.models.bert import BertEncoder, EncoderConfig, hf_name_to_gguf
+from corral.models.bert import BertEncoder, EncoderConfig, hf_name_to_gguf, nomic_config_from_hf
+from corral.engine.rerank_prompt import TemplatePrompt
+from corral.models.qwen3_reranker import RERANK_TEMPLATE
 
 _DECODER_ARCHS = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
 _ST_KNOWN_MODULES = ("Transformer", "Pooling", "Normalize")
@@ -33,7 +39,9 @@ class Pooling:
     mode: str  # "mean", "cls" or "last"
     normalize: bool
     task: str  # "embed" or "rerank"
-    activation: str = "sigmoid"  # rerank scores: "sigmoid" or "identity"
+    # rerank scores from the classifier's logits: "sigmoid" or "identity" of the first one, or
+    # "softmax" over all of them, first kept (Qwen3-Reranker's P(yes) from [yes, no])
+    activation: str = "sigmoid"
 
 
 @dataclass
@@ -48,6 +56,9 @@ class EmbeddingModel:
     architecture: str
     weights_bytes: int
     load_seconds: float
+    # a causal reranker's prompt for each pair (rerank_prompt.TemplatePrompt or ChatPrompt); None: the
+    # tokenizer's pair layout
+    rerank_prompt: Any = None
 
     @property
     def kind(self) -> str:
@@ -68,15 +79,16 @@ class EmbeddingModel:
         )
 
 
-def load_embedding_model(path: str | Path) -> EmbeddingModel:
-    """Raises ModelFileError / UnsupportedModelError naming the file for what cannot be loaded."""
+def load_embedding_model(path: str | Path, name: str = "") -> EmbeddingModel:
+    """Raises ModelFileError / UnsupportedModelError naming the file for what cannot be loaded.
+    `name`: the store name the model was asked for by, if any (it can tell a Qwen3-Reranker)."""
     start = time.monotonic()
     p = Path(path)
     if p.is_dir() and not (p / "config.json").is_file():
         ggufs = sorted(p.glob("*.gguf"))
         if len(ggufs) == 1:
             p = ggufs[0]
-    model = _load_gguf(p) if p.is_file() else _load_hf(p)
+    model = _load_gguf(p) if p.is_file() else _load_hf(p, name)
     model.weights_bytes = sum(t.numel() * t.element_size() for t in model.network.w.values())
     model.load_seconds = time.monotonic() - start
     return model
@@ -124,9 +136,27 @@ def _load_gguf(p: Path) -> EmbeddingModel:
         raise UnsupportedModelError(p, f"architecture {arch!r} is not an embedding model corral runs; "
                                        "supported: bert, nomic-bert, qwen2 and qwen3 (with a pooling type)")
     network.load_weights(weights, str(p))
+    if task == "rerank" and arch in _DECODER_ARCHS:
+        prompt = TemplatePrompt(tokenizer.chat_templates.get("rerank") or RERANK_TEMPLATE)
+        return _causal_reranker(p, network, tokenizer, max_len, dim, "gguf", arch, prompt, "softmax")
     mode = "cls" if task == "rerank" else GGUF_POOLING.get(pooling_type, default_mode)
     return EmbeddingModel(p, network, tokenizer, Pooling(mode, normalize=task == "embed", task=task),
                           max_len, dim, "gguf", arch, 0, 0.0)
+
+
+def _causal_reranker(path: Path, network, tokenizer, max_len: int, dim: int, fmt: str, arch: str,
+                     prompt, activation: str) -> EmbeddingModel:
+    """A causal-LM reranker (see causal_reranker): needs its classifier rows, `cls.output.weight`
+    ([yes, no] in a GGUF), two for the softmax and log-odds activations."""
+    w = network.w.get("cls.output.weight")
+    rows = 2 if activation in ("softmax", "log_odds") else 1
+    if w is None or w.shape[0] != rows:
+        raise ModelFileError(path, f"this rank-pooling decoder has no {rows}-row 'cls.output.weight' (the LM "
+                                   "head's 'yes' and 'no' rows); re-convert it with llama.cpp's convert_hf_to_gguf.py")
+    if isinstance(prompt, TemplatePrompt) and ("{query}" not in prompt.template or "{document}" not in prompt.template):
+        raise ModelFileError(path, "the reranker's prompt template has no {query} or {document} placeholder")
+    return EmbeddingModel(path, network, tokenizer, Pooling("last", False, "rerank", activation), max_len, dim,
+                          fmt, arch, 0, 0.0, rerank_prompt=prompt)
 
 
 # -- Hugging Face / sentence-transformers folders ---------------------------------------------
@@ -197,14 +227,14 @@ def _st_pooling(folder: Path, task: str, default_mode: str, config: dict) -> Poo
     return Pooling(mode, normalize, "embed")
 
 
-def _load_hf(folder: Path) -> EmbeddingModel:
+def _load_hf(folder: Path, name: str = "") -> EmbeddingModel:
     from corral.loader.gguf_names import hf_to_gguf
     from corral.loader.safetensors_weights import iter_safetensors_weights, safetensors_files
     from corral.tokenizer import Tokenizer
 
     config = _read_json(folder / "config.json")
     model_type = str(config.get("model_type", ""))
-    task = hf_kind(folder)
+    task = hf_kind(folder, name)
     tokenizer = Tokenizer.from_hf_dir(folder)
     raw = dict(iter_safetensors_weights(safetensors_files(folder)))
     if model_type in ("bert", "xlm-roberta"):
@@ -217,28 +247,42 @@ def _load_hf(folder: Path) -> EmbeddingModel:
             layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)),
         )
         weights = {}
-        for name, t in raw.items():
-            g = hf_name_to_gguf(name)
+        for tensor_name, t in raw.items():
+            g = hf_name_to_gguf(tensor_name)
             if g is not None:
                 weights[g] = t[offset:].float() if g == "position_embd.weight" else t.float()
         network: torch.nn.Module = BertEncoder(cfg)
         default_mode, model_max, dim = "mean", cfg.max_positions, cfg.hidden_size
+    elif model_type in ("nomic_bert", "nomic-bert"):
+        cfg = nomic_config_from_hf(config, str(folder / "config.json"))
+        weights = {g: t.float() for g, t in ((hf_name_to_gguf(n), t) for n, t in raw.items()) if g is not None}
+        network = BertEncoder(cfg)
+        default_mode, model_max, dim = "mean", cfg.max_positions, cfg.hidden_size
     elif model_type in _DECODER_ARCHS:
+        from corral.engine.causal_reranker import reranker_head
         from corral.loader.hf_config import config_from_hf
         from corral.models.decoder_embedding import DecoderEncoder
 
         mcfg = config_from_hf({**config, "architectures": [_DECODER_ARCHS[model_type]]}, folder / "config.json")
         weights = {}
-        for name, t in raw.items():
-            g = hf_to_gguf(name if name.startswith("model.") else "model." + name)
+        for tensor_name, t in raw.items():
+            prefixed = tensor_name if tensor_name.startswith(("model.", "lm_head.")) else "model." + tensor_name
+            g = hf_to_gguf(prefixed)
             if g is not None:
                 weights[g] = t.float()
+        if task == RERANK:
+            head, activation, prompt = reranker_head(folder, config, raw, weights, tokenizer,
+                                                     _activation(folder, config), name)
+            weights["cls.output.weight"] = head
+        weights.pop("output.weight", None)  # the LM head: a reranker keeps only the rows it reads
         network = DecoderEncoder(mcfg)
         default_mode, model_max, dim = "last", mcfg.max_position_embeddings, mcfg.hidden_size
     else:
         raise UnsupportedModelError(folder, f"model_type {model_type!r} is not an embedding model corral runs; "
-                                            "supported: bert, xlm-roberta, qwen2 and qwen3")
+                                            "supported: bert, xlm-roberta, nomic_bert, qwen2 and qwen3")
     network.load_weights(weights, str(folder))
     pooling, max_seq = _st_pooling(folder, task, default_mode, config), _max_seq_length(folder)
     max_len = min(max_seq, model_max) if max_seq else model_max
+    if task == RERANK and model_type in _DECODER_ARCHS:
+        return _causal_reranker(folder, network, tokenizer, max_len, dim, "hf", model_type, prompt, activation)
     return EmbeddingModel(folder, network, tokenizer, pooling, max_len, dim, "hf", model_type, 0, 0.0)

@@ -55,7 +55,8 @@ class LLM:
 
     def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None,
                truncate: bool = True) -> list[dict[str, Any]]:
-        """[{"index", "relevance_score"}] for a cross-encoder, highest score first (`top_n` of them)."""
+        """[{"index", "relevance_score"}] for a reranker (a cross-encoder such as a BGE reranker, or a
+        causal-LM reranker such as Qwen3-Reranker), highest score first (`top_n` of them)."""
         from corral.engine.llm_embedding import ranked, require_kind
 
         scores = require_kind(self.embedder, "rerank").rerank(query, list(documents), truncate)

@@ -18,12 +18,12 @@ def load_embedder(model: str):
         path = resolve_path(model)
     except Exception:
         return None  # the generation engine reports the unknown name
-    if model_kind(path) == GENERATE:
+    if model_kind(path, model) == GENERATE:
         return None
     from corral.engine.embedder import Embedder
     from corral.engine.embedding_loader import load_embedding_model
 
-    return Embedder(load_embedding_model(path))
+    return Embedder(load_embedding_model(path, model))
 
 
 def not_a_generator(embedder) -> ModelKindError:
@@ -33,8 +33,10 @@ def not_a_generator(embedder) -> ModelKindError:
 
 def require_kind(embedder, kind: str):
     if embedder is None:
-        raise ModelKindError(f"this is a text-generation model, not {KIND_NAMES[kind]}: "
-                             f"LLM.{kind}() needs {'an embedding model' if kind == 'embed' else 'a cross-encoder'}")
+        needs = "an embedding model" if kind == "embed" else (
+            "a reranker (a Qwen3-Reranker folder is told by its name, its README or config.json's "
+            "\"classifier_from_token\": [\"no\", \"yes\"])")
+        raise ModelKindError(f"this is a text-generation model, not {KIND_NAMES[kind]}: LLM.{kind}() needs {needs}")
     if embedder.kind != kind:
         raise ModelKindError(f"this is {KIND_NAMES[embedder.kind]}, not {KIND_NAMES[kind]}; "
                              f"use LLM.{embedder.kind}()")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from corral.errors import ModelFileError
+from corral.errors import ModelFileError, UnsupportedModelError
 from corral.models.neox_rotary import apply_rotary, rotary_tables
 
 
@@ -76,6 +76,35 @@ def hf_name_to_gguf(name: str) -> str | None:
     stem, _, suffix = name.rpartition(".")
     g = _HF_GLOBAL.get(stem)
     return None if g is None or suffix not in ("weight", "bias") else f"{g}.{suffix}"
+
+
+# nomic-bert config.json (its remote code's keys) -> what corral's nomic-bert block computes
+_NOMIC_FIXED = {"rotary_emb_fraction": 1.0, "rotary_emb_interleaved": False, "prenorm": False,
+                "parallel_block": False, "use_rms_norm": False, "activation_function": "swiglu"}
+
+
+def nomic_config_from_hf(config: dict, source: str) -> EncoderConfig:
+    """EncoderConfig of a nomic-bert folder (nomic-embed-text): `n_embd`, `n_layer`, `n_head`,
+    `n_inner`, `rotary_emb_base`; the context is `max_trained_positions` (as llama.cpp takes it),
+    else `n_positions`. Raises UnsupportedModelError for variants the block does not compute."""
+    for key, want in _NOMIC_FIXED.items():
+        if key in config and config[key] != want:
+            raise UnsupportedModelError(source, f"nomic-bert with {key}={config[key]!r} is not supported "
+                                                f"(corral runs {key}={want!r})")
+
+    def number(key: str, kind=int, default=None):
+        value = config.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1 << 31:
+            raise ModelFileError(source, f"config.json has no positive number {key!r}; re-download it")
+        return kind(value)
+
+    positions = "max_trained_positions" if config.get("max_trained_positions") else "n_positions"
+    return EncoderConfig(
+        family="nomic-bert", vocab_size=number("vocab_size"), hidden_size=number("n_embd"),
+        num_layers=number("n_layer"), num_heads=number("n_head"),
+        intermediate_size=number("n_inner", default=4 * number("n_embd")), max_positions=number(positions),
+        layer_norm_eps=number("layer_norm_epsilon", float, 1e-12), rope_theta=number("rotary_emb_base", float, 1000.0),
+    )
 
 
 class BertEncoder(torch.nn.Module):
@@ -146,9 +175,10 @@ class BertEncoder(torch.nn.Module):
             x = self._norm(x + self._linear(h, p + "ffn_down"), p + "layer_output_norm")
         return x
 
-    def score(self, hidden: torch.Tensor) -> torch.Tensor:
+    def score(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, H) -> (B, num_labels): the classification head on the first token (a dense layer
-        with tanh first when the model has one: RoBERTa's head, BERT's pooler)."""
+        with tanh first when the model has one: RoBERTa's head, BERT's pooler). `mask` is unused:
+        the first token is never padding."""
         first = hidden[:, 0]
         if "cls.weight" in self.w:
             first = torch.tanh(self._linear(first, "cls"))

@@ -1,5 +1,6 @@
 """Decoder-only embedding models (Qwen3-Embedding, and Qwen2-shaped ones): a causal transformer
-whose last token's hidden state is the embedding.
+whose last token's hidden state is the embedding; with a `cls.output` head (Qwen3-Reranker's
+[yes, no] rows of the LM head), `score` gives that head's logits on the last token.
 
 Plain torch, float32, one forward over a right-padded batch: with a causal mask the padding after
 a sequence never reaches its tokens, so the last real token's state is exact. Weights are held
@@ -40,8 +41,9 @@ class DecoderEncoder(torch.nn.Module):
         return F.rms_norm(x, x.shape[-1:], self.w[name + ".weight"], self.cfg.rms_norm_eps)
 
     @torch.inference_mode()
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """ids, mask: (B, T), padding on the right -> (B, T, H) after the final norm."""
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, token_types: torch.Tensor | None = None) -> torch.Tensor:
+        """ids, mask: (B, T), padding on the right -> (B, T, H) after the final norm. A decoder has
+        no token types; `token_types` is accepted and ignored so pairs run like an encoder's."""
         cfg = self.cfg
         B, T = ids.shape
         nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
@@ -69,3 +71,12 @@ class DecoderEncoder(torch.nn.Module):
             x = x + self._linear(F.silu(self._linear(h, p + "ffn_gate")) * self._linear(h, p + "ffn_up"), p + "ffn_down")
         return self._rms(x, "output_norm")
 
+
+    @property
+    def has_classifier(self) -> bool:
+        return "cls.output.weight" in self.w
+
+    def score(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, H), mask (B, T) -> (B, num_labels): the classifier on each sequence's last real token."""
+        last = hidden[torch.arange(hidden.shape[0]), mask.sum(dim=1) - 1]  # (B, H)
+        return self._linear(last, "cls.output")

@@ -34,10 +34,10 @@ def async_engine_loader(**engine_kwargs: Any) -> EngineLoader:
         from corral.engine.async_engine import AsyncEngine
         from corral.engine.model_kind import GENERATE, model_kind
 
-        if model_kind(resolved.path) != GENERATE:
+        if model_kind(resolved.path, resolved.key) != GENERATE:
             from corral.engine.async_embedder import AsyncEmbedder
 
-            return AsyncEmbedder.from_model(resolved.path)
+            return AsyncEmbedder.from_model(resolved.path, resolved.key, engine_kwargs.get("num_threads"))
         engine = AsyncEngine.from_model(resolved.path, **engine_kwargs)
         log.info("loaded %s: %s", resolved.path, engine.placement)
         return engine

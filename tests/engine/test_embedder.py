@@ -58,6 +58,22 @@ def test_vectors_match_sentence_transformers_single_and_batched(embedders, embed
     assert torch.allclose(batched.norm(dim=-1), torch.ones(len(TEXTS)), atol=1e-5)  # Normalize module / GGUF
 
 
+@pytest.mark.parametrize("fmt", ["st", "gguf"])
+def test_qwen3_vectors_match_transformers_last_token(embedders, embedding_models, fmt):
+    """The decoder embedder against transformers' Qwen3Model itself: the last token's final hidden
+    state (the tokenizer appends <|endoftext|>), L2-normalized; inputs of mixed lengths, padded left."""
+    import transformers
+
+    folder = embedding_models.hf("qwen3")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), padding_side="left")
+    model = transformers.Qwen3Model.from_pretrained(str(folder), dtype=torch.float32).eval()
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        last = model(**batch).last_hidden_state[:, -1]
+    expected = torch.nn.functional.normalize(last, dim=-1)
+    assert cosine(embedders("qwen3", fmt).embed(TEXTS), expected).min() >= 0.9999
+
+
 @pytest.mark.parametrize("arch", ["bert", "qwen3"])
 def test_too_long_input_is_an_error_unless_truncated(embedders, embedding_models, arch):
     embedder = embedders(arch, "st")
@@ -128,6 +144,25 @@ def test_nomic_bert_gguf_matches_the_documented_math(embedding_models, tmp_path)
     expected = torch.stack([nomic_reference(weights, s) for s in ids])
     assert cosine(embedder.embed(TEXTS), expected).min() >= 0.9999
     assert cosine([embedder.embed(t)[0] for t in TEXTS], expected).min() >= 0.9999
+
+
+def test_nomic_bert_sentence_transformers_folder_matches_the_documented_math(embedding_models, tmp_path):
+    """sentence-transformers cannot load nomic-bert without its remote code, so the reference is the
+    architecture's math (fixtures.nomic_bert); the GGUF of the same weights must agree too."""
+    import transformers
+
+    from fixtures.nomic_bert import nomic_reference, random_nomic_weights, write_nomic_gguf, write_nomic_st
+
+    wordpiece = embedding_models.hf("bert")
+    weights = random_nomic_weights(transformers.AutoTokenizer.from_pretrained(str(wordpiece)).vocab_size, seed=11)
+    folder = Embedder(load_embedding_model(write_nomic_st(weights, wordpiece, tmp_path / "nomic-st")))
+    assert folder.max_len == 64 and folder.model.pooling.normalize
+    expected = torch.stack([nomic_reference(weights, s) for s in folder.prepare(TEXTS)])
+    assert cosine(folder.embed(TEXTS), expected).min() >= 0.9999
+    assert cosine([folder.embed(t)[0] for t in TEXTS], expected).min() >= 0.9999
+    gguf = Embedder(load_embedding_model(write_nomic_gguf(weights, wordpiece, tmp_path / "nomic.gguf")))
+    assert folder.prepare(TEXTS) == gguf.prepare(TEXTS)
+    assert cosine(gguf.embed(TEXTS), folder.embed(TEXTS)).min() >= 0.9999
 
 
 def test_rerank_truncates_long_documents_like_cross_encoder(embedding_models):

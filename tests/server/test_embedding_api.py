@@ -105,6 +105,30 @@ def test_rerank_routes_match_cross_encoder(embed_server, paths):
     assert len(objects["results"]) == len(TEXTS) and "document" not in objects["results"][0]
 
 
+def test_qwen3_reranker_routes_match_the_model_card(embed_server, embedding_models):
+    from fixtures.qwen3_reranker import model_card_scores
+
+    expected = model_card_scores(embedding_models.qwen3_reranker(), QUERY, TEXTS)
+    order = sorted(range(len(TEXTS)), key=lambda i: -expected[i])
+    for route, path in (("/v1/rerank", embedding_models.qwen3_reranker(gguf=True)),
+                        ("/rerank", embedding_models.qwen3_reranker())):
+        reply = httpx.post(embed_server + route, json={"model": str(path), "query": QUERY, "documents": TEXTS},
+                           timeout=60).json()
+        assert [r["index"] for r in reply["results"]] == order
+        assert [r["relevance_score"] for r in reply["results"]] == pytest.approx([expected[i] for i in order], abs=1e-4)
+        assert reply["usage"]["prompt_tokens"] > 40 * len(TEXTS)  # the model card's prompt around each pair
+
+    def one(doc):  # concurrent requests are scored together, each as it would be alone
+        body = {"model": str(embedding_models.qwen3_reranker()), "query": QUERY, "documents": [doc, TEXTS[0]]}
+        return [r["relevance_score"] for r in sorted(httpx.post(embed_server + "/rerank", json=body, timeout=60)
+                                                      .json()["results"], key=lambda r: r["index"])]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(one, TEXTS * 3))
+    for i, scores in enumerate(together):
+        assert scores == pytest.approx([expected[i % len(TEXTS)], expected[0]], abs=1e-4)
+
+
 def test_each_kind_refuses_the_others_work_with_a_400(embed_server, paths, tiny_model_path):
     chat = httpx.post(embed_server + "/v1/chat/completions", json={"model": paths["bert"], "messages": [
         {"role": "user", "content": "hi"}]}, timeout=60)
@@ -115,6 +139,11 @@ def test_each_kind_refuses_the_others_work_with_a_400(embed_server, paths, tiny_
     assert embed.status_code == 400 and "text-generation model" in embed.json()["error"]["message"]
     rerank = httpx.post(embed_server + "/v1/rerank", json={"model": paths["bert"], "query": "q", "documents": ["d"]})
     assert rerank.status_code == 400 and "embedding model" in rerank.json()["error"]["message"]
+    by_generator = httpx.post(embed_server + "/v1/rerank", json={"model": tiny_model_path, "query": "q",
+                                                                 "documents": ["d"]}, timeout=120)
+    assert by_generator.status_code == 400
+    assert "text-generation model" in by_generator.json()["error"]["message"]
+    assert "classifier_from_token" in by_generator.json()["error"]["message"]  # how to mark a Qwen3-Reranker
     too_long = httpx.post(embed_server + "/v1/embeddings", json={"model": paths["bert"], "input": [TEXTS[0], LONG]})
     assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "context_length_exceeded"
     show = httpx.post(embed_server + "/api/show", json={"model": paths["bert"]}).json()

@@ -33,7 +33,8 @@ async def _rerank(body: ep.RerankRequest, request: Request):
     async with leased(manager, name) as model:
         if not hasattr(model.engine, "rerank"):
             raise ModelKindError(f"'{model.name}' is a text-generation model, not a reranker: load a cross-encoder "
-                                 "(e.g. a BGE reranker) to rerank")
+                                 "(e.g. a BGE reranker) to rerank; a Qwen3-Reranker folder is told by its name, its "
+                                 "README or config.json's \"classifier_from_token\": [\"no\", \"yes\"]")
         scores, tokens = ([], 0) if not texts else await unless_disconnected(
             request, model.engine.rerank(body.query, texts, truncate=body.truncate))
     order = sorted(range(len(texts)), key=lambda i: -scores[i])
