@@ -109,7 +109,8 @@ def write_hf_sharded(shape: str, out: Path, layers: int | None = None) -> Path:
     config = getattr(transformers, config_name)(**spec, dtype="bfloat16")
     config.architectures = [arch]
     with torch.device("meta"):
-        shapes = {k: tuple(v.shape) for k, v in transformers.AutoModelForCausalLM.from_config(config).state_dict().items()}
+        meta_model = transformers.AutoModelForCausalLM.from_config(config)
+    shapes = {k: tuple(v.shape) for k, v in meta_model.state_dict().items()}
     if config.tie_word_embeddings:
         shapes.pop("lm_head.weight", None)
     gen = torch.Generator().manual_seed(0)

@@ -261,8 +261,9 @@ KFN_OUT float dot_iq4_xs(const uint8_t *w, const act_row *x, int K) {
         for (int j = 0; j < 8; j += 2) {
             __m256i i0 = iq4_dot32(table, p + 8 + 16 * j, xq + 32 * j);
             __m256i i1 = iq4_dot32(table, p + 24 + 16 * j, xq + 32 * j + 32);
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_set1_ps(d * (float)iq4xs_scale(p, j) * xd[j]), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_set1_ps(d * (float)iq4xs_scale(p, j + 1) * xd[j + 1]), acc1);
+            const float s0 = d * (float)iq4xs_scale(p, j) * xd[j], s1 = d * (float)iq4xs_scale(p, j + 1) * xd[j + 1];
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_set1_ps(s0), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_set1_ps(s1), acc1);
         }
     }
     return hsum_ps(_mm256_add_ps(acc0, acc1));
