@@ -6,7 +6,8 @@ above 1 means corral is faster):
   - generation at batch 1: --gen-tokens tokens (default 128) after a short prompt;
   - batched generation: --parallel sequences (default 16) decoding --gen-tokens tokens together.
 Generation is also shown as a share of the memory read bandwidth (a decode step reads about the
-whole file once: bytes per step / read GB/s is the physical limit).
+whole file once, or for a mixture of experts the file less the experts it does not pick: bytes per
+step / read GB/s is the physical limit).
 
     pip install -e .[llamacpp]      # optional; builds llama.cpp from source
     python benchmarks/compare_llamacpp.py /tmp/corral-bench/qwen2.5-0.5b-q4_0.gguf --threads 2
@@ -36,6 +37,21 @@ class Rates:
 
 def random_prompt(rng: random.Random, n: int, vocab: int) -> list[int]:
     return [rng.randrange(1000, vocab - 1000) for _ in range(n)]
+
+
+def bytes_per_decode_step(path: str) -> int:
+    """Weight bytes one decode step reads: the whole file, except that of a mixture-of-experts
+    layer's stacked experts (`*_exps`) a token reads only the `expert_used_count` it picks."""
+    from corral.loader.gguf_file import GGUFFile
+
+    gf = GGUFFile(path)
+    arch = gf.architecture
+    experts, used = gf.get(f"{arch}.expert_count"), gf.get(f"{arch}.expert_used_count")
+    total = os.path.getsize(path)
+    if experts and used:
+        stacked = sum(t.n_bytes for name, t in gf.tensors.items() if "_exps." in name)
+        total -= stacked - stacked * int(used) // int(experts)
+    return total
 
 
 def read_bandwidth(n_bytes: int = 1 << 30) -> float:
@@ -201,9 +217,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     file_bytes = os.path.getsize(args.model)
+    step_bytes = bytes_per_decode_step(args.model)
     bw = read_bandwidth()
     print(f"model: {args.model} ({file_bytes / 2**20:.0f} MiB), threads: {args.threads}, read bandwidth {bw:.1f} GB/s")
-    print(f"decode limit at batch 1: {bw * 1e9 / file_bytes:.1f} tok/s (one read of the file per step)")
+    print(f"decode limit at batch 1: {bw * 1e9 / step_bytes:.1f} tok/s (one read of {step_bytes / 2**20:.0f} MiB "
+          f"per step{'' if step_bytes == file_bytes else ': the file less the experts a token does not pick'})")
     results: dict[str, Rates] = {}
     if args.skip != "llamacpp":
         results["llama.cpp"] = bench_llamacpp(args.model, args)
@@ -223,7 +241,7 @@ def main() -> None:
         line = f"{label:42} {(f'{ll:.1f}' if ll else '-'):>12} {(f'{co:.1f}' if co else '-'):>12}"
         line += f" {co / ll:7.2f}" if ll and co else f" {'-':>7}"
         if show_bw:
-            shares = ", ".join(f"{n} {v * file_bytes / 1e9 / bw:.0%}" for n, v in vals.items())
+            shares = ", ".join(f"{n} {v * step_bytes / 1e9 / bw:.0%}" for n, v in vals.items())
             line += f"   of read bandwidth: {shares}"
         print(line + "  tok/s")
 

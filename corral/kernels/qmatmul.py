@@ -31,6 +31,8 @@ _TYPES: dict[str, tuple[int, int, int]] = {
     "Q4_K": (12, 256, 144),
     "Q5_K": (13, 256, 176),
     "Q6_K": (14, 256, 210),
+    "IQ4_NL": (20, 32, 18),
+    "IQ4_XS": (23, 256, 136),
 }
 
 SUPPORTED_TYPES: frozenset[str] = frozenset(_TYPES)

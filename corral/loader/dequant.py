@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from corral.errors import ModelFileError, UnsupportedModelError
+from corral.loader.dequant_grids import GRID_DECODERS
 from corral.loader.ggml_types import BLOCK_GEOMETRY, QK_K, SUPPORTED_TYPES
 
 Tensor = torch.Tensor
@@ -248,4 +249,5 @@ _DECODERS = {
     "Q6_K": _deq_q6_k,
     "IQ4_NL": _deq_iq4_nl,
     "IQ4_XS": _deq_iq4_xs,
+    **GRID_DECODERS,
 }

@@ -24,6 +24,15 @@ BLOCK_GEOMETRY: dict[str, tuple[int, int]] = {
     "Q6_K": (QK_K, 128 + 64 + 16 + 2),
     "IQ4_NL": (32, 2 + 16),
     "IQ4_XS": (QK_K, 2 + 2 + 4 + 128),
+    "IQ3_XXS": (QK_K, 2 + 64 + 32),
+    "IQ3_S": (QK_K, 2 + 64 + 8 + 32 + 4),
+    "IQ2_XXS": (QK_K, 2 + 64),
+    "IQ2_XS": (QK_K, 2 + 64 + 8),
+    "IQ2_S": (QK_K, 2 + 32 + 32 + 8 + 8),
+    "IQ1_S": (QK_K, 2 + 32 + 16),
+    "IQ1_M": (QK_K, 32 + 16 + 8),
+    "TQ1_0": (QK_K, 48 + 4 + 2),
+    "TQ2_0": (QK_K, 64 + 2),
 }
 
 DENSE_TYPES = ("F32", "F16", "BF16")

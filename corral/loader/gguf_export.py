@@ -64,6 +64,8 @@ def export_gguf(
             factors = llama3_freq_factors(cfg.rope_scaling, cfg.head_dim, cfg.rope_theta)
             writer.add_tensor("rope_freqs.weight", factors)
         stacks: dict[str, dict[int, np.ndarray]] = {}  # GGUF name -> expert index -> its weight
+        moe = cfg.extra.get("moe")
+        n_experts = moe.num_experts if moe is not None else 0
         for hf_name, tensor in source.iter_weights():
             gguf_name = hf_to_gguf(hf_name, layer_names)
             if gguf_name is None:
@@ -71,7 +73,12 @@ def export_gguf(
             w = tensor.float().numpy()
             expert = _expert_index(hf_name)
             if expert is not None:  # written as one 3-D tensor per layer once all are read
-                stacks.setdefault(gguf_name, {})[expert] = w
+                slices = stacks.setdefault(gguf_name, {})
+                slices[expert] = w
+                if len(slices) == n_experts:  # complete: written now, so one layer's experts are in memory, not all
+                    del stacks[gguf_name]
+                    w = np.stack([slices[i] for i in sorted(slices)])  # (n_experts, rows, cols)
+                    _add_tensor(writer, gguf_name, w, tensor_type(gguf_name, w.shape, weight_type, cfg.num_hidden_layers))
                 continue
             if family is not None:
                 w = family.hf_tensor_to_gguf(hf_name, w)

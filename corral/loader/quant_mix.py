@@ -1,7 +1,7 @@
 """Which GGML type each tensor gets when exporting to a given file type, as llama.cpp chooses.
 
 A plain type ("Q8_0", "Q4_K", ...) applies to every 2-D weight. The `_S`/`_M` mixes spend more
-bits where quantization hurts most: the output projection, and attn_v/ffn_down in the first and
+bits where quantization hurts most: the output projection, and attn_v/ffn_down(_exps) in the first and
 last eighth of the layers and every third layer between. 1-D tensors (norms, biases) stay F32.
 """
 from __future__ import annotations
@@ -29,7 +29,8 @@ FILE_TYPES = {
 EXPORT_TYPES = tuple(FILE_TYPES)
 
 _ROUTER_RE = re.compile(r"^blk\.\d+\.ffn_gate_inp(_shexp)?\.weight$")
-_LAYER_RE = re.compile(r"^blk\.(\d+)\.(attn_v|ffn_down)\.weight$")
+# llama.cpp counts every tensor whose name holds "ffn_down" as one, the stacked experts too
+_LAYER_RE = re.compile(r"^blk\.(\d+)\.(attn_v|ffn_down(?:_exps)?)\.weight$")
 
 
 def check_export_type(weight_type: str) -> None:
@@ -48,7 +49,7 @@ def tensor_type(gguf_name: str, shape: tuple[int, ...], weight_type: str, n_laye
         m = _LAYER_RE.match(gguf_name)
         if gguf_name == "output.weight":
             chosen = output
-        elif m and (weight_type.endswith("_M") or m.group(2) == "ffn_down") and _more_bits(int(m.group(1)), n_layers):
+        elif m and (weight_type.endswith("_M") or m.group(2).startswith("ffn_down")) and _more_bits(int(m.group(1)), n_layers):
             chosen = more
     n_in = shape[-1]
     if n_in % BLOCK_GEOMETRY[chosen][0]:

@@ -11,7 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from corral.errors import UnsupportedModelError
-from corral.loader.ggml_types import BLOCK_GEOMETRY, QK_K, SUPPORTED_TYPES
+from corral.loader.ggml_types import BLOCK_GEOMETRY, QK_K
+
+# The types `quantize` writes: corral reads more (the i-quants, the ternary types), but writing
+# those needs llama.cpp's grid searches, which neither corral nor gguf-py has.
+_GGUF_PY_TYPES = ("BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0")
+_K_QUANT_TYPES = ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
+WRITABLE_TYPES = ("F32", "F16", *_GGUF_PY_TYPES, *_K_QUANT_TYPES)
 
 
 def quantize(values: np.ndarray, type_name: str) -> np.ndarray:
@@ -19,10 +25,11 @@ def quantize(values: np.ndarray, type_name: str) -> np.ndarray:
 
     Returns float32 for F32, float16 for F16, and uint8 of shape (..., bytes_per_row) for every
     other type, as `gguf.GGUFWriter.add_tensor(..., raw_dtype=...)` takes it.
-    n must be a multiple of the type's block size (32, or 256 for K-quants).
+    n must be a multiple of the type's block size (32, or 256 for K-quants). Raises
+    UnsupportedModelError for a type not in WRITABLE_TYPES.
     """
-    if type_name not in BLOCK_GEOMETRY:
-        raise UnsupportedModelError("<quantize>", f"cannot write type {type_name}; use one of {', '.join(SUPPORTED_TYPES)}")
+    if type_name not in WRITABLE_TYPES:
+        raise UnsupportedModelError("<quantize>", f"cannot write type {type_name}; use one of {', '.join(WRITABLE_TYPES)}")
     values = np.ascontiguousarray(values, dtype=np.float32)
     if type_name == "F32":
         return values
@@ -150,4 +157,4 @@ def _q6_k(x: np.ndarray) -> np.ndarray:
     return np.concatenate([ql.reshape(-1, 128), qh.reshape(-1, 64), scales, d], axis=1)
 
 
-_K_QUANTIZERS = {"Q2_K": _q2_k, "Q3_K": _q3_k, "Q4_K": _q4_k, "Q5_K": _q5_k, "Q6_K": _q6_k}
+_K_QUANTIZERS = dict(zip(_K_QUANT_TYPES, (_q2_k, _q3_k, _q4_k, _q5_k, _q6_k)))

@@ -9,13 +9,14 @@ from gguf.quants import quantize
 
 from corral import kernels
 from corral.kernels.random_blocks import random_blocks
+from corral.loader.ggml_types import BLOCK_GEOMETRY
 from corral.loader.quantized import QuantizedWeight
 from tests.kernels.kernel_bounds import dense_weight, int8_activation_bound
 
 pytestmark = pytest.mark.skipif(not kernels.is_available(), reason="quantized kernels not built")
 
 TYPES = sorted(kernels.SUPPORTED_TYPES)
-K_QUANTS = {t for t in TYPES if t.endswith("_K")}
+K_QUANTS = {t for t in TYPES if BLOCK_GEOMETRY[t][0] == 256}  # the K-quants and IQ4_XS: 256-value blocks
 ISAS = kernels.isa_levels() if kernels.is_available() else ()
 
 

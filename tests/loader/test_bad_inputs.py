@@ -115,9 +115,9 @@ def test_gguf_tensor_missing(tmp_path):
 
 def test_unsupported_tensor_type(tmp_path):
     tensors = full_llama_tensors()
-    # IQ2_XXS: 256 values in 66 bytes; a type corral does not decode
-    tensors["blk.0.attn_v.weight"] = (np.zeros((32, 66), np.uint8), gguf.GGMLQuantizationType.IQ2_XXS)
-    with pytest.raises(UnsupportedModelError, match="blk.0.attn_v.weight.*IQ2_XXS"):
+    # MXFP4: 32 values in 17 bytes; a type corral does not decode
+    tensors["blk.0.attn_v.weight"] = (np.zeros((32, 8 * 17), np.uint8), gguf.GGMLQuantizationType.MXFP4)
+    with pytest.raises(UnsupportedModelError, match="blk.0.attn_v.weight.*MXFP4"):
         load_model_source(write_gguf(tmp_path / "m.gguf", tensors=tensors))
 
 

@@ -3,28 +3,11 @@ import gguf
 import numpy as np
 import pytest
 import torch
+from fixtures.ggml_blocks import F16_FIELDS, random_blocks
 
 from corral.errors import ModelFileError, UnsupportedModelError
 from corral.loader.dequant import dequantize
 from corral.loader.ggml_types import BLOCK_GEOMETRY, QUANTIZED_TYPES
-
-# Byte offsets of the fp16 fields in each block: random bytes there could be inf/nan.
-F16_FIELDS = {
-    "Q8_0": [0], "Q4_0": [0], "Q4_1": [0, 2], "Q5_0": [0], "Q5_1": [0, 2],
-    "Q2_K": [80, 82], "Q3_K": [108], "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208],
-    "IQ4_NL": [0], "IQ4_XS": [0],
-}
-
-
-def random_blocks(type_name: str, rows: int, blocks_per_row: int, seed: int = 0) -> np.ndarray:
-    """(rows, blocks_per_row * type_size) uint8 of random blocks with finite fp16 scales."""
-    rng = np.random.default_rng(seed)
-    _, type_size = BLOCK_GEOMETRY[type_name]
-    raw = rng.integers(0, 256, size=(rows * blocks_per_row, type_size), dtype=np.uint8)
-    for off in F16_FIELDS[type_name]:
-        scale = rng.normal(0, 0.05, size=(rows * blocks_per_row, 1)).astype(np.float16)
-        raw[:, off : off + 2] = scale.view(np.uint8)
-    return raw.reshape(rows, blocks_per_row * type_size)
 
 
 def test_every_quantized_type_has_random_block_maker():
@@ -37,6 +20,7 @@ def test_matches_gguf_reference(type_name, rows):
     block_size, _ = BLOCK_GEOMETRY[type_name]
     raw = random_blocks(type_name, rows, 3, seed=rows)
     expected = gguf.quants.dequantize(raw, gguf.GGMLQuantizationType[type_name])
+    assert np.isfinite(expected).all()
     got = dequantize(type_name, raw, (rows, 3 * block_size))
     assert got.dtype == torch.float32 and got.shape == (rows, 3 * block_size)
     np.testing.assert_array_equal(got.numpy(), expected)
@@ -64,8 +48,8 @@ def test_f32_writable_input_is_not_copied():
 
 
 def test_unsupported_type_names_tensor_and_type():
-    with pytest.raises(UnsupportedModelError, match="blk.0.attn_q.weight.*IQ2_XXS"):
-        dequantize("IQ2_XXS", np.zeros(66, np.uint8), (256,), name="blk.0.attn_q.weight")
+    with pytest.raises(UnsupportedModelError, match="blk.0.attn_q.weight.*MXFP4"):
+        dequantize("MXFP4", np.zeros(17, np.uint8), (32,), name="blk.0.attn_q.weight")
 
 
 def test_wrong_byte_count_is_a_file_error():

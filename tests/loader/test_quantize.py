@@ -3,7 +3,8 @@ import gguf
 import numpy as np
 import pytest
 
-from corral.loader.quantize import quantize
+from corral.errors import UnsupportedModelError
+from corral.loader.quantize import WRITABLE_TYPES, quantize
 
 # Relative RMS error bound on unit-normal data per type (llama.cpp's own are somewhat lower
 # for K-quants, whose scale search we do not copy).
@@ -35,3 +36,14 @@ def test_k_quants_handle_zero_and_constant_blocks(type_name):
 def test_row_must_be_whole_blocks():
     with pytest.raises(ValueError, match="block size"):
         quantize(np.zeros((2, 64), np.float32), "Q4_K")
+
+
+def test_every_listed_writable_type_is_written():
+    assert set(WRITABLE_TYPES) == set(MAX_REL_RMS) | {"F32"}
+
+
+@pytest.mark.parametrize("type_name", ["IQ4_XS", "IQ4_NL", "IQ2_XXS", "TQ1_0", "Q8_K"])
+def test_readable_but_unwritable_type_is_refused_with_the_writable_list(type_name):
+    with pytest.raises(UnsupportedModelError, match=f"cannot write type {type_name}; use one of F32, .*Q6_K$") as err:
+        quantize(np.zeros((2, 256), np.float32), type_name)
+    assert "IQ" not in str(err.value).split("use one of")[1]

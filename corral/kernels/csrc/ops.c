@@ -430,13 +430,18 @@ int ops_dequant_rows(int type_id, const uint8_t *w, size_t row_stride, long long
     if (K <= 0 || K % ti->block != 0 || n < 0) return QM_ESHAPE;
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= nrows) return QM_ESHAPE;
-    wrows wr;   /* the matmul tiles' unpacked form: value = a[group] * q + b[group], exact for every type */
+    /* The matmul tiles' unpacked form: value = a[group] * (q - offset) for offset types (an exact
+     * product: IQ4_XS's a * q could take 25 bits), a[group] * q + b[group] for the others. */
+    wrows wr;
     if (wrows_alloc(&wr, K, ti->group, 1) != 0) return QM_ENOMEM;
     const int G = ti->group;
     for (int i = 0; i < n; i++) {
         wrows_unpack_scalar(&wr, type_id, w + (size_t)ids[i] * row_stride, row_stride, 1);
         float *o = out + (size_t)i * K;
-        for (int k = 0; k < K; k++) o[k] = wr.a[k / G] * (float)wr.q[k] + wr.b[k / G];
+        if (ti->offset)
+            for (int k = 0; k < K; k++) o[k] = wr.a[k / G] * (float)((int)wr.q[k] - ti->offset);
+        else
+            for (int k = 0; k < K; k++) o[k] = wr.a[k / G] * (float)wr.q[k] + wr.b[k / G];
     }
     wrows_free(&wr);
     return QM_OK;

@@ -28,8 +28,23 @@ enum {
      * nibble) and 8c + 4 + i (high nibble), unsigned with offset 8 as in Q4_0. Same 18 bytes per
      * 32 values, so row n starts at n * (K / 32) * 18 bytes when n is a multiple of 16. */
     QT_Q4_0_X16 = 16,
-    QT_MAX = 17
+    /* Non-linear 4-bit: each nibble indexes IQ4_VALUES, times the block's (IQ4_NL) or the 32-value
+     * sub-block's (IQ4_XS: d * (6-bit scale - 32)) scale. */
+    QT_IQ4_NL = 20, QT_IQ4_XS = 23,
+    QT_MAX = 24
 };
+
+/* The 16 values an IQ4_NL / IQ4_XS nibble stands for (ggml's kvalues_iq4nl). */
+static const int8_t IQ4_VALUES[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* IQ4_XS block (256 values, 136 bytes): d f16 | scales_h u16 | scales_l 4 bytes | 128 bytes of
+ * nibbles, 16 per 32-value sub-block (low nibbles values 0..15, high 16..31). Sub-block j's scale
+ * is d * (its 6-bit scale - 32): low 4 bits from nibble j of scales_l, high 2 from bits 2j of
+ * scales_h. */
+static inline int iq4xs_scale(const uint8_t *blk, int j) {
+    const int low = (blk[4 + j / 2] >> (4 * (j & 1))) & 15, high = ((blk[2] | (blk[3] << 8)) >> (2 * j)) & 3;
+    return (low | (high << 4)) - 32;
+}
 
 #define X16_ROWS 16
 #define X16_BLOCK_BYTES (X16_ROWS * 18)

@@ -12,6 +12,8 @@ static const qtype_info TYPES[QT_MAX] = {
     [QT_Q5_1] = {32, 24, 32, 0},    [QT_Q8_0] = {32, 34, 32, 128},  [QT_Q2_K] = {256, 84, 16, 0},
     [QT_Q3_K] = {256, 110, 16, 4},  [QT_Q4_K] = {256, 144, 32, 0},  [QT_Q5_K] = {256, 176, 32, 0},
     [QT_Q6_K] = {256, 210, 16, 32}, [QT_Q4_0_X16] = {32, 18, 32, 8},
+    /* unpacked as Q8_0 is: q = table value + 128, offset 128 */
+    [QT_IQ4_NL] = {32, 18, 32, 128}, [QT_IQ4_XS] = {256, 136, 32, 128},
 };
 
 const qtype_info *qtype_get(int type_id) {
@@ -137,6 +139,29 @@ static void unpack_block(int type_id, const uint8_t *p, uint8_t *q, float *a, fl
         b[0] = -128.0f * d;
         break;
     }
+    case QT_IQ4_NL: {
+        float d = read_f16(p);
+        for (int j = 0; j < 16; j++) {
+            q[j] = (uint8_t)(IQ4_VALUES[p[2 + j] & 15] + 128);
+            q[j + 16] = (uint8_t)(IQ4_VALUES[p[2 + j] >> 4] + 128);
+        }
+        a[0] = d;
+        b[0] = -128.0f * d;
+        break;
+    }
+    case QT_IQ4_XS: {
+        float d = read_f16(p);
+        for (int g = 0; g < 8; g++) {
+            const uint8_t *qs = p + 8 + 16 * g;
+            for (int j = 0; j < 16; j++) {
+                q[32 * g + j] = (uint8_t)(IQ4_VALUES[qs[j] & 15] + 128);
+                q[32 * g + j + 16] = (uint8_t)(IQ4_VALUES[qs[j] >> 4] + 128);
+            }
+            a[g] = d * (float)iq4xs_scale(p, g);
+            b[g] = -128.0f * a[g];
+        }
+        break;
+    }
     case QT_Q2_K: {
         const uint8_t *sc = p, *qs = p + 16;
         float d = read_f16(p + 80), dmin = read_f16(p + 82);
@@ -244,7 +269,7 @@ void wrows_unpack_scalar(wrows *w, int type_id, const uint8_t *rows, size_t row_
     }
     const qtype_info *ti = qtype_get(type_id);
     const int K = w->K, ng = K / w->group, nb = K / ti->block, gpb = ti->block / w->group;
-    w->wide = type_id == QT_Q8_0;
+    w->wide = ti->offset == 128;   /* Q8_0 and the IQ4 types: q up to 255 */
     for (int r = 0; r < nrows; r++) {
         const uint8_t *row = rows + (size_t)r * row_stride;
         for (int bi = 0; bi < nb; bi++)

@@ -216,6 +216,59 @@ KFN_OUT float dot_q8_0(const uint8_t *w, const act_row *x, int K) {
     return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
+/* The IQ4 table in both 128-bit lanes, for byte shuffles; `bias` is added to every value. */
+KFN __m256i iq4_table(int bias) {
+    return _mm256_add_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)IQ4_VALUES)),
+                           _mm256_set1_epi8((char)bias));
+}
+
+/* sum over 32 values of table[nibble] * x, with x the 32 int8 activations at xq: |w| x sign(x, w)
+ * as for Q8_0 (|w| <= 127). */
+KFN __m256i iq4_dot32(__m256i table, const uint8_t *nib, const int8_t *xq) {
+    const __m256i w = _mm256_shuffle_epi8(table, nibbles16(nib));
+    return dpbusd(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(load256(xq), w));
+}
+
+KFN_OUT float dot_iq4_nl(const uint8_t *w, const act_row *x, int K) {
+    const __m256i table = iq4_table(0);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const int nb = K / 32;
+    int b = 0;
+    for (; b + 1 < nb; b += 2) {
+        const uint8_t *p0 = w + 18 * b, *p1 = p0 + 18;
+        __m256i i0 = iq4_dot32(table, p0 + 2, x->q + 32 * b), i1 = iq4_dot32(table, p1 + 2, x->q + 32 * b + 32);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_set1_ps(f16(p0) * x->d[b]), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_set1_ps(f16(p1) * x->d[b + 1]), acc1);
+    }
+    for (; b < nb; b++) {
+        const uint8_t *p = w + 18 * b;
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iq4_dot32(table, p + 2, x->q + 32 * b)),
+                               _mm256_set1_ps(f16(p) * x->d[b]), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* IQ4_XS against activations scaled per 32 values: each sub-block is a 32-value dot like IQ4_NL's,
+ * scaled by d * (its scale - 32). */
+KFN_OUT float dot_iq4_xs(const uint8_t *w, const act_row *x, int K) {
+    const __m256i table = iq4_table(0);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int i = 0; i < K / 256; i++) {
+        const uint8_t *p = w + 136 * i;
+        const float d = f16(p);
+        const int8_t *xq = x->q + 256 * i;
+        const float *xd = x->d + 8 * i;
+        for (int j = 0; j < 8; j += 2) {
+            __m256i i0 = iq4_dot32(table, p + 8 + 16 * j, xq + 32 * j);
+            __m256i i1 = iq4_dot32(table, p + 24 + 16 * j, xq + 32 * j + 32);
+            const float s0 = d * (float)iq4xs_scale(p, j) * xd[j], s1 = d * (float)iq4xs_scale(p, j + 1) * xd[j + 1];
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_set1_ps(s0), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_set1_ps(s1), acc1);
+        }
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
 /* ---- row dots, K-quants (activation scale per 256) ---- */
 
 /* Q4_K / Q5_K 12-byte scales: bytes 0..7 of the result are the 8 scales, 8..15 the 8 mins. */
@@ -335,10 +388,12 @@ KFN_OUT void unpack_rows(wrows *w, int type_id, const uint8_t *rows, size_t row_
     const __m256i m4 = _mm256_set1_epi8(15), m10 = _mm256_set1_epi8(0x10), m30 = _mm256_set1_epi8(0x30);
     switch (type_id) {
     case QT_Q4_0: case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: case QT_Q8_0: case QT_Q4_K: case QT_Q5_K: case QT_Q6_K:
+    case QT_IQ4_NL: case QT_IQ4_XS:
         break;
     default: wrows_unpack_scalar(w, type_id, rows, row_stride, nrows); return;
     }
-    w->wide = type_id == QT_Q8_0;
+    w->wide = type_id == QT_Q8_0 || type_id == QT_IQ4_NL || type_id == QT_IQ4_XS;
+    const __m256i iq4_u8 = iq4_table(128);   /* table value + 128: unsigned, offset 128 as Q8_0 */
     for (int r = 0; r < nrows; r++) {
         const uint8_t *row = rows + (size_t)r * row_stride;
         uint8_t *q = w->q + (size_t)r * K;
@@ -405,6 +460,25 @@ KFN_OUT void unpack_rows(wrows *w, int type_id, const uint8_t *rows, size_t row_
             }
             break;
         }
+        case QT_IQ4_NL:
+            for (int i = 0; i < K / 32; i++) {
+                const uint8_t *p = row + 18 * i;
+                store32(q + 32 * i, _mm256_shuffle_epi8(iq4_u8, nibbles16(p + 2)));
+                a[i] = f16(p);
+                b[i] = -128.0f * a[i];
+            }
+            break;
+        case QT_IQ4_XS:
+            for (int i = 0; i < K / 256; i++) {
+                const uint8_t *p = row + 136 * i;
+                const float d = f16(p);
+                for (int j = 0; j < 8; j++) {
+                    store32(q + 256 * i + 32 * j, _mm256_shuffle_epi8(iq4_u8, nibbles16(p + 8 + 16 * j)));
+                    a[8 * i + j] = d * (float)iq4xs_scale(p, j);
+                    b[8 * i + j] = -128.0f * a[8 * i + j];
+                }
+            }
+            break;
         case QT_Q6_K:
             for (int i = 0; i < K / 256; i++) {
                 const uint8_t *p = row + 210 * i, *ql = p, *qhp = p + 128;
@@ -502,9 +576,10 @@ const kernel_set KSET = {
     .name = KNAME,
     .quantize_row = quantize_row,
     .row_dot = {[QT_Q4_0] = dot_q4_0, [QT_Q4_1] = dot_q4_1, [QT_Q5_0] = dot_q5_0, [QT_Q5_1] = dot_q5_1,
-                [QT_Q8_0] = dot_q8_0, [QT_Q4_K] = dot_q4_k, [QT_Q5_K] = dot_q5_k, [QT_Q6_K] = dot_q6_k},
+                [QT_Q8_0] = dot_q8_0, [QT_Q4_K] = dot_q4_k, [QT_Q5_K] = dot_q5_k, [QT_Q6_K] = dot_q6_k,
+                [QT_IQ4_NL] = dot_iq4_nl, [QT_IQ4_XS] = dot_iq4_xs},
     .row_dot_blk = {[QT_Q4_0] = 32, [QT_Q4_1] = 32, [QT_Q5_0] = 32, [QT_Q5_1] = 32, [QT_Q8_0] = 32,
-                    [QT_Q4_K] = 256, [QT_Q5_K] = 256, [QT_Q6_K] = 256},
+                    [QT_Q4_K] = 256, [QT_Q5_K] = 256, [QT_Q6_K] = 256, [QT_IQ4_NL] = 32, [QT_IQ4_XS] = 32},
     .tok = KTILE_TOK,
     .rows = KTILE_ROWS,
     .unpack = unpack_rows,
