@@ -85,6 +85,7 @@ def chat_to_generate(req: oa.ChatCompletionRequest, defaults: ModelDefaults = Mo
         tool_choice=req.tool_choice,
         parallel_tool_calls=req.parallel_tool_calls,
         chat_template_kwargs=dict(req.chat_template_kwargs or {}),
+        thinking_token_budget=req.thinking_token_budget,
     )
 
 
