@@ -142,3 +142,15 @@ def test_a_thought_over_budget_must_close(tokenizer):
     assert matcher.try_consume_tokens(ids[3:]) == 0  # the thought may not go on
     close = tokenizer.encode('</think>\n\n' + ANSWER, add_special_tokens=False)
     assert matcher.try_consume_tokens(close) == len(close) and matcher.is_accepting()
+
+
+@pytest.mark.parametrize("kind, answer, wrong", [
+    ({"regex": "[a-c]{3}"}, "abc", "abd"), ({"choice": ["yes", "no"]}, "no", "nah"),
+    ({"grammar": 'root ::= "x" [0-9]'}, "x7", "xy"), ({"json_object": True}, '{"a": 1}', "[1]"),
+])
+def test_every_kind_of_constraint_can_follow_a_thought(tokenizer, kind, answer, wrong):
+    manager = StructuredOutputManager(tokenizer, tokenizer.vocab_size)
+    for text, ok in ((answer, True), (wrong, False)):
+        matcher = manager.compile(StructuredOutputsParams(**kind, thinking="open"))
+        ids = tokenizer.encode("Hmm, x7 abc no.</think>\n" + text, add_special_tokens=False)
+        assert (matcher.try_consume_tokens(ids) == len(ids) and matcher.is_accepting()) == ok
