@@ -196,8 +196,8 @@ class ShapedChatChunks:
             out += [self._chunk(c.index, self._delta(p), self._take_logprobs(c.index)) for p in pieces]
             if c.finish_reason is not None:
                 choice = oa.ChatChunkChoice(index=c.index, delta=oa.DeltaMessage(),
-                                            finish_reason=shaper.finish_reason(c.finish_reason), stop_reason=error_reason(c),
-                                            logprobs=self._take_logprobs(c.index))
+                                            finish_reason=shaper.finish_reason(c.finish_reason),
+                                            stop_reason=error_reason(c), logprobs=self._take_logprobs(c.index))
                 out.append(oa.ChatCompletionChunk(id=self.meta.id, created=self.meta.created, model=self.meta.model,
                                                   choices=[choice]))
         return out

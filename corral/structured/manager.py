@@ -11,7 +11,8 @@ The engine's contract with this class, every step:
   admits nothing more: finish the request) or an error message;
 - `remove(request_id)` when a request ends in any way (finished, aborted).
 A request whose thought runs out of its token budget gets a fresh matcher that admits only
-`</think>` and then its constraint. A preempted request keeps its matcher: its generated tokens stay, only its KV cache is recomputed.
+`</think>` and then its constraint. A preempted request keeps its matcher: its generated tokens
+stay, only its KV cache is recomputed.
 Compiled grammars are cached by grammar text (least recently used first out), so a schema sent
 again costs a copy of its matcher, not a new lexer.
 """

@@ -34,7 +34,8 @@ def test_every_schema_gives_valid_json(llm):
 
 
 def test_chat_in_the_python_api_takes_the_same_constraint(llm):
-    params = SamplingParams(n=2, max_tokens=150, temperature=1.0, seed=7, structured_outputs=Structured(json=SCHEMAS[0]))
+    params = SamplingParams(n=2, max_tokens=150, temperature=1.0, seed=7,
+                            structured_outputs=Structured(json=SCHEMAS[0]))
     (out,) = llm.chat([{"role": "user", "content": "Who?"}], params)
     assert len(out.outputs) == 2
     for c in out.outputs:

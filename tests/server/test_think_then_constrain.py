@@ -39,7 +39,8 @@ def thinker(tiny_models, empty_store, tmp_path_factory):
     from corral.server.store_source import StoreModelSource
 
     assert "<think>" in QWEN3_STYLE_TEMPLATE
-    folder = with_chat_template(tiny_models("qwen3", "hf"), tmp_path_factory.mktemp("qwen3") / "m", QWEN3_STYLE_TEMPLATE)
+    folder = with_chat_template(tiny_models("qwen3", "hf"), tmp_path_factory.mktemp("qwen3") / "m",
+                                QWEN3_STYLE_TEMPLATE)
     app = create_app([str(folder)], source=StoreModelSource(empty_store),
                      engine_kwargs={"max_model_len": 1024, "kv_cache_memory": 16 << 20, "num_threads": 1})
     url, stop = serve_in_thread(app)
