@@ -44,11 +44,13 @@ def _with_specials(folder: Path, names: list[str]) -> Path:
 def tokenizers(tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("tool_families")
     llama = with_chat_template(tiny_models("llama31", "hf"), root / "llama", LLAMA31_TOOL_TEMPLATE)
+    llama_tag = _with_specials(with_chat_template(tiny_models("llama31", "hf"), root / "llama_tag",
+                                                  LLAMA31_TOOL_TEMPLATE), ["<|python_tag|>"])
     v11_text = with_chat_template(tiny_models("qwen2", "hf"), root / "v11_text", MISTRAL_V11_TOOL_TEMPLATE)
     v11_special = _with_specials(with_chat_template(tiny_models("qwen2", "hf"), root / "v11_special",
                                                     MISTRAL_V11_TOOL_TEMPLATE), ["[TOOL_CALLS]", "[ARGS]"])
     return {name: Tokenizer.from_hf_dir(folder) for name, folder in
-            [("llama", llama), ("v11_text", v11_text), ("v11_special", v11_special)]}
+            [("llama", llama), ("llama_tag", llama_tag), ("v11_text", v11_text), ("v11_special", v11_special)]}
 
 
 def _walk(tokenizer, choice, texts, parallel=True):
@@ -83,8 +85,9 @@ CALL = '{"name": "add", "parameters": {"a": 1, "b": 2}}'
     ([CALL, " and some text"], 1, False),  # and nothing but calls after it
     (["<|python_tag|>", "hello"], 1, False),
 ])
-def test_llama3_auto_constrains_a_reply_that_opens_a_call(tokenizers, texts, accepted, may_end):
-    assert _walk(tokenizers["llama"], "auto", texts) == (accepted, may_end)
+@pytest.mark.parametrize("vocab", ["llama", "llama_tag"])
+def test_llama3_auto_constrains_a_reply_that_opens_a_call(tokenizers, vocab, texts, accepted, may_end):
+    assert _walk(tokenizers[vocab], "auto", texts) == (accepted, may_end)
 
 
 def test_llama3_required_and_single_call(tokenizers):
@@ -118,3 +121,6 @@ def test_special_markers_are_named_as_tokens_and_kept_in_the_text(tokenizers):
     params = SamplingParams()
     plan_tools(TOOLS, "required", True, tokenizers["v11_text"], params)
     assert '"[TOOL_CALLS]"' in params.structured_outputs.lark and params.skip_special_tokens
+    params = SamplingParams()
+    plan_tools(TOOLS, "auto", True, tokenizers["llama_tag"], params)
+    assert "<[" in params.structured_outputs.lark  # <|python_tag|> named as a token
