@@ -12,6 +12,7 @@ from typing import Any
 from corral.errors import ValidationError
 
 KINDS = ("json", "json_object", "regex", "choice", "grammar", "lark")
+THINKING_MODES = (None, "open", "optional", "closing")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,14 @@ class StructuredOutputsParams:
     - `choice`: the output is exactly one of these strings.
     - `grammar`: a llama.cpp GBNF grammar (rule `root`) or a Lark grammar (rule `start`).
     - `lark`: a grammar in llguidance's Lark dialect, used as is (tool calls build these).
+
+    `thinking` lets a reasoning model think first, as vLLM's reasoning parsers do: "open" when the
+    prompt left a `<think>` block open (the output is free text up to the first `</think>`, then
+    matches the constraint); "optional" when the output may open with a `<think>...</think>`
+    block before it; "closing" when the output must close the thought at once (`</think>`, then
+    the constraint: a thought out of budget); None (the default) when the constraint holds from the first token.
+    `thinking_budget` (with `thinking`) bounds the thought in tokens: once it has taken that many
+    tokens without closing, `</think>` is the only way on.
     """
 
     json: dict[str, Any] | str | bool | None = None
@@ -33,8 +42,16 @@ class StructuredOutputsParams:
     grammar: str | None = None
     lark: str | None = None
     param: str = "structured_outputs"
+    thinking: str | None = None
+    thinking_budget: int | None = None
 
     def __post_init__(self) -> None:
+        if self.thinking not in THINKING_MODES:
+            raise ValidationError(self.param, f"thinking must be one of {', '.join(map(str, THINKING_MODES))}")
+        if self.thinking_budget is not None and (
+                isinstance(self.thinking_budget, bool) or not isinstance(self.thinking_budget, int)
+                or self.thinking_budget < 1 or self.thinking is None):
+            raise ValidationError(self.param, "thinking_budget must be a positive number of tokens, with thinking set")
         given = [k for k in KINDS if getattr(self, k) not in (None, False)]
         if len(given) != 1:
             raise ValidationError(self.param, "set exactly one of json, json_object, regex, choice, grammar"

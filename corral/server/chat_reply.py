@@ -20,6 +20,7 @@ class ReplyPlan:
     tools: ToolPlan | None = None
     thinks: bool = False  # split <think>...</think> off as reasoning
     in_thought: bool = False  # the prompt left a <think> open
+    thinking_off: bool = False  # the prompt closed a <think> block for the reply
 
     @property
     def shapes(self) -> bool:

@@ -18,7 +18,7 @@ import anyio
 from corral.core.outputs import RequestOutput
 from corral.server.accumulate import Accumulated
 from corral.server.chat_reply import ReplyPlan
-from corral.server.chat_setup import prepare_chat, with_prompt
+from corral.server.chat_setup import constrain_after_thinking, prepare_chat, with_prompt
 from corral.server.generate_request import GenerateRequest
 from corral.server.metrics import ServerMetrics
 from corral.server.model_manager import LoadedModel, ModelManager
@@ -145,6 +145,7 @@ async def start_generation(manager: ModelManager, req: GenerateRequest, metrics:
         # Template rendering and tokenizing run in a worker thread: the event loop stays free.
         prompt = await asyncio.to_thread(build_prompt, req, tokenizer, engine.max_model_len - 1)
         gen.reply = with_prompt(plan, prompt, tokenizer)
+        constrain_after_thinking(req, gen.reply)
         await gen._start(prompt)
     except BaseException:
         await gen.close()

@@ -85,6 +85,7 @@ def chat_to_generate(req: oa.ChatCompletionRequest, defaults: ModelDefaults = Mo
         tool_choice=req.tool_choice,
         parallel_tool_calls=req.parallel_tool_calls,
         chat_template_kwargs=dict(req.chat_template_kwargs or {}),
+        thinking_token_budget=req.thinking_token_budget,
     )
 
 
@@ -171,26 +172,39 @@ def chat_chunks(meta: ResponseMeta, delta: RequestOutput, top: int | None) -> li
 class ShapedChatChunks:
     """Stream chunks when the reply has thinking or tool calls to take apart: one shaper per
     choice; content and reasoning flow as they come, each tool call is sent whole (id, name and
-    arguments in one delta), and the last chunk of a choice says "tool_calls" when it called."""
+    arguments in one delta), and the last chunk of a choice says "tool_calls" when it called.
 
-    def __init__(self, meta: ResponseMeta, reply: ReplyPlan):
-        self.meta, self.reply = meta, reply
+    With `top` set (the request asked for logprobs), every sampled token's logprob is sent once,
+    in order: on the first chunk that goes out after its token was generated (a token whose text
+    is held back, inside a call being assembled, waits for the call's chunk), and what is left at
+    the end on the chunk that carries finish_reason."""
+
+    def __init__(self, meta: ResponseMeta, reply: ReplyPlan, top: int | None = None):
+        self.meta, self.reply, self.top = meta, reply, top
         self.shapers: dict[int, ReplyShaper] = {}
+        self._pending: dict[int, list[oa.TokenLogprob]] = {}  # choice -> logprobs not sent yet
 
     def chunks(self, delta: RequestOutput) -> list[oa.ChatCompletionChunk]:
         out = []
         for c in delta.outputs:
             shaper = self.shapers.setdefault(c.index, ReplyShaper(self.reply))
+            if self.top is not None and c.token_ids:
+                self._pending.setdefault(c.index, []).extend(chat_logprobs(c.logprobs, c.token_ids, self.top).content)
             pieces = shaper.feed(c.text) if c.text else []
             if c.finish_reason is not None:
                 pieces += shaper.finish()
-            out += [self._chunk(c.index, self._delta(p)) for p in pieces]
+            out += [self._chunk(c.index, self._delta(p), self._take_logprobs(c.index)) for p in pieces]
             if c.finish_reason is not None:
                 choice = oa.ChatChunkChoice(index=c.index, delta=oa.DeltaMessage(),
-                                            finish_reason=shaper.finish_reason(c.finish_reason), stop_reason=error_reason(c))
+                                            finish_reason=shaper.finish_reason(c.finish_reason),
+                                            stop_reason=error_reason(c), logprobs=self._take_logprobs(c.index))
                 out.append(oa.ChatCompletionChunk(id=self.meta.id, created=self.meta.created, model=self.meta.model,
                                                   choices=[choice]))
         return out
+
+    def _take_logprobs(self, index: int) -> oa.ChatLogprobs | None:
+        pending = self._pending.pop(index, None)
+        return oa.ChatLogprobs(content=pending) if pending else None
 
     @staticmethod
     def _delta(p: ReplyPiece) -> oa.DeltaMessage:
@@ -202,9 +216,9 @@ class ShapedChatChunks:
             return oa.DeltaMessage(reasoning_content=p.reasoning)
         return oa.DeltaMessage(content=p.content)
 
-    def _chunk(self, index: int, delta: oa.DeltaMessage) -> oa.ChatCompletionChunk:
+    def _chunk(self, index: int, delta: oa.DeltaMessage, logprobs: oa.ChatLogprobs | None) -> oa.ChatCompletionChunk:
         return oa.ChatCompletionChunk(id=self.meta.id, created=self.meta.created, model=self.meta.model,
-                                      choices=[oa.ChatChunkChoice(index=index, delta=delta)])
+                                      choices=[oa.ChatChunkChoice(index=index, delta=delta, logprobs=logprobs)])
 
 
 def chat_usage_chunk(meta: ResponseMeta, use: oa.Usage) -> oa.ChatCompletionChunk:

@@ -88,6 +88,7 @@ class ChatCompletionRequest(SamplingFields):
     tool_choice: Any = None
     parallel_tool_calls: bool | None = None
     chat_template_kwargs: dict[str, Any] | None = None  # vLLM's: extra chat template variables
+    thinking_token_budget: int | None = None  # vLLM's: most tokens a thinking model may think for
 
 
 class CompletionRequest(SamplingFields):

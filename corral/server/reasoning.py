@@ -19,6 +19,12 @@ def prompt_leaves_thinking_open(prompt_text: str) -> bool:
     return prompt_text.rfind(OPEN) > prompt_text.rfind(CLOSE)
 
 
+def prompt_closes_thinking(prompt_text: str) -> bool:
+    """The prompt's end holds a `<think>...</think>` block already closed (as Qwen3's template
+    writes it when `enable_thinking` is false): the reply is the answer only."""
+    return prompt_text.rfind(CLOSE) > prompt_text.rfind(OPEN) >= 0
+
+
 class ReasoningSplitter:
     """feed(text) -> (reasoning, content) deltas; finish() -> what was held back."""
 

@@ -2,9 +2,9 @@
 call syntax from its template, constrain the output, and turn the reply back into calls.
 
 - `none`: tools are shown to the model (through its template), nothing is parsed;
-- `auto` (the default when tools are given): free text, parsed for calls afterwards; for
-  families whose calls open with a marker, once the model writes it the call is constrained to a
-  declared tool with valid arguments (a lazy trigger in the grammar);
+- `auto` (the default when tools are given): free text, parsed for calls afterwards; once the
+  model opens a call (its family's marker, or for Llama 3 a reply that starts with `{` or
+  `<|python_tag|>`), the call is constrained to a declared tool with valid arguments;
 - `required` / a named function: the whole reply is constrained to calls (one, unless
   `parallel_tool_calls`), each to a declared tool (or the named one) with arguments that match its
   `parameters` schema.
@@ -20,6 +20,7 @@ from typing import Any
 from corral.core.structured_outputs import StructuredOutputsParams
 from corral.errors import ValidationError
 from corral.server.tool_formats import ParsedCall, ToolFormat, format_for_template, template_supports_tools
+from corral.server.tool_grammars import quoted
 from corral.server.tool_schema import validate_tools
 
 
@@ -110,19 +111,18 @@ def plan_tools(tools: Any, tool_choice: Any, parallel: bool | None, tokenizer: A
     fmt = format_for_template(template)
     parallel = True if parallel is None else bool(parallel)
     plan = ToolPlan(fmt, choice, parallel, [t["function"]["name"] for t in tools])
-    special = _special_marker(tokenizer, fmt.open)
-    if special is not None:
-        params.skip_special_tokens = False  # the parser must see the marker in the text
+    spell = marker_speller(tokenizer)
+    if any(spell(m).startswith("<[") for m in fmt.markers):
+        params.skip_special_tokens = False  # the parser must see the markers in the text
     if choice in ("required", "named"):
         if params.structured_outputs is not None:
             raise ValidationError("tool_choice", f"cannot be {tool_choice!r} together with {params.structured_outputs.param}")
         chosen = [t for t in tools if t["function"]["name"] == name] if name else tools
-        grammar = fmt.constrained_grammar(chosen, parallel and not name, special)
+        grammar = fmt.constrained_grammar(chosen, parallel and not name, spell)
         params.structured_outputs = StructuredOutputsParams(lark=grammar, param="tools")
     elif choice == "auto" and params.structured_outputs is None:
-        grammar = fmt.triggered_grammar(tools, special)
-        if grammar is not None:
-            params.structured_outputs = StructuredOutputsParams(lark=grammar, param="tools")
+        grammar = fmt.triggered_grammar(tools, parallel, spell)
+        params.structured_outputs = StructuredOutputsParams(lark=grammar, param="tools")
     return plan
 
 
@@ -135,11 +135,13 @@ def _tool_template(tokenizer: Any) -> str | None:
     return templates.get("tool_use") or getattr(tokenizer, "chat_template", None)
 
 
-def _special_marker(tokenizer: Any, marker: str) -> str | None:
-    """`<[id]>` when `marker` is one special token of the vocabulary (a grammar must name it)."""
-    if not marker:
-        return None
-    ids = tokenizer.encode(marker, add_special_tokens=False)
-    if len(ids) == 1 and tokenizer.is_special(ids[0]):
-        return f"<[{ids[0]}]>"
-    return None
+def marker_speller(tokenizer: Any):
+    """A function spelling a marker for a Lark grammar: `<[id]>` when the marker is one special
+    token of the vocabulary (a grammar can only name such a token), else a quoted string."""
+    def spell(marker: str) -> str:
+        ids = tokenizer.encode(marker, add_special_tokens=False)
+        if len(ids) == 1 and tokenizer.is_special(ids[0]):
+            return f"<[{ids[0]}]>"
+        return quoted(marker)
+
+    return spell

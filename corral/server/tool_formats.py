@@ -6,7 +6,10 @@ and enforced by a grammar.
 - `llama3_json` (Llama 3.1/3.2, templates that say `"parameters": dictionary of argument name`):
   the whole reply is `{"name": ..., "parameters": {...}}` (optionally after `<|python_tag|>`);
 - `mistral` (templates that mention `[TOOL_CALLS]`): `[TOOL_CALLS] [{"name": ..., "arguments":
-  {...}}, ...]`.
+  {...}}, ...]`;
+- `mistral_v11` (templates that mention `[TOOL_CALLS]` and `[ARGS]`: Mistral's tokenizer v11 and
+  later, as Mistral-Small-3.2, Magistral, Devstral): `[TOOL_CALLS]name[ARGS]{...}` per call, one
+  after another to the end of the reply.
 The family comes from the template text, never from the model's name.
 """
 from __future__ import annotations
@@ -16,7 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from corral.server.tool_schema import call_schema
+from corral.server import tool_grammars
+from corral.server.tool_grammars import Spell
 
 
 @dataclass(frozen=True)
@@ -38,53 +42,37 @@ class ToolFormat:
     open: str
     close: str
     args_key: str  # "arguments" or "parameters"
+    args_marker: str = ""  # mistral_v11: between a call's name and its arguments
 
     def parse(self, text: str) -> tuple[str, list[ParsedCall]]:
         """(text without the calls, calls). Text that does not parse as a call stays text."""
         return _PARSERS[self.name](self, text)
 
-    def constrained_grammar(self, tools: list[dict], parallel: bool, special_open: str | None) -> str:
-        """Lark grammar for output that is only tool calls (tool_choice required or named).
-        `special_open` is the Lark spelling of `open` when it is one special token (`<[id]>`)."""
-        schema = _calls_schema(tools, self.args_key)
-        if self.name == "hermes":
-            call = f'"{_lark_str(self.open)}\\n" {_json(schema)} "\\n{_lark_str(self.close)}"'
-            body = f"call (\"\\n\" call)*" if parallel else "call"
-            return f"%llguidance {{}}\nstart: {body}\ncall: {call}\n"
-        if self.name == "mistral":
-            array = {"type": "array", "items": schema, "minItems": 1, **({} if parallel else {"maxItems": 1})}
-            opener = special_open or f'"{_lark_str(self.open)}"'
-            return f"%llguidance {{}}\nstart: {opener} \" \" {_json(array)}\n"
-        return f"%llguidance {{}}\nstart: {_json(schema)}\n"
+    def constrained_grammar(self, tools: list[dict], parallel: bool, spell: Spell) -> str:
+        """Lark grammar for output that is only tool calls (tool_choice required or named)."""
+        return tool_grammars.calls_only(self.name, tools, parallel, spell)
 
-    def triggered_grammar(self, tools: list[dict], special_open: str | None) -> str | None:
-        """Lark grammar for tool_choice auto: free text, and once a call opens, a valid call
-        (a lazy trigger); None when the family has no opening marker to trigger on."""
-        if self.name == "llama3_json":
-            return None
-        import llguidance
+    def triggered_grammar(self, tools: list[dict], parallel: bool, spell: Spell) -> str:
+        """Lark grammar for tool_choice auto: free text, and once a call opens, valid calls."""
+        return tool_grammars.triggered(self.name, tools, parallel, spell)
 
-        schema = _calls_schema(tools, self.args_key)
-        if self.name == "hermes":
-            tag = llguidance.StructTag(trigger=self.open, begin=self.open + "\n", grammar=_guided(schema),
-                                       end="\n" + self.close)
-        else:
-            array = {"type": "array", "items": schema, "minItems": 1}
-            trigger = special_open or self.open
-            tag = llguidance.StructTag(trigger=trigger, begin=trigger + " ", grammar=_guided(array), end="")
-        return llguidance.StructTag.to_grammar([tag], assume_special=special_open is not None)
+    @property
+    def markers(self) -> tuple[str, ...]:
+        """The marker strings this family writes (the parser must see them in the text)."""
+        return tuple(m for m in (self.open, self.close, self.args_marker) if m)
 
 
 HERMES = ToolFormat("hermes", "<tool_call>", "</tool_call>", "arguments")
 LLAMA3_JSON = ToolFormat("llama3_json", "", "", "parameters")
 MISTRAL = ToolFormat("mistral", "[TOOL_CALLS]", "", "arguments")
+MISTRAL_V11 = ToolFormat("mistral_v11", "[TOOL_CALLS]", "", "arguments", "[ARGS]")
 
 
 def format_for_template(template: str | None) -> ToolFormat:
     """The family a chat template writes calls in; hermes when the template does not say."""
     text = template or ""
     if "[TOOL_CALLS]" in text:
-        return MISTRAL
+        return MISTRAL_V11 if "[ARGS]" in text else MISTRAL
     if "<tool_call>" in text:
         return HERMES
     if "<|python_tag|>" in text or '"parameters": dictionary of argument name' in text:
@@ -94,30 +82,6 @@ def format_for_template(template: str | None) -> ToolFormat:
 
 def template_supports_tools(template: str | None) -> bool:
     return bool(template) and "tools" in template
-
-
-def _calls_schema(tools: list[dict], args_key: str) -> dict:
-    options = []
-    for tool in tools:
-        fn = tool["function"]
-        options.append(call_schema(fn["name"], fn.get("parameters"), args_key))
-    return options[0] if len(options) == 1 else {"anyOf": options}
-
-
-def _guided(schema: dict) -> dict:
-    from corral.structured.grammar import JSON_OPTIONS, closed_objects
-
-    return {**closed_objects(schema), "x-guidance": JSON_OPTIONS}
-
-
-def _json(schema: dict) -> str:
-    from corral.structured.grammar import json_schema_lark
-
-    return json_schema_lark(schema)
-
-
-def _lark_str(text: str) -> str:
-    return json.dumps(text)[1:-1]
 
 
 # -- parsers --------------------------------------------------------------------------------
@@ -202,4 +166,30 @@ def _json_values(text: str, separator: str) -> list[Any]:
     return out
 
 
-_PARSERS = {"hermes": _parse_hermes, "llama3_json": _parse_llama3, "mistral": _parse_mistral}
+_V11_CALL = re.compile(r"\s*([A-Za-z0-9_.\-]{1,64})(?:\[CALL_ID\][A-Za-z0-9]*)?\[ARGS\]")
+
+
+def _parse_mistral_v11(fmt: ToolFormat, text: str) -> tuple[str, list[ParsedCall]]:
+    """`[TOOL_CALLS]name[ARGS]{...}` one after another to the end of the reply (a `[CALL_ID]id`
+    before `[ARGS]` is allowed, as Devstral writes it); all of it parses, or it stays text."""
+    at = text.find(fmt.open)
+    if at < 0:
+        return text, []
+    calls, decoder = [], json.JSONDecoder()
+    for part in text[at + len(fmt.open):].split(fmt.open):
+        m = _V11_CALL.match(part)
+        if m is None:
+            return text, []
+        rest = part[m.end():].strip()
+        try:
+            args, end = decoder.raw_decode(rest) if rest else ({}, 0)
+        except json.JSONDecodeError:
+            return text, []
+        if not isinstance(args, dict) or rest[end:].strip():
+            return text, []
+        calls.append(ParsedCall(m.group(1), args))
+    return text[:at].strip(), calls
+
+
+_PARSERS = {"hermes": _parse_hermes, "llama3_json": _parse_llama3, "mistral": _parse_mistral,
+            "mistral_v11": _parse_mistral_v11}

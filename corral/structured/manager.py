@@ -10,12 +10,15 @@ The engine's contract with this class, every step:
 - `accept(request_id, token)` for each sampled token: "go on", "done" (the grammar is complete and
   admits nothing more: finish the request) or an error message;
 - `remove(request_id)` when a request ends in any way (finished, aborted).
-A preempted request keeps its matcher: its generated tokens stay, only its KV cache is recomputed.
+A request whose thought runs out of its token budget gets a fresh matcher that admits only
+`</think>` and then its constraint. A preempted request keeps its matcher: its generated tokens
+stay, only its KV cache is recomputed.
 Compiled grammars are cached by grammar text (least recently used first out), so a schema sent
 again costs a copy of its matcher, not a new lexer.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ import torch
 from corral.core.structured_outputs import StructuredOutputsParams
 from corral.errors import ValidationError
 from corral.structured.grammar import to_grammar
+from corral.structured.thinking import ThoughtBudget, after_thinking
 from corral.structured.vocabulary import build_ll_tokenizer
 
 MAX_CACHED_GRAMMARS = 128
@@ -49,6 +53,7 @@ class StructuredOutputManager:
         self._compiled: OrderedDict[str, Any] = OrderedDict()  # grammar text -> matcher at its start
         self._matchers: dict[str, Any] = {}
         self._specs: dict[str, StructuredOutputsParams] = {}
+        self._budgets: dict[str, ThoughtBudget] = {}  # request id -> its thought's token budget, while thinking
 
     @property
     def active(self) -> bool:
@@ -62,6 +67,8 @@ class StructuredOutputManager:
         import llguidance
 
         grammar = to_grammar(spec)
+        if spec.thinking is not None:
+            grammar = after_thinking(grammar, spec.thinking, self.tokenizer)
         template = self._compiled.get(grammar)
         if template is None:
             limits = llguidance.LLParserLimits(verbose_errors=False)
@@ -78,10 +85,13 @@ class StructuredOutputManager:
     def add(self, request_id: str, spec: StructuredOutputsParams, matcher=None) -> None:
         self._matchers[request_id] = matcher if matcher is not None else self.compile(spec)
         self._specs[request_id] = spec
+        if spec.thinking_budget is not None:
+            self._budgets[request_id] = ThoughtBudget(spec.thinking_budget, opened=spec.thinking == "open")
 
     def remove(self, request_id: str) -> None:
         self._matchers.pop(request_id, None)
         self._specs.pop(request_id, None)
+        self._budgets.pop(request_id, None)
 
     def masks(self, request_ids: list[str]) -> StepMasks | None:
         """Masks for the constrained ones among `request_ids` (None when there are none)."""
@@ -116,6 +126,13 @@ class StructuredOutputManager:
             return f"the output grammar rejected token {token_id} ({_first_line(matcher.get_error())})"
         if matcher.is_stopped():
             return "done"
+        budget = self._budgets.get(request_id)
+        if budget is not None:
+            if budget.add(self.tokenizer.token_to_bytes(token_id)):  # out of budget: close the thought now
+                spec = dataclasses.replace(self._specs[request_id], thinking="closing", thinking_budget=None)
+                self._matchers[request_id] = self.compile(spec)
+            if budget.done:
+                del self._budgets[request_id]
         return None
 
     def vocabulary(self):

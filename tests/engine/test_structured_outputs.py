@@ -33,6 +33,15 @@ def test_every_schema_gives_valid_json(llm):
         jsonschema.validate(json.loads(c.text), schema, format_checker=jsonschema.FormatChecker())
 
 
+def test_chat_in_the_python_api_takes_the_same_constraint(llm):
+    params = SamplingParams(n=2, max_tokens=150, temperature=1.0, seed=7,
+                            structured_outputs=Structured(json=SCHEMAS[0]))
+    (out,) = llm.chat([{"role": "user", "content": "Who?"}], params)
+    assert len(out.outputs) == 2
+    for c in out.outputs:
+        jsonschema.validate(json.loads(c.text), SCHEMAS[0])
+
+
 def test_json_object_regex_choice_and_gbnf(llm):
     specs = [
         (Structured(json_object=True), lambda t: isinstance(json.loads(t), dict)),

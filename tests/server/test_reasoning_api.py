@@ -70,3 +70,19 @@ def test_think_on_a_model_that_does_not_think_is_a_400(server):
     r = httpx.post(server.url + "/v1/chat/completions",
                    json={"model": server.model, "messages": MESSAGES, "chat_template_kwargs": {"messages": []}})
     assert r.status_code == 400 and r.json()["error"]["param"] == "chat_template_kwargs"
+
+
+def test_streamed_reasoning_carries_every_tokens_logprobs(thinking_server):
+    """The official client's chunks hold the same logprobs, token for token, as the whole reply."""
+    url, model = thinking_server
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    for kwargs in ({}, {"extra_body": {"ignore_eos": True, "chat_template_kwargs": {"enable_thinking": False}}}):
+        args = {**GREEDY, **kwargs, "logprobs": True, "top_logprobs": 2}
+        whole = client.chat.completions.create(model=model, messages=MESSAGES, **args)
+        expected = [(t.token, round(t.logprob, 4), [x.token for x in t.top_logprobs])
+                    for t in whole.choices[0].logprobs.content]
+        assert len(expected) == whole.usage.completion_tokens == 12
+        chunks = list(client.chat.completions.create(model=model, messages=MESSAGES, stream=True, **args))
+        streamed = [(t.token, round(t.logprob, 4), [x.token for x in t.top_logprobs])
+                    for c in chunks if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content]
+        assert streamed == expected

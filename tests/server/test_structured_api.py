@@ -79,6 +79,8 @@ def test_json_object_and_vllm_fields(client, server):
     ({"guided_grammar": "root ::= nothing"}, "guided_grammar"),
     ({"structured_outputs": {"json": {"type": "array", "uniqueItems": True}}}, "structured_outputs"),
     ({"guided_regex": "a", "guided_choice": ["b"]}, "guided_regex"),
+    ({"thinking_token_budget": 0}, "thinking_token_budget"),
+    ({"thinking_token_budget": 8}, "thinking_token_budget"),  # a model that does not think
 ])
 def test_bad_constraints_are_a_400_naming_the_field(server, body, param):
     r = httpx.post(server.url + "/v1/chat/completions", json={"model": server.model, "messages": MESSAGES, **body})

@@ -92,6 +92,18 @@ def test_streamed_calls_assemble_in_the_official_client(client, tool_server):
     assert [c.choices[0].finish_reason for c in raw if c.choices][-1] == "tool_calls"
 
 
+def test_streamed_calls_carry_logprobs(client, tool_server):
+    """Tokens held back while a call is assembled still send their logprobs, once each, in order."""
+    args = dict(model=tool_server[1], messages=MESSAGES, tools=TOOLS, tool_choice="required", max_tokens=120,
+                temperature=0.8, seed=4, logprobs=True, top_logprobs=1)
+    whole = client.chat.completions.create(**args)
+    chunks = list(client.chat.completions.create(**args, stream=True, stream_options={"include_usage": True}))
+    streamed = [t for c in chunks if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content]
+    assert len(streamed) == chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    assert [t.token for t in streamed] == [t.token for t in whole.choices[0].logprobs.content]
+    assert "".join(t.token for t in streamed).count("<tool_call>") == len(whole.choices[0].message.tool_calls)
+
+
 def test_history_with_calls_and_results_renders(client, tool_server):
     history = MESSAGES + [
         {"role": "assistant", "content": None, "tool_calls": [

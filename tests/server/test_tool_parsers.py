@@ -11,7 +11,8 @@ from corral.server.chat_reply import ReplyPlan, ReplyShaper, whole_reply
 from corral.server.ollama_reply import chat_response, whole_pieces
 from corral.server.reasoning import ReasoningSplitter, prompt_leaves_thinking_open
 from corral.server.tool_calls import ToolPlan
-from fixtures.chat_templates import LLAMA31_TOOL_TEMPLATE, MISTRAL_TOOL_TEMPLATE, QWEN25_TOOL_TEMPLATE
+from fixtures.chat_templates import (LLAMA31_TOOL_TEMPLATE, MISTRAL_TOOL_TEMPLATE, MISTRAL_V11_TOOL_TEMPLATE,
+                                     QWEN25_TOOL_TEMPLATE)
 
 NAMES = ["get_weather", "add"]
 
@@ -39,6 +40,16 @@ CASES = [
      "", [("add", {"a": 5, "b": 6}), ("add", {"a": 0, "b": 0})]),
     (tf.MISTRAL, "Sure, no tools needed.", "Sure, no tools needed.", []),
     (tf.MISTRAL, "[TOOL_CALLS] [{broken", "[TOOL_CALLS] [{broken", []),
+    (tf.MISTRAL_V11, '[TOOL_CALLS]get_weather[ARGS]{"city": "Lyon"}', "", [("get_weather", {"city": "Lyon"})]),
+    (tf.MISTRAL_V11, 'Checking both.[TOOL_CALLS]add[ARGS]{"a": 5, "b": 6}[TOOL_CALLS]get_weather[ARGS]{"city": "Oslo"}',
+     "Checking both.", [("add", {"a": 5, "b": 6}), ("get_weather", {"city": "Oslo"})]),
+    (tf.MISTRAL_V11, '[TOOL_CALLS]add[CALL_ID]a1b2c3d4e[ARGS]{"a": 1, "b": 2}', "", [("add", {"a": 1, "b": 2})]),
+    (tf.MISTRAL_V11, "[TOOL_CALLS]add[ARGS]", "", [("add", {})]),  # the template writes `{}` as nothing
+    (tf.MISTRAL_V11, '[TOOL_CALLS]add[ARGS]{"a": 1', '[TOOL_CALLS]add[ARGS]{"a": 1', []),
+    (tf.MISTRAL_V11, '[TOOL_CALLS]add{"a": 1}', '[TOOL_CALLS]add{"a": 1}', []),
+    (tf.MISTRAL_V11, '[TOOL_CALLS]add[ARGS]{"a": 1} and more', '[TOOL_CALLS]add[ARGS]{"a": 1} and more', []),
+    (tf.MISTRAL_V11, "No call, only [ARGS] in text.", "No call, only [ARGS] in text.", []),
+    (tf.LLAMA3_JSON, '{"type": "function", "name": "add", "parameters": {"a": 1, "b": 2}}', "", [("add", {"a": 1, "b": 2})]),
 ]
 
 
@@ -79,6 +90,7 @@ def test_family_comes_from_the_template():
     assert tf.format_for_template(QWEN25_TOOL_TEMPLATE) is tf.HERMES
     assert tf.format_for_template(LLAMA31_TOOL_TEMPLATE) is tf.LLAMA3_JSON
     assert tf.format_for_template(MISTRAL_TOOL_TEMPLATE) is tf.MISTRAL
+    assert tf.format_for_template(MISTRAL_V11_TOOL_TEMPLATE) is tf.MISTRAL_V11
 
 
 @pytest.mark.parametrize("text, in_thought, reasoning, content", [

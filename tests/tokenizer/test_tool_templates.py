@@ -1,6 +1,7 @@
 """Tools reach the model through its own template exactly as transformers renders them
-(`apply_chat_template(tools=...)`), for the Qwen2.5, Llama 3.1 and Mistral v0.3 templates, with
-calls and results in the history as OpenAI clients send them (arguments as JSON text)."""
+(`apply_chat_template(tools=...)`), for the Qwen2.5, Llama 3.1, Mistral v0.3 and Mistral v11
+(`[TOOL_CALLS]name[ARGS]{...}`) templates, with calls and results in the history as OpenAI clients
+send them (arguments as JSON text)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,8 @@ import pytest
 from corral.server.tool_calls import normalize_history
 from corral.server.tool_formats import format_for_template
 from corral.tokenizer import Tokenizer
-from tests.fixtures.chat_templates import LLAMA31_TOOL_TEMPLATE, MISTRAL_TOOL_TEMPLATE, QWEN25_TOOL_TEMPLATE
+from tests.fixtures.chat_templates import (LLAMA31_TOOL_TEMPLATE, MISTRAL_TOOL_TEMPLATE, MISTRAL_V11_TOOL_TEMPLATE,
+                                           QWEN25_TOOL_TEMPLATE)
 from tokenizer_files import with_chat_template
 
 TOOLS = [
@@ -42,6 +44,7 @@ def _wire_history(call_id: str) -> list[dict]:
     ("qwen2", QWEN25_TOOL_TEMPLATE, "hermes", "call_abc"),
     ("llama3", LLAMA31_TOOL_TEMPLATE, "llama3_json", "call_abc"),
     ("spm", MISTRAL_TOOL_TEMPLATE, "mistral", "a1b2c3d4e"),
+    ("spm", MISTRAL_V11_TOOL_TEMPLATE, "mistral_v11", "a1b2c3d4e"),
 ])
 def test_tools_render_like_transformers(style, template, family, call_id, style_dirs, tmp_path):
     from transformers import AutoTokenizer
@@ -58,3 +61,5 @@ def test_tools_render_like_transformers(style, template, family, call_id, style_
     assert ours.apply_chat_template(normalize_history(wire), tools=TOOLS, add_generation_prompt=True) == expected
     assert "get_weather" in expected and "Add two integers" in expected and "Zürich" in expected
     assert format_for_template(template).name == family
+    if family == "mistral_v11":
+        assert '[TOOL_CALLS]get_weather[ARGS]{"city": "Zürich", "unit": "c"}' in expected

@@ -55,7 +55,7 @@ async def _chat_stream(gens: list[Generation], meta: conv.ResponseMeta, n: int, 
                        include_usage: bool, reply: ReplyPlan) -> AsyncIterator[bytes]:
     for chunk in conv.chat_role_chunks(meta, n):
         yield sse_event(chunk)
-    shaped = conv.ShapedChatChunks(meta, reply) if reply.shapes else None
+    shaped = conv.ShapedChatChunks(meta, reply, top) if reply.shapes else None
     try:
         async for _, delta in merged(gens):
             for chunk in shaped.chunks(delta) if shaped else conv.chat_chunks(meta, delta, top):
