@@ -40,7 +40,8 @@ def resolve_path(model: str) -> Path:
     return Path(resolve(model).path)
 
 
-def load_model(args: EngineArgs) -> LoadedModel:
+def load_model(args: EngineArgs, on_progress: Callable[[int, int], None] | None = None) -> LoadedModel:
+    """Load the model `args` names; `on_progress(done, total)` is told of each weight tensor loaded."""
     from corral.loader import load_model_source
     from corral.engine.device import move_model, resolve_device, resolve_dtype
     from corral.models.registry import model_class
@@ -70,6 +71,8 @@ def load_model(args: EngineArgs) -> LoadedModel:
     model = model_class(cfg.architecture, str(path))(cfg, max_positions=max_len)
     model.source_path = str(path)
     weights = source.iter_weights(keep_quantized=keep_quantized)
+    if on_progress is not None:
+        weights = counted(weights, source.num_tensors(), on_progress)
     if device.type != "cpu" or dtype != torch.float32:
         weights = converted_weights(model, weights, device, dtype)
     model.load_weights(weights, keep_quantized=keep_quantized)
@@ -93,6 +96,14 @@ def load_model(args: EngineArgs) -> LoadedModel:
         device=device,
         dtype=dtype,
     )
+
+
+def counted(weights, total: int, on_progress: Callable[[int, int], None]):
+    """`weights` unchanged, calling `on_progress(done, total)` before the first and after each."""
+    on_progress(0, total)
+    for done, item in enumerate(weights, 1):
+        yield item
+        on_progress(done, total)
 
 
 def converted_weights(model: torch.nn.Module, weights, device: torch.device, dtype: torch.dtype):

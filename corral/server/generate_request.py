@@ -51,6 +51,7 @@ class GenerateRequest:
     parallel_tool_calls: bool | None = None
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # extra template variables
     think: bool | None = None  # Ollama's: thinking on or off (templates that take enable_thinking)
+    num_ctx: int | None = None  # Ollama's: the context length to run the model at (reloads it if other)
 
     @property
     def is_chat(self) -> bool:
