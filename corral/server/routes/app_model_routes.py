@@ -105,10 +105,10 @@ async def hub_search_route(q: str = ""):
 async def hub_repo(repo: str, request: Request, context: int = DEFAULT_CONTEXT):
     listing = await asyncio.to_thread(hub_search.repo_files, repo.strip())
     free = _free(get_state(request))
-    for choice in listing["gguf"]:
-        choice["fit"] = fit.estimate(choice["size"], None, context, free)
-    if listing["folder"]:
-        listing["folder"]["fit"] = fit.estimate(listing["folder"]["size"], None, context, free)
+    # weights plus the KV cache at `context`, as the server counts them when it loads
+    for choice in listing["gguf"] + ([listing["folder"]] if listing["folder"] else []):
+        choice["fit"] = fit.estimate(choice["size"], choice.pop("kv_per_token"), context, free)
+    listing["context"] = context
     return listing
 
 

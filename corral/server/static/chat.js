@@ -108,20 +108,55 @@ export class ChatPanel {
     await this.loadModel(name);
   }
 
-  async loadModel(name) {
-    const started = performance.now();
-    const bar = h("div.progress.indeterminate", {}, h("div"));
-    const label = h("span", {}, `Loading ${name}…`);
-    this.loading.replaceChildren(label, bar);
-    this.loading.hidden = false;
-    const timer = setInterval(() => { label.textContent = `Loading ${name}… ${((performance.now() - started) / 1000).toFixed(0)} s`; }, 500);
+  /** The body that loads `name` at the conversation's context length (the server's default when unset). */
+  loadBody(name) {
+    const body = { model: name };
+    if (this.settings.context_length) body.options = { num_ctx: this.settings.context_length };
+    return body;
+  }
+
+  /** Load `name` (at the conversation's context length), showing the server's progress: tensors
+   * loaded of total, polled from /app/api/loading. On failure: the reason and a Retry button.
+   * `quiet`: show nothing unless it takes a while (a model already loaded answers at once).
+   * `retry` is what the Retry button does (by default: this load again). Resolves true when loaded. */
+  async loadModel(name, quiet = false, retry = null) {
+    const bar = h("div", { id: "load-bar" });
+    const progress = h("div.progress.indeterminate", { id: "load-progress", role: "progressbar", "aria-label": `Loading ${name}` }, bar);
+    const label = h("span", { id: "load-label" }, `Loading ${name}…`);
+    const show = () => { this.loading.replaceChildren(label, progress); this.loading.hidden = false; };
+    if (!quiet) show();
+    let polling = true, shown = !quiet;
+    const poll = async () => {
+      while (polling) {
+        try {
+          const load = (await getJSON("/app/api/loading")).loading.find((l) => l.name === name || l.name === `${name}:latest`);
+          if (load) {
+            if (!shown) { show(); shown = true; }
+            if (load.total) {
+              progress.classList.remove("indeterminate");
+              bar.style.width = `${(100 * load.done / load.total).toFixed(1)}%`;
+              progress.setAttribute("aria-valuenow", String(Math.round(100 * load.done / load.total)));
+              label.textContent = load.stage === "cache"
+                ? `Loading ${name}: weights in, preparing the cache…`
+                : `Loading ${name}: ${load.done} of ${load.total} tensors`;
+            }
+          }
+        } catch (e) { /* the load's own answer reports errors */ }
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+    };
+    poll();
     try {
-      await postJSON("/api/generate", { model: name });
+      await postJSON("/api/generate", this.loadBody(name));
       this.loading.hidden = true;
-      toast(`${name} is loaded`);
+      if (!quiet) toast(`${name} is loaded`);
+      return true;
     } catch (e) {
-      this.loading.replaceChildren(h("span.error", { id: "load-error" }, `Could not load ${name}: ${e.message}`));
-    } finally { clearInterval(timer); }
+      this.loading.replaceChildren(h("span.error", { id: "load-error" }, `Could not load ${name}: ${e.message}`),
+        h("button", { id: "load-retry", onclick: retry || (() => this.loadModel(name)) }, "Retry"));
+      this.loading.hidden = false;
+      return false;
+    } finally { polling = false; }
   }
 
   // -- conversations -------------------------------------------------------------------------
@@ -235,6 +270,11 @@ export class ChatPanel {
   }
 
   async generate() {
+    // the conversation's context length: (re)load the model at it first; at once when it already runs so
+    if (this.settings.context_length && !(await this.loadModel(this.settings.model, true, () => this.generate()))) {
+      this.render();
+      return;
+    }
     const view = this.appendMessage({ role: "assistant", content: "", meta: {} }, this.conv.messages.length, true);
     this.abort = new AbortController();
     this.sendButton.textContent = "Stop";
