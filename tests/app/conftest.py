@@ -14,7 +14,8 @@ from server_harness import serve_in_thread  # noqa: E402
 
 from app_fake_hub import AppFakeHub  # noqa: E402
 from app_harness import (  # noqa: E402
-    APP_ENGINE_KWARGS, BROKEN_MODEL, FOLDER_REPO, GGUF_REPO, HUGE_REPO, HUGE_SIZE, LOCAL_MODEL, MEMORY_BUDGET,
+    APP_ENGINE_KWARGS, BROKEN_MODEL, FOLDER_REPO, GGUF_REPO, HUGE_LOCAL_MODEL, HUGE_REPO, HUGE_SIZE, LOCAL_MODEL,
+    MEMORY_BUDGET,
     RESUME_REPO, SLOW_MODEL, chromium_path, slowed_loader, write_gguf_without_tensors,
 )
 
@@ -60,6 +61,8 @@ def app_server(tiny_models, tmp_path_factory, fake_hub):
     store.create(LOCAL_MODEL, f"FROM {gguf}\nPARAMETER num_predict 24\n", home=home)
     broken = write_gguf_without_tensors(home / "broken.gguf")
     store.create(BROKEN_MODEL, f"FROM {broken}\n", home=home)
+    huge = write_gguf_without_tensors(home / "huge.gguf", padding_bytes=MEMORY_BUDGET + (4 << 20))
+    store.create(HUGE_LOCAL_MODEL, f"FROM {huge}\n", home=home)
     store.create(SLOW_MODEL, f"FROM {gguf}\nPARAMETER num_predict 24\n", home=home)
     old = os.environ.get("HF_ENDPOINT")
     os.environ["HF_ENDPOINT"] = fake_hub.url

@@ -62,3 +62,19 @@ def test_the_conversations_context_length_reaches_the_engine(page, app_server):
     (entry,) = [m for m in httpx.get(f"{app_server}/api/ps").json()["models"] if m["name"] == LOCAL_MODEL]
     assert entry["context_length"] == 512  # the engine runs at the conversation's length
     unload_all(app_server)  # the other tests expect the server's default length
+
+
+def test_a_model_too_big_for_free_memory_says_so_before_loading(page, app_server):
+    from app_harness import HUGE_LOCAL_MODEL
+
+    unload_all(app_server)
+    loads = []
+    page.on("request", lambda r: loads.append(r.url) if r.url.endswith("/api/generate") else None)
+    page.select_option("#model-picker", HUGE_LOCAL_MODEL)
+    warning = page.locator("#fit-warning")
+    expect(warning).to_contain_text(f"{HUGE_LOCAL_MODEL} does not fit: it needs ~", timeout=30_000)
+    expect(warning).to_contain_text("is free")
+    assert loads == []  # nothing was loaded behind the warning
+    page.click("#load-anyway")
+    expect(page.locator("#load-error")).to_contain_text(f"Could not load {HUGE_LOCAL_MODEL}: ", timeout=30_000)
+    assert len(loads) == 1

@@ -45,7 +45,9 @@ def _describe(state: ServerState, resolved: ResolvedModel, context: int, free: i
         "context_length": info.get("context_length"),
         "source": source, "modified_at": resolved.modified_at,
         "loaded": loaded is not None,
-        "fit": fit.estimate(resolved.size_bytes, fit.kv_bytes_per_token(resolved.path, resolved.kind), context, free),
+        # a loaded model's own memory would be free again for it: it is not counted against it
+        "fit": fit.estimate(resolved.size_bytes, fit.kv_bytes_per_token(resolved.path, resolved.kind), context,
+                            free + (loaded.size_bytes if loaded is not None and state.manager.memory_budget else 0)),
     }
 
 

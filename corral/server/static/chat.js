@@ -1,6 +1,6 @@
 // Chat panel: conversations (kept on the server), model picker, streamed replies, settings.
 import { ApiError, call, getJSON, postJSON, send, sse } from "./api.js";
-import { copyText, h, toast } from "./format.js";
+import { bytes, copyText, fitContext, h, toast } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
 import { PRESETS, SettingsPane } from "./chat_settings.js";
 
@@ -105,7 +105,27 @@ export class ChatPanel {
     localStorage.setItem("corral.model", name);
     await this.storeSettings({ ...this.settings, model: name });
     this.fillPicker();
+    const tooBig = await this.tooBig(name);
+    if (tooBig) {
+      // the server would try (and the machine might swap or fail): say why first, and let the user choose
+      this.loading.replaceChildren(h("span.error", { id: "fit-warning" },
+        `${name} does not fit: it needs ~${bytes(tooBig.need)} (weights ${bytes(tooBig.weights)}` +
+        `${tooBig.kv_known ? ` + KV cache ${bytes(tooBig.kv)} at ${tooBig.context} tokens` : ""}) and ${bytes(tooBig.free)} is free. ` +
+        "Pick a smaller quantization or a shorter context length."),
+        h("button", { id: "load-anyway", onclick: () => this.loadModel(name) }, "Load anyway"));
+      this.loading.hidden = false;
+      return;
+    }
     await this.loadModel(name);
+  }
+
+  /** The fit estimate of `name` at the conversation's context when it is "too big", else null. */
+  async tooBig(name) {
+    const context = this.settings.context_length || fitContext();
+    try {
+      const found = (await getJSON(`/app/api/models?context=${context}`)).models.find((m) => m.name === name);
+      return found && found.fit.fit === "too big" ? { ...found.fit, context } : null;
+    } catch (e) { return null; }  // no estimate: the load itself reports what goes wrong
   }
 
   /** The body that loads `name` at the conversation's context length (the server's default when unset). */
