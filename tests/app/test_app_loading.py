@@ -78,3 +78,13 @@ def test_a_model_too_big_for_free_memory_says_so_before_loading(page, app_server
     page.click("#load-anyway")
     expect(page.locator("#load-error")).to_contain_text(f"Could not load {HUGE_LOCAL_MODEL}: ", timeout=30_000)
     assert len(loads) == 1
+
+
+def test_load_from_my_models_shows_progress_too(page, app_server):
+    unload_all(app_server)
+    page.click("#tabs button[data-panel=models]")
+    row = page.locator(f"tr[data-model='{SLOW_MODEL}']")
+    row.get_by_role("button", name="Load", exact=True).click()
+    expect(row.locator(".status")).to_have_text(re.compile(r"loading: \d+ of \d+ tensors"), timeout=30_000)
+    expect(row.locator(".status")).to_have_text("loaded", timeout=60_000)
+    unload_all(app_server)

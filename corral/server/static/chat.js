@@ -3,6 +3,7 @@ import { ApiError, call, getJSON, postJSON, send, sse } from "./api.js";
 import { bytes, copyText, fitContext, h, toast } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
 import { PRESETS, SettingsPane } from "./chat_settings.js";
+import { describeLoad, watchLoad } from "./load_progress.js";
 
 const API = "/app/api/conversations";
 
@@ -145,27 +146,16 @@ export class ChatPanel {
     const label = h("span", { id: "load-label" }, `Loading ${name}…`);
     const show = () => { this.loading.replaceChildren(label, progress); this.loading.hidden = false; };
     if (!quiet) show();
-    let polling = true, shown = !quiet;
-    const poll = async () => {
-      while (polling) {
-        try {
-          const load = (await getJSON("/app/api/loading")).loading.find((l) => l.name === name || l.name === `${name}:latest`);
-          if (load) {
-            if (!shown) { show(); shown = true; }
-            if (load.total) {
-              progress.classList.remove("indeterminate");
-              bar.style.width = `${(100 * load.done / load.total).toFixed(1)}%`;
-              progress.setAttribute("aria-valuenow", String(Math.round(100 * load.done / load.total)));
-              label.textContent = load.stage === "cache"
-                ? `Loading ${name}: weights in, preparing the cache…`
-                : `Loading ${name}: ${load.done} of ${load.total} tensors`;
-            }
-          }
-        } catch (e) { /* the load's own answer reports errors */ }
-        await new Promise((resolve) => setTimeout(resolve, 150));
-      }
-    };
-    poll();
+    let shown = !quiet;
+    const stop = watchLoad(name, (load) => {
+      if (!shown) { show(); shown = true; }
+      if (!load.total) return;
+      const percent = 100 * load.done / load.total;
+      progress.classList.remove("indeterminate");
+      bar.style.width = `${percent.toFixed(1)}%`;
+      progress.setAttribute("aria-valuenow", String(Math.round(percent)));
+      label.textContent = `Loading ${name}: ${describeLoad(load)}`;
+    });
     try {
       await postJSON("/api/generate", this.loadBody(name));
       this.loading.hidden = true;
@@ -176,7 +166,7 @@ export class ChatPanel {
         h("button", { id: "load-retry", onclick: retry || (() => this.loadModel(name)) }, "Retry"));
       this.loading.hidden = false;
       return false;
-    } finally { polling = false; }
+    } finally { stop(); }
   }
 
   // -- conversations -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // My models panel: the local store with details and a fit estimate; load, unload, keep-alive,
 // copy, delete, details.
 import { getJSON, postJSON, send } from "./api.js";
+import { describeLoad, watchLoad } from "./load_progress.js";
 import { bytes, count, fitBadge, fitContext, fitNeed, h, setFitContext, toast } from "./format.js";
 
 const KEEP_ALIVE = [["5m", "5 minutes"], ["1h", "1 hour"], ["-1", "until unloaded"], ["0", "unload when idle"]];
@@ -47,12 +48,15 @@ export class ModelsPanel {
     const details = h("tr.details", { hidden: true }, h("td", { colSpan: 9 }));
     const source = m.source && m.source.repo ? m.source.repo : (m.kind === "gguf" ? "local GGUF" : "local folder");
     const load = async () => {
+      status.className = "muted status";
       status.textContent = "loading…";
       const value = keep.value;
+      const stop = watchLoad(m.name, (l) => { status.textContent = `loading: ${describeLoad(l)}`; });
       try {
         await postJSON("/api/generate", { model: m.name, keep_alive: value === "-1" ? -1 : value === "0" ? 0 : value });
         status.textContent = value === "0" ? "unloaded" : "loaded";
-      } catch (e) { status.textContent = ""; status.className = "error status"; status.textContent = e.message; }
+      } catch (e) { status.className = "error status"; status.textContent = `Could not load: ${e.message}`; }
+      finally { stop(); }
     };
     const unload = async () => {
       try { await postJSON("/api/generate", { model: m.name, keep_alive: 0 }); status.textContent = "unloaded"; }
