@@ -16,6 +16,7 @@ def screenshot(page, name: str) -> None:
     """Save the page as docs' screenshot when CORRAL_APP_SCREENSHOTS names a folder."""
     folder = os.environ.get("CORRAL_APP_SCREENSHOTS")
     if folder:
+        page.evaluate("(t => { t.style.transition = 'none'; t.className = 'toast'; })(document.getElementById('toast'))")  # no toast over the page
         page.screenshot(path=os.path.join(folder, f"{name}.png"))
 
 

@@ -290,12 +290,13 @@ export class ChatPanel {
     this.sendButton.textContent = "Stop";
     this.sendButton.id = "stop";
     const t0 = performance.now();
-    let text = "", first = null, chunks = 0, usage = null, failure = null, stopped = false;
+    let text = "", first = null, chunks = 0, usage = null, timings = null, failure = null, stopped = false;
     let painting = false;  // one Markdown render per frame, however fast tokens come
     const paint = () => { painting = false; view.body.innerHTML = renderMarkdown(text); this.scrollDown(); };
     try {
       for await (const chunk of sse("/v1/chat/completions", this.requestBody(), this.abort.signal)) {
         if (chunk.usage) usage = chunk.usage;
+        if (chunk.timings) timings = chunk.timings;  // the server's own measure of decoding speed
         const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
         if (delta && delta.content) {
           if (first === null) first = performance.now();
@@ -315,7 +316,8 @@ export class ChatPanel {
     this.sendButton.id = "send";
     const tokens = usage ? usage.completion_tokens : chunks;
     const meta = { model: this.settings.model, tokens, ttft_ms: first === null ? null : Math.round(first - t0),
-      tps: tokens > 1 && first !== null && end > first ? (tokens - 1) / ((end - first) / 1000) : null };
+      tps: timings ? timings.predicted_per_second
+        : tokens > 1 && first !== null && end > first ? (tokens - 1) / ((end - first) / 1000) : null };
     if (stopped) meta.stopped = true;
     if (failure) {
       meta.error = failure;
