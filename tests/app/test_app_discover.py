@@ -69,8 +69,8 @@ def test_search_download_then_chat_with_the_model(page, fake_hub, app_server):
 
     page.click("#tabs button[data-panel=server]")
     expect(page.locator("#loaded-models")).to_contain_text(PULLED, timeout=10_000)
-    if os.environ.get("CORRAL_APP_SCREENSHOTS"):
-        page.wait_for_timeout(4500)  # two more samples for the token-rate chart
+    if os.environ.get("CORRAL_APP_SCREENSHOTS"):  # the server's token-rate history has the reply in it
+        expect(page.locator("svg.spark")).to_be_visible(timeout=20_000)
     screenshot(page, "server")
 
     if os.environ.get("CORRAL_APP_SCREENSHOTS"):  # the README's phone-width and dark-theme views

@@ -88,3 +88,17 @@ def test_load_from_my_models_shows_progress_too(page, app_server):
     expect(row.locator(".status")).to_have_text(re.compile(r"loading: \d+ of \d+ tensors"), timeout=30_000)
     expect(row.locator(".status")).to_have_text("loaded", timeout=60_000)
     unload_all(app_server)
+
+
+def test_a_reply_that_has_to_load_its_model_shows_the_load(page, app_server):
+    unload_all(app_server)
+    page.select_option("#model-picker", SLOW_MODEL)
+    expect(page.locator(".toast")).to_contain_text(f"{SLOW_MODEL} is loaded", timeout=60_000)
+    unload_all(app_server)  # it went idle and was unloaded: the next request loads it again
+    set_max_tokens(page, 3)
+    page.fill("#prompt", "Are you there?")
+    page.press("#prompt", "Enter")
+    expect(page.locator("#load-label")).to_have_text(re.compile(r"\d+ of \d+ tensors"), timeout=30_000)
+    expect(page.locator(".msg.assistant .meta").last).to_contain_text("tokens", timeout=60_000)
+    expect(page.locator(".loading-model")).to_be_hidden()
+    unload_all(app_server)

@@ -129,6 +129,26 @@ export class ChatPanel {
     } catch (e) { return null; }  // no estimate: the load itself reports what goes wrong
   }
 
+  /** Show `name`'s load progress above the messages while the server reports one (at once unless
+   * `quiet`: then only if a load turns up); returns stop(), which leaves the area as it is. */
+  showLoading(name, quiet) {
+    const bar = h("div", { id: "load-bar" });
+    const progress = h("div.progress.indeterminate", { id: "load-progress", role: "progressbar", "aria-label": `Loading ${name}` }, bar);
+    const label = h("span", { id: "load-label" }, `Loading ${name}…`);
+    const show = () => { this.loading.replaceChildren(label, progress); this.loading.hidden = false; };
+    if (!quiet) show();
+    let shown = !quiet;
+    return watchLoad(name, (load) => {
+      if (!shown) { show(); shown = true; }
+      if (!load.total) return;
+      const percent = 100 * load.done / load.total;
+      progress.classList.remove("indeterminate");
+      bar.style.width = `${percent.toFixed(1)}%`;
+      progress.setAttribute("aria-valuenow", String(Math.round(percent)));
+      label.textContent = `Loading ${name}: ${describeLoad(load)}`;
+    });
+  }
+
   /** The body that loads `name` at the conversation's context length (the server's default when unset). */
   loadBody(name) {
     const body = { model: name };
@@ -141,21 +161,7 @@ export class ChatPanel {
    * `quiet`: show nothing unless it takes a while (a model already loaded answers at once).
    * `retry` is what the Retry button does (by default: this load again). Resolves true when loaded. */
   async loadModel(name, quiet = false, retry = null) {
-    const bar = h("div", { id: "load-bar" });
-    const progress = h("div.progress.indeterminate", { id: "load-progress", role: "progressbar", "aria-label": `Loading ${name}` }, bar);
-    const label = h("span", { id: "load-label" }, `Loading ${name}…`);
-    const show = () => { this.loading.replaceChildren(label, progress); this.loading.hidden = false; };
-    if (!quiet) show();
-    let shown = !quiet;
-    const stop = watchLoad(name, (load) => {
-      if (!shown) { show(); shown = true; }
-      if (!load.total) return;
-      const percent = 100 * load.done / load.total;
-      progress.classList.remove("indeterminate");
-      bar.style.width = `${percent.toFixed(1)}%`;
-      progress.setAttribute("aria-valuenow", String(Math.round(percent)));
-      label.textContent = `Loading ${name}: ${describeLoad(load)}`;
-    });
+    const stop = this.showLoading(name, quiet);
     try {
       await postJSON("/api/generate", this.loadBody(name));
       this.loading.hidden = true;
@@ -290,6 +296,9 @@ export class ChatPanel {
     this.sendButton.textContent = "Stop";
     this.sendButton.id = "stop";
     const t0 = performance.now();
+    // the request loads the model if it went idle and was unloaded: show that load's progress
+    let stopWatch = this.showLoading(this.settings.model, true);
+    const loaded = () => { if (stopWatch) { stopWatch(); stopWatch = null; this.loading.hidden = true; } };
     let text = "", first = null, chunks = 0, usage = null, timings = null, failure = null, stopped = false;
     let painting = false;  // one Markdown render per frame, however fast tokens come
     const paint = () => { painting = false; view.body.innerHTML = renderMarkdown(text); this.scrollDown(); };
@@ -299,7 +308,7 @@ export class ChatPanel {
         if (chunk.timings) timings = chunk.timings;  // the server's own measure of decoding speed
         const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
         if (delta && delta.content) {
-          if (first === null) first = performance.now();
+          if (first === null) { first = performance.now(); loaded(); }
           chunks++;
           text += delta.content;
           if (!painting) { painting = true; requestAnimationFrame(paint); }
@@ -310,6 +319,7 @@ export class ChatPanel {
       else failure = e instanceof ApiError ? e.message : "the connection to the server broke mid-reply";
     }
     const end = performance.now();
+    if (stopWatch) loaded();
     paint();
     this.abort = null;
     this.sendButton.textContent = "Send";
