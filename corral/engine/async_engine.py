@@ -13,7 +13,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from corral.core.outputs import RequestOutput
 from corral.core.sampling_params import SamplingParams
@@ -60,8 +60,10 @@ class AsyncEngine:
         self._thread.start()
 
     @classmethod
-    def from_model(cls, model, **engine_kwargs) -> "AsyncEngine":
-        return cls(LLMEngine(EngineArgs(model=str(model), **engine_kwargs)), str(model))
+    def from_model(cls, model, on_load_progress: Callable[[int, int], None] | None = None,
+                   **engine_kwargs) -> "AsyncEngine":
+        """`on_load_progress(done, total)` is called (in this thread) as weight tensors load."""
+        return cls(LLMEngine(EngineArgs(model=str(model), **engine_kwargs), on_load_progress=on_load_progress), str(model))
 
     # -- API used by the server (event-loop side) -------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
+from typing import Callable
 
 import torch
 
@@ -41,7 +42,8 @@ def kv_cache_dtype(name: str, model: torch.nn.Module, compute_dtype: torch.dtype
 
 
 class LLMEngine:
-    def __init__(self, args: EngineArgs, loaded: LoadedModel | None = None):
+    def __init__(self, args: EngineArgs, loaded: LoadedModel | None = None,
+                 on_load_progress: Callable[[int, int], None] | None = None):
         self.args = args
         if args.kv_cache_dtype not in EngineArgs.KV_CACHE_DTYPES:  # before the model loads
             raise ValidationError(
@@ -54,7 +56,7 @@ class LLMEngine:
         if args.num_threads:
             torch.set_num_threads(args.num_threads)
         keep_freed_memory()
-        self.loaded = loaded or load_model(args)
+        self.loaded = loaded or load_model(args, on_load_progress)
         self.tokenizer = self.loaded.tokenizer
         self.model_config = self.loaded.config
         self.max_model_len = self.loaded.max_model_len

@@ -42,7 +42,8 @@ def resolve_path(model: str) -> Path:
     return Path(resolve(model).path)
 
 
-def load_model(args: EngineArgs) -> LoadedModel:
+def load_model(args: EngineArgs, on_progress: Callable[[int, int], None] | None = None) -> LoadedModel:
+    """Load the model `args` names; `on_progress(done, total)` is told of each weight tensor loaded."""
     from corral.loader import load_model_source
     from corral.engine.device import move_model, resolve_device, resolve_dtype
     from corral.models.registry import model_class
@@ -77,6 +78,8 @@ def load_model(args: EngineArgs) -> LoadedModel:
     weights = source.iter_weights(keep_quantized=keep_quantized)
     if keep_quantized and float_activations:
         weights = with_float_activations(weights)
+    if on_progress is not None:
+        weights = counted(weights, source.num_tensors(), on_progress)
     if device.type != "cpu" or dtype != torch.float32:
         weights = converted_weights(model, weights, device, dtype)
     model.load_weights(weights, keep_quantized=keep_quantized)
@@ -106,6 +109,14 @@ def with_float_activations(weights):
     """The weights, each quantized one marked for kernels that keep activations in float32."""
     for name, value in weights:
         yield name, replace(value, float_activations=True) if isinstance(value, QuantizedWeight) else value
+
+
+def counted(weights, total: int, on_progress: Callable[[int, int], None]):
+    """`weights` unchanged, calling `on_progress(done, total)` before the first and after each."""
+    on_progress(0, total)
+    for done, item in enumerate(weights, 1):
+        yield item
+        on_progress(done, total)
 
 
 def converted_weights(model: torch.nn.Module, weights, device: torch.device, dtype: torch.dtype):

@@ -47,6 +47,10 @@ class HeaderError(ValueError):
     """The header is not valid GGUF; the message says where and why (the caller names the file)."""
 
 
+class PastEndError(HeaderError):
+    """A read ran past the end of the buffer: the file is truncated, or only its start was read."""
+
+
 class LazyStrings:
     """An array of strings still in the file; `decode()` reads it into a new list each call."""
 
@@ -123,6 +127,29 @@ def parse_header(buf) -> GGUFHeader:
         tensors.append(TensorInfo(name, dims, type_id, offset))
     data_offset = -(-r.pos // alignment) * alignment
     return GGUFHeader(version, metadata, tensors, alignment, data_offset)
+
+
+def parse_metadata_prefix(buf) -> tuple[dict[str, Any], bool]:
+    """The metadata entries that lie whole in `buf`, the first bytes of a GGUF file (say, from an
+    HTTP range request), and whether that was all of them. Raises HeaderError when those bytes are
+    not a GGUF header."""
+    r = _Reader(buf)
+    if r.size < 4 or bytes(r.buf[:4]) != MAGIC:
+        raise HeaderError("not a GGUF file (the first bytes are not 'GGUF')")
+    r.pos = 4
+    metadata: dict[str, Any] = {}
+    try:
+        version = r.scalar(U32, "the GGUF version")
+        if version not in VERSIONS:
+            raise HeaderError(f"GGUF version {version} is not supported")
+        r.scalar(U64, "the tensor count")
+        n_kv = r.scalar(U64, "the metadata count")
+        for _ in range(n_kv):
+            key = r.string("a metadata key")
+            metadata[key] = r.value(r.scalar(U32, f"the type of metadata key {key!r}"), f"metadata key {key!r}")
+    except PastEndError:
+        return metadata, False
+    return metadata, True
 
 
 class _Reader:
@@ -215,5 +242,5 @@ class _Reader:
         self.pos = pos
 
     def _past_end(self, what: str, pos: int) -> HeaderError:
-        return HeaderError(f"{what} at byte {pos} runs past the end of the file ({self.size} bytes); "
+        return PastEndError(f"{what} at byte {pos} runs past the end of the file ({self.size} bytes); "
                            "the file is truncated or corrupt (re-download it)")

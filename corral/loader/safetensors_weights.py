@@ -63,6 +63,17 @@ def iter_safetensors_weights(files: list[Path]) -> Iterator[tuple[str, torch.Ten
                 yield name, st.get_tensor(name)
 
 
+def count_safetensors_tensors(files: list[Path]) -> int:
+    """Tensors in the shards, from their headers only."""
+    from safetensors import safe_open
+
+    total = 0
+    for f in files:
+        with _open(f, safe_open) as st:
+            total += len(st.keys())
+    return total
+
+
 def _open(f: Path, safe_open):
     try:
         return safe_open(str(f), framework="pt")

@@ -30,6 +30,15 @@ class ModelSource:
     gguf: GGUFFile | None = None
     files: list[Path] = field(default_factory=list)  # safetensors shards of an HF folder
 
+    def num_tensors(self) -> int:
+        """Tensors stored in the file(s): what `iter_weights` yields, give or take the few a
+        family drops or merges (for load progress, not for checks)."""
+        if self.gguf is not None:
+            return len(self.gguf.tensors)
+        from corral.loader.safetensors_weights import count_safetensors_tensors
+
+        return count_safetensors_tensors(self.files)
+
     def iter_weights(self, keep_quantized: bool = False) -> Iterator[tuple[str, torch.Tensor | QuantizedWeight]]:
         """Yield (HF parameter name, weight) once per stored tensor.
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from corral.server.error_responses import install_error_handlers
 from corral.server.metrics import HttpMetricsMiddleware, ServerMetrics
+from corral.server.model_load import ModelLoad
 from corral.server.model_manager import DEFAULT_KEEP_ALIVE_S, EngineLoader, ModelManager
 from corral.server.model_source import ModelSource, ResolvedModel, default_source
 from corral.server.request_body import DEFAULT_MAX_BODY_SIZE, RequestBodyMiddleware
@@ -27,10 +28,11 @@ log = logging.getLogger("corral.server")
 
 
 def async_engine_loader(**engine_kwargs: Any) -> EngineLoader:
-    """Loads `AsyncEngine.from_model(path, **engine_kwargs)` (imported late: torch is heavy), or an
+    """Loads `AsyncEngine.from_model(path, **engine_kwargs)` (imported late: torch is heavy), at the
+    load's context length when it asks for one, reporting weight progress into the load; or an
     AsyncEmbedder for an embedding or reranking model."""
 
-    def load(resolved: ResolvedModel):
+    def load(resolved: ResolvedModel, progress: ModelLoad):
         from corral.engine.async_engine import AsyncEngine
         from corral.engine.model_kind import GENERATE, model_kind
 
@@ -38,7 +40,10 @@ def async_engine_loader(**engine_kwargs: Any) -> EngineLoader:
             from corral.engine.async_embedder import AsyncEmbedder
 
             return AsyncEmbedder.from_model(resolved.path, resolved.key, engine_kwargs.get("num_threads"))
-        engine = AsyncEngine.from_model(resolved.path, **engine_kwargs)
+        kwargs = dict(engine_kwargs)
+        if progress.context_length:
+            kwargs["max_model_len"] = progress.context_length
+        engine = AsyncEngine.from_model(resolved.path, on_load_progress=progress.report, **kwargs)
         log.info("loaded %s: %s", resolved.path, engine.placement)
         return engine
 
@@ -80,13 +85,16 @@ def create_app(
             log.info("loading %s", name)
             await manager.load(name, pin=True)
         reaper = asyncio.create_task(manager.run_reaper())
+        sampler = asyncio.create_task(state.token_history.run(
+            lambda: [(m.engine, m.engine.stats().generation_tokens_total) for m in manager.loaded()]))
         if on_ready:
             on_ready(state)
         try:
             yield
         finally:
             reaper.cancel()
-            await asyncio.gather(reaper, return_exceptions=True)
+            sampler.cancel()
+            await asyncio.gather(reaper, sampler, return_exceptions=True)
             manager.shutdown()
 
     app = FastAPI(title="corral", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)

@@ -1,13 +1,11 @@
-"""What the web app's routes keep per server app: the conversation store and a history of the
-engines' generated-token totals (for tokens per second over the last minutes). Made on first use
-and kept on `app.state.corral_app`, so `create_app` needs nothing new."""
+"""What the web app's routes keep per server app: the conversation store. Made on first use and
+kept on `app.state.corral_app`, so `create_app` needs nothing new. (The token-rate history is the
+server's own: ServerState.token_history.)"""
 from __future__ import annotations
 
-import collections
 import hashlib
 import hmac
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request
 
@@ -15,27 +13,10 @@ from corral import envs
 from corral.server.conversations import ConversationStore
 from corral.server.state import get_state
 
-HISTORY_S = 300.0  # seconds of token-rate history kept
-
 
 @dataclass
 class AppState:
     conversations: ConversationStore
-    token_history: collections.deque = field(default_factory=lambda: collections.deque(maxlen=600))
-
-    def record_tokens(self, total: int) -> list[dict]:
-        """Note the engines' generated-token total now; returns the per-interval rates
-        ({t: unix seconds, tps}) over the last HISTORY_S."""
-        now = time.time()
-        self.token_history.append((now, total))
-        while self.token_history and self.token_history[0][0] < now - HISTORY_S:
-            self.token_history.popleft()
-        points = list(self.token_history)
-        rates = []
-        for (t0, n0), (t1, n1) in zip(points, points[1:]):
-            if t1 - t0 >= 0.5:
-                rates.append({"t": t1, "tps": max(0, n1 - n0) / (t1 - t0)})
-        return rates
 
 
 def get_app_state(request: Request) -> AppState:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 FIT_SHARE = 0.8
 _DENSE_FILE_TYPES = (None, 0, 1, 32)  # GGUF general.file_type F32, F16, BF16: loaded dense, float32 cache
+DENSE_QUANTS = {"F32": 0, "F16": 1, "BF16": 32}  # a repo's file name tag -> that general.file_type
 
 
 def free_bytes(memory_budget: int | None, used_bytes: int) -> int:
@@ -50,13 +51,19 @@ def kv_bytes_per_token(path: Path, kind: str) -> int | None:
 def _gguf_kv(path: Path) -> int | None:
     from corral.loader.gguf_file import GGUFFile
 
-    meta = GGUFFile(path).metadata
+    return gguf_kv_from_metadata(GGUFFile(path).metadata)
+
+
+def gguf_kv_from_metadata(meta: Mapping[str, Any], file_type: Any = "from metadata") -> int | None:
+    """K and V bytes per token from GGUF metadata (a whole file's, or the start of a remote one's);
+    `file_type` overrides general.file_type (a remote repo's other quantizations share the header)."""
     arch = meta.get("general.architecture")
     layers = meta.get(f"{arch}.block_count")
     heads = meta.get(f"{arch}.attention.head_count")
     kv_heads = meta.get(f"{arch}.attention.head_count_kv", heads)
     head_dim = meta.get(f"{arch}.attention.key_length") or (meta.get(f"{arch}.embedding_length", 0) // (heads or 1))
-    file_type = meta.get("general.file_type")
+    if file_type == "from metadata":
+        file_type = meta.get("general.file_type")
     itemsize = 4 if file_type in _DENSE_FILE_TYPES else 2  # weights kept quantized: a float16 cache
     if not (layers and kv_heads and head_dim):
         return None
@@ -64,13 +71,17 @@ def _gguf_kv(path: Path) -> int | None:
 
 
 def _hf_kv(path: Path) -> int | None:
-    config = json.loads((path / "config.json").read_text())
+    return hf_kv_from_config(json.loads((path / "config.json").read_text()))
+
+
+def hf_kv_from_config(config: dict[str, Any]) -> int | None:
+    """K and V bytes per token from a config.json's values (a folder loads dense: a float32 cache)."""
     config = config.get("text_config", config) if isinstance(config.get("text_config"), dict) else config
     layers = config["num_hidden_layers"]
     heads = config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads") or heads
     head_dim = config.get("head_dim") or config["hidden_size"] // heads
-    return 2 * layers * kv_heads * head_dim * 4  # unquantized weights: a float32 cache
+    return 2 * layers * kv_heads * head_dim * 4
 
 
 def estimate(weights_bytes: int | None, kv_per_token: int | None, context: int, free: int) -> dict[str, Any]:

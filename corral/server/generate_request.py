@@ -52,6 +52,7 @@ class GenerateRequest:
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # extra template variables
     think: bool | None = None  # Ollama's: thinking on or off (templates that take enable_thinking)
     thinking_token_budget: int | None = None  # most tokens the reply may think for before `</think>`
+    num_ctx: int | None = None  # Ollama's: the context length to run the model at (reloads it if other)
 
     @property
     def is_chat(self) -> bool:

@@ -133,7 +133,7 @@ async def start_generation(manager: ModelManager, req: GenerateRequest, metrics:
                            request_id: str | None = None) -> Generation:
     """Load (if needed) and start `req`; raises the engine's or the template's user errors."""
     timing = Timing(received=time.monotonic())
-    model = await manager.acquire(req.model)
+    model = await manager.acquire(req.model, req.num_ctx)
     timing.load_s = time.monotonic() - timing.received
     gen = Generation(manager, model, req, request_id or uuid.uuid4().hex, timing, metrics)
     try:

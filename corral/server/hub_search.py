@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from corral import envs
 from corral.errors import HubUnavailableError
+from corral.server import hub_fit
 from corral.store.hub import fetch_listing, is_transport_error, unreachable_message
 from corral.store.quants import gguf_choices
 
@@ -60,18 +61,24 @@ def search(query: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
 
 
 def repo_files(repo: str) -> dict[str, Any]:
-    """A repo's GGUF choices (quantization, files, total bytes, the name to pull), and whether it
-    can be pulled as a safetensors folder instead."""
+    """A repo's GGUF choices (quantization, files, total bytes, the name to pull, K+V cache bytes
+    per token when its header or config.json tells), and whether it can be pulled as a
+    safetensors folder instead; `context_length` is the model's trained context when known."""
     check_reachable(envs.hf_endpoint())
     listing = fetch_listing(repo)
+    found = gguf_choices(list(listing.files))
+    # one header for all: a repo's quantizations share the model's shape
+    metadata = hub_fit.read_gguf_metadata(listing, found[0].files[0]) if found else None
     choices = []
-    for choice in gguf_choices(list(listing.files)):
+    for choice in found:
         size = sum(listing.files[p].size or 0 for p in choice.files)
         tag = choice.quant or PurePosixPath(choice.files[0]).stem
         choices.append({"quant": choice.quant or "?", "files": list(choice.files), "size": size,
-                        "pull": f"hf.co/{repo}:{tag}"})
+                        "pull": f"hf.co/{repo}:{tag}", "kv_per_token": hub_fit.kv_for_quant(metadata, choice.quant)})
     safetensors = [p for p in listing.files if p.endswith(".safetensors") and "/" not in p]
     folder = None
     if safetensors and "config.json" in listing.files:
-        folder = {"size": sum(listing.files[p].size or 0 for p in safetensors), "pull": repo}
-    return {"repo": repo, "commit": listing.commit, "gguf": choices, "folder": folder}
+        folder = {"size": sum(listing.files[p].size or 0 for p in safetensors), "pull": repo,
+                  "kv_per_token": hub_fit.folder_kv_per_token(listing)}
+    return {"repo": repo, "commit": listing.commit, "gguf": choices, "folder": folder,
+            "context_length": hub_fit.context_length(metadata)}

@@ -9,6 +9,9 @@ Rules the manager keeps:
 - a model unloaded or forgotten while busy goes when its last request ends, whatever that
   request's keep_alive; a forgotten model (its store name was removed or changed) serves no new
   request from the moment it is forgotten;
+- a request that asks for a context length (Ollama's `num_ctx`) other than the loaded copy's
+  reloads the model at that length once the copy is idle (as Ollama does); a pinned model stays
+  pinned through the reload; requests that ask for none use whatever copy is loaded;
 - before loading a model that does not fit the memory budget, idle models are unloaded least
   recently used first; if busy models still leave no room, the load waits for one to go idle.
   A model alone over the budget still loads (the engine then fails if memory really runs out).
@@ -23,10 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from corral.server.generate_request import MAX_KEEP_ALIVE_S
+from corral.server.model_load import ModelLoad
 from corral.server.model_source import ModelSource, ResolvedModel
 
 DEFAULT_KEEP_ALIVE_S = 300.0
-EngineLoader = Callable[[ResolvedModel], Any]
+# (model, the load: its context length, and where the loader reports progress) -> engine
+EngineLoader = Callable[[ResolvedModel, ModelLoad], Any]
 
 
 @dataclass(eq=False)
@@ -43,6 +48,10 @@ class LoadedModel:
     @property
     def name(self) -> str:
         return self.resolved.name
+
+    @property
+    def context_length(self) -> int | None:
+        return getattr(self.engine, "max_model_len", None)
 
 
 class ModelManager:
@@ -61,6 +70,7 @@ class ModelManager:
         self.clock = clock
         self._models: dict[str, LoadedModel] = {}
         self._loading: dict[str, asyncio.Task] = {}
+        self._loads: dict[str, ModelLoad] = {}  # key -> the load in flight, for progress
         self._idle = asyncio.Condition()
 
     def loaded(self) -> list[LoadedModel]:
@@ -73,13 +83,18 @@ class ModelManager:
                 return model
         return None
 
+    def loading(self) -> list[ModelLoad]:
+        """Loads in flight, oldest first."""
+        return sorted(self._loads.values(), key=lambda load: load.started_at)
+
     def resolve(self, name: str) -> ResolvedModel:
         """The loaded model's description, else the source's (raises ModelNotFoundError)."""
         model = self.find_loaded(name)
         return model.resolved if model else self.source.resolve(name)
 
-    async def acquire(self, name: str) -> LoadedModel:
+    async def acquire(self, name: str, context_length: int | None = None) -> LoadedModel:
         """The model called `name`, loaded if needed, with one more reference; pair with `release`.
+        With `context_length`, a copy loaded at another length is reloaded at this one once idle.
 
         A load runs as its own task: a caller cancelled while waiting does not cancel it."""
         while True:
@@ -87,13 +102,25 @@ class ModelManager:
             if model is None:
                 resolved = self.source.resolve(name)
                 model = self._models.get(resolved.key)  # the same files under another name
+            else:
+                resolved = model.resolved
+            pinned = False
+            if model is not None and context_length and model.context_length not in (None, context_length):
+                if model.refs > 0:  # in use at another length: reload once it is idle
+                    async with self._idle:
+                        await self._idle.wait()
+                    continue
+                pinned = model.pinned
+                self._unload(model)
+                model = None
             if model is not None:
                 model.refs += 1
                 model.last_used = time.monotonic()
                 return model
             task = self._loading.get(resolved.key)
             if task is None:
-                task = self._loading[resolved.key] = asyncio.create_task(self._load(resolved))
+                load = ModelLoad(resolved.name, context_length)
+                task = self._loading[resolved.key] = asyncio.create_task(self._load(resolved, load, pinned))
                 task.add_done_callback(lambda _t, key=resolved.key: self._loading.pop(key, None))
             await asyncio.shield(task)
 
@@ -114,10 +141,11 @@ class ModelManager:
             keep = self.default_keep_alive
         return math.inf if keep < 0 or keep > MAX_KEEP_ALIVE_S else self.clock() + keep
 
-    async def load(self, name: str, keep_alive: float | None = None, pin: bool = False) -> LoadedModel:
-        """Load `name` (if needed) without using it; its keep-alive starts now. `pin` keeps it
-        loaded until an explicit `unload`."""
-        model = await self.acquire(name)
+    async def load(self, name: str, keep_alive: float | None = None, pin: bool = False,
+                   context_length: int | None = None) -> LoadedModel:
+        """Load `name` (if needed, or at `context_length` tokens if given) without using it; its
+        keep-alive starts now. `pin` keeps it loaded until an explicit `unload`."""
+        model = await self.acquire(name, context_length)
         model.pinned = model.pinned or pin
         self.release(model, keep_alive)
         return model
@@ -163,12 +191,16 @@ class ModelManager:
     def used_bytes(self) -> int:
         return sum(m.size_bytes for m in self._models.values())
 
-    async def _load(self, resolved: ResolvedModel) -> LoadedModel:
-        await self._make_room(resolved.size_bytes)
-        engine = await asyncio.to_thread(self.load_engine, resolved)
+    async def _load(self, resolved: ResolvedModel, load: ModelLoad, pinned: bool = False) -> LoadedModel:
+        self._loads[resolved.key] = load
+        try:
+            await self._make_room(resolved.size_bytes)
+            engine = await asyncio.to_thread(self.load_engine, resolved, load)
+        finally:
+            self._loads.pop(resolved.key, None)
         size = int(getattr(engine, "memory_bytes", 0) or resolved.size_bytes)
-        expires = self._expiry(self.default_keep_alive)
-        model = self._models[resolved.key] = LoadedModel(resolved, engine, size, expires_at=expires)
+        expires = math.inf if pinned else self._expiry(self.default_keep_alive)
+        model = self._models[resolved.key] = LoadedModel(resolved, engine, size, expires_at=expires, pinned=pinned)
         return model
 
     async def _make_room(self, needed: int) -> None:

@@ -37,6 +37,16 @@ def _reject_images(images: list[str] | None) -> None:
         raise ValidationError("images", "this server runs text-only models; images are not supported")
 
 
+def context_length(options: ol.Options | None, defaults: ModelDefaults) -> int | None:
+    """The request's `num_ctx`, else the Modelfile's; None when neither sets one."""
+    value = options.num_ctx if options is not None and options.num_ctx is not None else defaults.options.get("num_ctx")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError("options.num_ctx", f"must be a positive whole number of tokens, got {value!r}")
+    return value
+
+
 def _sampling(req: ol.GenerateRequest | ol.ChatRequest, defaults: ModelDefaults) -> SamplingParams:
     params = options_to_sampling(req.options, defaults)
     params.structured_outputs = ollama_format_constraint(req.format)
@@ -56,6 +66,7 @@ def generate_to_internal(req: ol.GenerateRequest, defaults: ModelDefaults = Mode
         context=req.context,
         keep_alive=parse_keep_alive(req.keep_alive),
         think=req.think,
+        num_ctx=context_length(req.options, defaults),
     )
 
 
@@ -73,6 +84,7 @@ def chat_to_internal(req: ol.ChatRequest, defaults: ModelDefaults = ModelDefault
         tools=req.tools,
         keep_alive=parse_keep_alive(req.keep_alive),
         think=req.think,
+        num_ctx=context_length(req.options, defaults),
     )
 
 

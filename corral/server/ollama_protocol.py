@@ -41,7 +41,7 @@ class Options(_Request):
     repeat_penalty: float | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
-    num_ctx: int | None = None  # accepted; the context is fixed when the model loads
+    num_ctx: int | None = None  # the context length to run at: a model loaded at another is reloaded
 
 
 class Message(_Request):

@@ -221,8 +221,9 @@ class ShapedChatChunks:
                                       choices=[oa.ChatChunkChoice(index=index, delta=delta, logprobs=logprobs)])
 
 
-def chat_usage_chunk(meta: ResponseMeta, use: oa.Usage) -> oa.ChatCompletionChunk:
-    return oa.ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model, choices=[], usage=use)
+def chat_usage_chunk(meta: ResponseMeta, use: oa.Usage, timings: oa.Timings | None = None) -> oa.ChatCompletionChunk:
+    return oa.ChatCompletionChunk(id=meta.id, created=meta.created, model=meta.model, choices=[], usage=use,
+                                  timings=timings)
 
 
 def completion_choice(index: int, out: CompletionOutput, top: int | None, text_offset: int) -> oa.CompletionChoice:

@@ -191,6 +191,17 @@ class ChatChunkChoice(BaseModel):
     stop_reason: str | None = Field(default=None, exclude_if=_none)  # why, when finish_reason is "error"
 
 
+class Timings(BaseModel):
+    """llama.cpp's `timings` extension, measured by the server: prompt processing up to the first
+    token, then decoding (tokens after the first, over the time they took)."""
+
+    prompt_n: int
+    prompt_ms: float
+    predicted_n: int
+    predicted_ms: float
+    predicted_per_second: float | None  # None when fewer than two tokens were generated
+
+
 class ChatCompletionChunk(BaseModel):
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
@@ -198,6 +209,7 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChatChunkChoice]
     usage: Usage | None = Field(default=None, exclude_if=_none)
+    timings: Timings | None = Field(default=None, exclude_if=_none)  # on the usage chunk, as llama-server sends it
 
 
 class CompletionChoice(BaseModel):

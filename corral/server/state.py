@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, TypeVar
 
@@ -13,6 +13,7 @@ from corral.errors import CorralError
 from corral.server.error_responses import AuthenticationError
 from corral.server.metrics import ServerMetrics
 from corral.server.model_manager import ModelManager
+from corral.server.token_history import TokenHistory
 
 T = TypeVar("T")
 DISCONNECT_POLL_S = 0.25
@@ -31,6 +32,7 @@ class ServerState:
     metrics: ServerMetrics
     api_key: str | None = None
     store_home: Path | None = None  # the store /api/pull, /api/create, ... change; None: CORRAL_HOME
+    token_history: TokenHistory = field(default_factory=TokenHistory)  # sampled by a task of the app
 
 
 def get_state(request: Request) -> ServerState:

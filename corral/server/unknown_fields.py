@@ -25,7 +25,6 @@ OPENAI_IGNORED = frozenset({
 })
 OLLAMA_IGNORED = frozenset({"truncate", "shift"})  # corral refuses a prompt too long instead
 OLLAMA_OPTIONS_IGNORED = frozenset({
-    "num_ctx",  # the context is fixed when the model loads
     "num_keep", "num_batch", "num_gpu", "main_gpu", "num_thread", "numa", "use_mmap", "use_mlock",
     "low_vram", "f16_kv", "vocab_only", "logits_all",  # memory, threads and devices: the server's choice
     "penalize_newline",  # removed from Ollama; it no longer does anything there either

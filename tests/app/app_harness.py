@@ -12,6 +12,9 @@ MEMORY_BUDGET = 24 << 20  # bytes: the tiny models fit, the "huge" repo's file d
 HUGE_SIZE = 40 << 20
 LOCAL_MODEL = "tiny:latest"
 BROKEN_MODEL = "broken:latest"  # a valid GGUF file that lacks the model's tensors: it cannot load
+HUGE_LOCAL_MODEL = "huge-local:latest"  # a GGUF file bigger than MEMORY_BUDGET (and no real model)
+SLOW_MODEL = "slow:latest"  # tiny:latest's file, loaded as from a slow disk: its progress can be watched
+SLOW_TENSOR_S = 0.04  # seconds each of its weight tensors takes to load
 GGUF_REPO = "acme/tiny-qwen-GGUF"
 HUGE_REPO = "acme/huge-GGUF"
 RESUME_REPO = "acme/tiny-qwen-q4-GGUF"
@@ -26,11 +29,37 @@ def chromium_path() -> str | None:
     return None
 
 
-def write_gguf_without_tensors(path: Path) -> Path:
+def slowed_loader(**engine_kwargs):
+    """The server's real engine loader; SLOW_MODEL's tensors each take SLOW_TENSOR_S more to load."""
+    import time
+
+    from corral.server.app import async_engine_loader
+
+    load = async_engine_loader(**engine_kwargs)
+
+    def loader(resolved, progress):
+        if resolved.name == SLOW_MODEL:
+            report = progress.report
+
+            def slow_report(done, total):
+                time.sleep(SLOW_TENSOR_S)
+                report(done, total)
+
+            progress.report = slow_report
+        return load(resolved, progress)
+
+    return loader
+
+
+def write_gguf_without_tensors(path: Path, padding_bytes: int = 0) -> Path:
+    """A GGUF file with a Llama header and no usable weights; `padding_bytes` of zeros in one extra
+    tensor make it as big as a model that does not fit."""
     import gguf
     import numpy as np
 
     writer = gguf.GGUFWriter(str(path), "llama")
+    if padding_bytes:
+        writer.add_tensor("padding.weight", np.zeros(padding_bytes // 4, dtype=np.float32))
     writer.add_context_length(64)
     writer.add_embedding_length(8)
     writer.add_block_count(1)

@@ -14,8 +14,9 @@ from server_harness import serve_in_thread  # noqa: E402
 
 from app_fake_hub import AppFakeHub  # noqa: E402
 from app_harness import (  # noqa: E402
-    APP_ENGINE_KWARGS, BROKEN_MODEL, FOLDER_REPO, GGUF_REPO, HUGE_REPO, HUGE_SIZE, LOCAL_MODEL, MEMORY_BUDGET,
-    RESUME_REPO, chromium_path, write_gguf_without_tensors,
+    APP_ENGINE_KWARGS, BROKEN_MODEL, FOLDER_REPO, GGUF_REPO, HUGE_LOCAL_MODEL, HUGE_REPO, HUGE_SIZE, LOCAL_MODEL,
+    MEMORY_BUDGET,
+    RESUME_REPO, SLOW_MODEL, chromium_path, slowed_loader, write_gguf_without_tensors,
 )
 
 
@@ -48,7 +49,8 @@ def fake_hub(tiny_models):
 
 @pytest.fixture(scope="session")
 def app_server(tiny_models, tmp_path_factory, fake_hub):
-    """A real server with one local model (`tiny:latest`, a Qwen2 Q8_0 GGUF) and the fake Hub."""
+    """A real server with local models (`tiny:latest`, a Qwen2 Q8_0 GGUF; `slow:latest`, the same
+    file loading slowly; `broken:latest`, which cannot load) and the fake Hub."""
     from corral import store
     from corral.server.app import create_app
     from corral.server.store_source import StoreModelSource
@@ -59,9 +61,12 @@ def app_server(tiny_models, tmp_path_factory, fake_hub):
     store.create(LOCAL_MODEL, f"FROM {gguf}\nPARAMETER num_predict 24\n", home=home)
     broken = write_gguf_without_tensors(home / "broken.gguf")
     store.create(BROKEN_MODEL, f"FROM {broken}\n", home=home)
+    huge = write_gguf_without_tensors(home / "huge.gguf", padding_bytes=MEMORY_BUDGET + (4 << 20))
+    store.create(HUGE_LOCAL_MODEL, f"FROM {huge}\n", home=home)
+    store.create(SLOW_MODEL, f"FROM {gguf}\nPARAMETER num_predict 24\n", home=home)
     old = os.environ.get("HF_ENDPOINT")
     os.environ["HF_ENDPOINT"] = fake_hub.url
-    app = create_app([], source=StoreModelSource(home), engine_kwargs=APP_ENGINE_KWARGS,
+    app = create_app([], source=StoreModelSource(home), engine_loader=slowed_loader(**APP_ENGINE_KWARGS),
                      memory_budget=MEMORY_BUDGET, store_home=home)
     url, stop = serve_in_thread(app)
     yield url

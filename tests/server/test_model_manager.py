@@ -44,7 +44,7 @@ class Clock:
 def make(budget=None, keep=300.0):
     loads: list[str] = []
 
-    def load(resolved):
+    def load(resolved, progress):
         loads.append(resolved.name)
         time.sleep(0.01)
         return Engine(resolved.name)
@@ -129,7 +129,7 @@ def test_unknown_model_and_failed_load_raise_and_leave_nothing_behind():
         with pytest.raises(ModelNotFoundError):
             await manager.acquire("missing")
 
-        def broken(resolved):
+        def broken(resolved, progress):
             raise RuntimeError("bad file")
 
         manager.load_engine = broken
@@ -143,7 +143,7 @@ def test_load_runs_off_the_event_loop():
     async def go():
         threads = []
         manager, _, _ = make()
-        manager.load_engine = lambda r: threads.append(threading.current_thread()) or Engine(r.name)
+        manager.load_engine = lambda r, progress: threads.append(threading.current_thread()) or Engine(r.name)
         await manager.load("a")
         assert threads and threads[0] is not threading.main_thread()
     run(go())

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, Request
 from corral import store
 from corral.errors import CorralError
 from corral.server import fit, hub_search
-from corral.server.app_state import get_app_state
 from corral.server.model_source import ResolvedModel
 from corral.server.state import ServerState, get_state, require_api_key
 
@@ -46,7 +45,9 @@ def _describe(state: ServerState, resolved: ResolvedModel, context: int, free: i
         "context_length": info.get("context_length"),
         "source": source, "modified_at": resolved.modified_at,
         "loaded": loaded is not None,
-        "fit": fit.estimate(resolved.size_bytes, fit.kv_bytes_per_token(resolved.path, resolved.kind), context, free),
+        # a loaded model's own memory would be free again for it: it is not counted against it
+        "fit": fit.estimate(resolved.size_bytes, fit.kv_bytes_per_token(resolved.path, resolved.kind), context,
+                            free + (loaded.size_bytes if loaded is not None and state.manager.memory_budget else 0)),
     }
 
 
@@ -106,34 +107,39 @@ async def hub_search_route(q: str = ""):
 async def hub_repo(repo: str, request: Request, context: int = DEFAULT_CONTEXT):
     listing = await asyncio.to_thread(hub_search.repo_files, repo.strip())
     free = _free(get_state(request))
-    for choice in listing["gguf"]:
-        choice["fit"] = fit.estimate(choice["size"], None, context, free)
-    if listing["folder"]:
-        listing["folder"]["fit"] = fit.estimate(listing["folder"]["size"], None, context, free)
+    # weights plus the KV cache at `context`, as the server counts them when it loads
+    for choice in listing["gguf"] + ([listing["folder"]] if listing["folder"] else []):
+        choice["fit"] = fit.estimate(choice["size"], choice.pop("kv_per_token"), context, free)
+    listing["context"] = context
     return listing
+
+
+@router.get("/loading")
+async def loading(request: Request):
+    """Model loads in flight, with their progress (tensors loaded of total) and context length."""
+    return {"loading": [load.to_json() for load in get_state(request).manager.loading()]}
 
 
 @router.get("/system")
 async def system(request: Request):
     state = get_state(request)
-    loaded, total_tokens = [], 0
+    loaded = []
     running = waiting = 0
     for m in state.manager.loaded():
         stats = m.engine.stats()
-        total_tokens += stats.generation_tokens_total
         running += stats.num_running
         waiting += stats.num_waiting
         loaded.append({
             "name": m.name, "size": m.size_bytes, "refs": m.refs,
             "expires_at": None if math.isinf(m.expires_at) else m.expires_at,
-            "context_length": getattr(m.engine, "max_model_len", None),
+            "context_length": m.context_length,
             "running": stats.num_running, "waiting": stats.num_waiting,
             "kv_cache_usage": stats.kv_cache_usage, "generation_tokens": stats.generation_tokens_total,
         })
-    rates = get_app_state(request).record_tokens(total_tokens)
     base = str(request.base_url).rstrip("/")
     return {
-        "loaded": loaded, "running": running, "waiting": waiting, "token_rates": rates,
+        "loaded": loaded, "running": running, "waiting": waiting, "token_rates": state.token_history.rates(),
+        "loading": [load.to_json() for load in state.manager.loading()],
         "memory": {"free": _free(state), "budget": state.manager.memory_budget, "used": state.manager.used_bytes()},
         "base_url": base, "openai_base_url": base + "/v1", "auth": state.api_key is not None,
     }

@@ -37,7 +37,7 @@ async def _load_or_unload(state: ServerState, req: GenerateRequest) -> str:
     if req.keep_alive == 0:
         state.manager.unload(req.model)
         return "unload"
-    await state.manager.load(req.model, req.keep_alive)
+    await state.manager.load(req.model, req.keep_alive, context_length=req.num_ctx)
     return "load"
 
 

@@ -31,6 +31,17 @@ def _usage(gens: list[Generation]) -> oa.Usage:
     return conv.usage(sum(len(g.prompt_token_ids) for g in gens), sum(g.num_generated for g in gens))
 
 
+def _timings(gens: list[Generation]) -> oa.Timings | None:
+    """The server's own timing of a single reply (n > 1 runs several at once: none then)."""
+    if len(gens) != 1:
+        return None
+    gen = gens[0]
+    decode_s = gen.timing.eval_s
+    per_second = (gen.num_generated - 1) / decode_s if gen.num_generated > 1 and decode_s > 0 else None
+    return oa.Timings(prompt_n=len(gen.prompt_token_ids), prompt_ms=1000 * gen.timing.prompt_eval_s,
+                      predicted_n=gen.num_generated, predicted_ms=1000 * decode_s, predicted_per_second=per_second)
+
+
 def _error_event(e: Exception) -> bytes:
     return sse_raw(stream_error_body("/v1", e))
 
@@ -64,7 +75,7 @@ async def _chat_stream(gens: list[Generation], meta: conv.ResponseMeta, n: int, 
         yield _error_event(e)
     else:
         if include_usage:
-            yield sse_event(conv.chat_usage_chunk(meta, _usage(gens)))
+            yield sse_event(conv.chat_usage_chunk(meta, _usage(gens), _timings(gens)))
     yield SSE_DONE
 
 

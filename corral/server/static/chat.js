@@ -1,8 +1,9 @@
 // Chat panel: conversations (kept on the server), model picker, streamed replies, settings.
 import { ApiError, call, getJSON, postJSON, send, sse } from "./api.js";
-import { copyText, h, toast } from "./format.js";
+import { bytes, copyText, fitContext, h, toast } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
 import { PRESETS, SettingsPane } from "./chat_settings.js";
+import { describeLoad, watchLoad } from "./load_progress.js";
 
 const API = "/app/api/conversations";
 
@@ -105,23 +106,73 @@ export class ChatPanel {
     localStorage.setItem("corral.model", name);
     await this.storeSettings({ ...this.settings, model: name });
     this.fillPicker();
+    const tooBig = await this.tooBig(name);
+    if (tooBig) {
+      // the server would try (and the machine might swap or fail): say why first, and let the user choose
+      this.loading.replaceChildren(h("span.error", { id: "fit-warning" },
+        `${name} does not fit: it needs ~${bytes(tooBig.need)} (weights ${bytes(tooBig.weights)}` +
+        `${tooBig.kv_known ? ` + KV cache ${bytes(tooBig.kv)} at ${tooBig.context} tokens` : ""}) and ${bytes(tooBig.free)} is free. ` +
+        "Pick a smaller quantization or a shorter context length."),
+        h("button", { id: "load-anyway", onclick: () => this.loadModel(name) }, "Load anyway"));
+      this.loading.hidden = false;
+      return;
+    }
     await this.loadModel(name);
   }
 
-  async loadModel(name) {
-    const started = performance.now();
-    const bar = h("div.progress.indeterminate", {}, h("div"));
-    const label = h("span", {}, `Loading ${name}…`);
-    this.loading.replaceChildren(label, bar);
-    this.loading.hidden = false;
-    const timer = setInterval(() => { label.textContent = `Loading ${name}… ${((performance.now() - started) / 1000).toFixed(0)} s`; }, 500);
+  /** The fit estimate of `name` at the conversation's context when it is "too big", else null. */
+  async tooBig(name) {
+    const context = this.settings.context_length || fitContext();
     try {
-      await postJSON("/api/generate", { model: name });
+      const found = (await getJSON(`/app/api/models?context=${context}`)).models.find((m) => m.name === name);
+      return found && found.fit.fit === "too big" ? { ...found.fit, context } : null;
+    } catch (e) { return null; }  // no estimate: the load itself reports what goes wrong
+  }
+
+  /** Show `name`'s load progress above the messages while the server reports one (at once unless
+   * `quiet`: then only if a load turns up); returns stop(), which leaves the area as it is. */
+  showLoading(name, quiet) {
+    const bar = h("div", { id: "load-bar" });
+    const progress = h("div.progress.indeterminate", { id: "load-progress", role: "progressbar", "aria-label": `Loading ${name}` }, bar);
+    const label = h("span", { id: "load-label" }, `Loading ${name}…`);
+    const show = () => { this.loading.replaceChildren(label, progress); this.loading.hidden = false; };
+    if (!quiet) show();
+    let shown = !quiet;
+    return watchLoad(name, (load) => {
+      if (!shown) { show(); shown = true; }
+      if (!load.total) return;
+      const percent = 100 * load.done / load.total;
+      progress.classList.remove("indeterminate");
+      bar.style.width = `${percent.toFixed(1)}%`;
+      progress.setAttribute("aria-valuenow", String(Math.round(percent)));
+      label.textContent = `Loading ${name}: ${describeLoad(load)}`;
+    });
+  }
+
+  /** The body that loads `name` at the conversation's context length (the server's default when unset). */
+  loadBody(name) {
+    const body = { model: name };
+    if (this.settings.context_length) body.options = { num_ctx: this.settings.context_length };
+    return body;
+  }
+
+  /** Load `name` (at the conversation's context length), showing the server's progress: tensors
+   * loaded of total, polled from /app/api/loading. On failure: the reason and a Retry button.
+   * `quiet`: show nothing unless it takes a while (a model already loaded answers at once).
+   * `retry` is what the Retry button does (by default: this load again). Resolves true when loaded. */
+  async loadModel(name, quiet = false, retry = null) {
+    const stop = this.showLoading(name, quiet);
+    try {
+      await postJSON("/api/generate", this.loadBody(name));
       this.loading.hidden = true;
-      toast(`${name} is loaded`);
+      if (!quiet) toast(`${name} is loaded`);
+      return true;
     } catch (e) {
-      this.loading.replaceChildren(h("span.error", { id: "load-error" }, `Could not load ${name}: ${e.message}`));
-    } finally { clearInterval(timer); }
+      this.loading.replaceChildren(h("span.error", { id: "load-error" }, `Could not load ${name}: ${e.message}`),
+        h("button", { id: "load-retry", onclick: retry || (() => this.loadModel(name)) }, "Retry"));
+      this.loading.hidden = false;
+      return false;
+    } finally { stop(); }
   }
 
   // -- conversations -------------------------------------------------------------------------
@@ -235,20 +286,29 @@ export class ChatPanel {
   }
 
   async generate() {
+    // the conversation's context length: (re)load the model at it first; at once when it already runs so
+    if (this.settings.context_length && !(await this.loadModel(this.settings.model, true, () => this.generate()))) {
+      this.render();
+      return;
+    }
     const view = this.appendMessage({ role: "assistant", content: "", meta: {} }, this.conv.messages.length, true);
     this.abort = new AbortController();
     this.sendButton.textContent = "Stop";
     this.sendButton.id = "stop";
     const t0 = performance.now();
-    let text = "", first = null, chunks = 0, usage = null, failure = null, stopped = false;
+    // the request loads the model if it went idle and was unloaded: show that load's progress
+    let stopWatch = this.showLoading(this.settings.model, true);
+    const loaded = () => { if (stopWatch) { stopWatch(); stopWatch = null; this.loading.hidden = true; } };
+    let text = "", first = null, chunks = 0, usage = null, timings = null, failure = null, stopped = false;
     let painting = false;  // one Markdown render per frame, however fast tokens come
     const paint = () => { painting = false; view.body.innerHTML = renderMarkdown(text); this.scrollDown(); };
     try {
       for await (const chunk of sse("/v1/chat/completions", this.requestBody(), this.abort.signal)) {
         if (chunk.usage) usage = chunk.usage;
+        if (chunk.timings) timings = chunk.timings;  // the server's own measure of decoding speed
         const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
         if (delta && delta.content) {
-          if (first === null) first = performance.now();
+          if (first === null) { first = performance.now(); loaded(); }
           chunks++;
           text += delta.content;
           if (!painting) { painting = true; requestAnimationFrame(paint); }
@@ -259,13 +319,15 @@ export class ChatPanel {
       else failure = e instanceof ApiError ? e.message : "the connection to the server broke mid-reply";
     }
     const end = performance.now();
+    if (stopWatch) loaded();
     paint();
     this.abort = null;
     this.sendButton.textContent = "Send";
     this.sendButton.id = "send";
     const tokens = usage ? usage.completion_tokens : chunks;
     const meta = { model: this.settings.model, tokens, ttft_ms: first === null ? null : Math.round(first - t0),
-      tps: tokens > 1 && first !== null && end > first ? (tokens - 1) / ((end - first) / 1000) : null };
+      tps: timings ? timings.predicted_per_second
+        : tokens > 1 && first !== null && end > first ? (tokens - 1) / ((end - first) / 1000) : null };
     if (stopped) meta.stopped = true;
     if (failure) {
       meta.error = failure;

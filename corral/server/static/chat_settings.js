@@ -29,7 +29,7 @@ export class SettingsPane {
       field("top_k", "Top K (0 = off)", { step: "1", min: "0" }),
       field("max_tokens", "Max tokens", { step: "1", min: "1", placeholder: "until the model stops" }),
       field("seed", "Seed", { step: "1", placeholder: "random" }),
-      field("context_length", "Context length (for the fit estimate)", { step: "256", min: "256", placeholder: "4096" }),
+      field("context_length", "Context length (tokens; the model reloads at it)", { step: "256", min: "256", placeholder: "server default" }),
       h("button", { onclick: () => { this.el.hidden = true; } }, "Close"));
   }
 

@@ -1,7 +1,7 @@
 // Discover panel: search the Hugging Face Hub (through the server), a repo's files by
 // quantization with sizes and a fit hint, downloads with live progress, cancel and resume.
 import { getJSON, ndjson } from "./api.js";
-import { bytes, duration, fitBadge, h, toast } from "./format.js";
+import { bytes, duration, fitBadge, fitContext, fitNeed, h, setFitContext, toast } from "./format.js";
 
 export class DiscoverPanel {
   constructor(root, app) {
@@ -14,12 +14,19 @@ export class DiscoverPanel {
     this.results = h("div", { id: "hub-results" });
     this.repo = h("div", { id: "hub-repo" });
     this.downloads = h("div", { id: "downloads" });
+    this.context = h("input", { id: "hub-context", type: "number", min: "256", step: "256", value: String(fitContext()),
+      "aria-label": "Context length for the fit hint",
+      onchange: () => { setFitContext(this.context.value); if (this.openRepoName) this.openRepo(this.openRepoName); } });
     this.root.append(h("h2", {}, "Discover"),
-      h("div.row", {}, this.query, h("button.primary", { onclick: () => this.search() }, "Search")),
+      h("div.row", {}, this.query, h("button.primary", { onclick: () => this.search() }, "Search"),
+        h("label", { title: "The fit hint counts weights plus the KV cache at this many tokens" }, "Context ", this.context)),
       this.status, this.downloads, this.repo, this.results);
   }
 
-  shown() { this.query.focus(); }
+  shown() {
+    this.context.value = String(fitContext());
+    this.query.focus();
+  }
 
   offline(e) {
     return h("div.card.error", { id: "hub-offline" },
@@ -41,19 +48,24 @@ export class DiscoverPanel {
   }
 
   async openRepo(repo) {
+    this.openRepoName = repo;
     this.repo.replaceChildren(h("p.muted", {}, `Listing ${repo}…`));
     let data;
-    try { data = await getJSON(`/app/api/hub/repo?repo=${encodeURIComponent(repo)}`); }
+    try { data = await getJSON(`/app/api/hub/repo?repo=${encodeURIComponent(repo)}&context=${fitContext()}`); }
     catch (e) { this.repo.replaceChildren(e.status === 502 ? this.offline(e) : h("p.error", {}, e.message)); return; }
     const rows = data.gguf.map((c) => h("tr", { dataset: { quant: c.quant } },
       h("td", {}, h("strong", {}, c.quant)), h("td", {}, c.files.join(", ")), h("td", {}, bytes(c.size)),
-      h("td", {}, fitBadge(c.fit)), h("td", {}, h("button.primary", { onclick: () => this.download(c.pull, c.size) }, "Download"))));
+      h("td", {}, fitBadge(c.fit), " ", h("span.muted", {}, fitNeed(c.fit))),
+      h("td", {}, h("button.primary", { onclick: () => this.download(c.pull, c.size) }, "Download"))));
     if (data.folder) {
       rows.push(h("tr", { dataset: { quant: "safetensors" } }, h("td", {}, h("strong", {}, "safetensors")),
-        h("td", {}, "Hugging Face folder"), h("td", {}, bytes(data.folder.size)), h("td", {}, fitBadge(data.folder.fit)),
+        h("td", {}, "Hugging Face folder"), h("td", {}, bytes(data.folder.size)),
+        h("td", {}, fitBadge(data.folder.fit), " ", h("span.muted", {}, fitNeed(data.folder.fit))),
         h("td", {}, h("button.primary", { onclick: () => this.download(data.folder.pull, data.folder.size) }, "Download"))));
     }
+    const trained = data.context_length ? ` · trained context ${data.context_length} tokens` : "";
     this.repo.replaceChildren(h("div.card", {}, h("h3", {}, repo),
+      h("p.muted", {}, `Fit: weights plus the KV cache at ${data.context} tokens, against free memory${trained}.`),
       rows.length ? h("table", {}, h("thead", {}, h("tr", {}, ["Quantization", "Files", "Size", "Fit", ""].map((t) => h("th", {}, t)))), h("tbody", {}, rows))
         : h("p.muted", {}, "No GGUF files or safetensors weights corral can run.")));
   }

@@ -43,9 +43,17 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+const CONTEXT_KEY = "corral.fitContext";
+/** The context length fit hints count the KV cache at (tokens), shared by My models and Discover. */
+export function fitContext() { return Number(localStorage.getItem(CONTEXT_KEY)) || 4096; }
+export function setFitContext(n) { if (Number(n) > 0) localStorage.setItem(CONTEXT_KEY, String(Number(n))); }
+
+/** "~1.2 GB of 8 GB free": what a fit hint counts, in words. */
+export function fitNeed(fit) { return fit.need ? `~${bytes(fit.need)} of ${bytes(fit.free)} free` : "?"; }
+
 export function fitBadge(fit) {
   const label = { fits: "fits", tight: "tight", "too big": "too big", unknown: "size unknown" }[fit.fit] || fit.fit;
-  const kv = fit.kv_known ? `weights ${bytes(fit.weights)} + KV cache ${bytes(fit.kv)}` : "weights only: the KV cache size is known once downloaded";
+  const kv = fit.kv_known ? `weights ${bytes(fit.weights)} + KV cache ${bytes(fit.kv)}` : "weights only: the model's shape could not be read, so its KV cache is not counted";
   const title = fit.need ? `needs ~${bytes(fit.need)} (${kv}) of ${bytes(fit.free)} free` : "size unknown";
   return h(`span.badge.fit-${fit.fit.replace(" ", "-")}`, { title, "data-fit": fit.fit }, label);
 }

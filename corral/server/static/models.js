@@ -1,7 +1,8 @@
 // My models panel: the local store with details and a fit estimate; load, unload, keep-alive,
 // copy, delete, details.
 import { getJSON, postJSON, send } from "./api.js";
-import { bytes, count, fitBadge, h, toast } from "./format.js";
+import { describeLoad, watchLoad } from "./load_progress.js";
+import { bytes, count, fitBadge, fitContext, fitNeed, h, setFitContext, toast } from "./format.js";
 
 const KEEP_ALIVE = [["5m", "5 minutes"], ["1h", "1 hour"], ["-1", "until unloaded"], ["0", "unload when idle"]];
 
@@ -10,8 +11,8 @@ export class ModelsPanel {
     this.root = root;
     this.app = app;
     this.root.classList.add("padded");
-    this.context = h("input", { id: "fit-context", type: "number", min: "256", step: "256", value: "4096",
-      onchange: () => this.refresh(), "aria-label": "Context length" });
+    this.context = h("input", { id: "fit-context", type: "number", min: "256", step: "256", value: String(fitContext()),
+      onchange: () => { setFitContext(this.context.value); this.refresh(); }, "aria-label": "Context length for the fit estimate" });
     this.summary = h("span.muted");
     this.body = h("div", { id: "models-list" });
     this.root.append(h("div.row", {}, h("h2.grow", {}, "My models"),
@@ -20,12 +21,15 @@ export class ModelsPanel {
     this.stale = true;
   }
 
-  shown() { if (this.stale) this.refresh(); }
+  shown() {
+    if (Number(this.context.value) !== fitContext()) { this.context.value = String(fitContext()); this.stale = true; }
+    if (this.stale) this.refresh();
+  }
 
   async refresh() {
     this.stale = false;
     let data;
-    try { data = await getJSON(`/app/api/models?context=${Number(this.context.value) || 4096}`); }
+    try { data = await getJSON(`/app/api/models?context=${fitContext()}`); }
     catch (e) { this.body.replaceChildren(h("p.error", {}, e.message)); return; }
     this.summary.textContent = `${bytes(data.free)} free`;
     if (!data.models.length) {
@@ -44,12 +48,15 @@ export class ModelsPanel {
     const details = h("tr.details", { hidden: true }, h("td", { colSpan: 9 }));
     const source = m.source && m.source.repo ? m.source.repo : (m.kind === "gguf" ? "local GGUF" : "local folder");
     const load = async () => {
+      status.className = "muted status";
       status.textContent = "loading…";
       const value = keep.value;
+      const stop = watchLoad(m.name, (l) => { status.textContent = `loading: ${describeLoad(l)}`; });
       try {
         await postJSON("/api/generate", { model: m.name, keep_alive: value === "-1" ? -1 : value === "0" ? 0 : value });
         status.textContent = value === "0" ? "unloaded" : "loaded";
-      } catch (e) { status.textContent = ""; status.className = "error status"; status.textContent = e.message; }
+      } catch (e) { status.className = "error status"; status.textContent = `Could not load: ${e.message}`; }
+      finally { stop(); }
     };
     const unload = async () => {
       try { await postJSON("/api/generate", { model: m.name, keep_alive: 0 }); status.textContent = "unloaded"; }
@@ -78,7 +85,7 @@ export class ModelsPanel {
       h("td", {}, bytes(m.size)),
       h("td", {}, m.context_length ? String(m.context_length) : "?"),
       h("td", {}, source),
-      h("td", {}, fitBadge(m.fit)),
+      h("td", {}, fitBadge(m.fit), " ", h("span.muted", {}, fitNeed(m.fit))),
       h("td", {}, h("div.row", {},
         h("button.primary", { onclick: () => this.app.openChatWith(m.name) }, "Chat"),
         h("button", { onclick: load }, "Load"), keep,

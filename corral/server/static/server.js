@@ -1,10 +1,10 @@
 // Server panel: loaded models, memory, requests, tokens per second over the last minutes,
-// base URLs and snippets to copy. Polls /app/api/system while shown.
+// base URLs and snippets to copy. Polls /app/api/system while shown; the token-rate history is
+// kept by the server (sampled from the engines' counters), so a tab opened now shows the minutes before.
 import { getJSON } from "./api.js";
 import { bytes, copyText, duration, h } from "./format.js";
 
 const POLL_MS = 2000;
-const SAMPLE_EVERY = 3;  // polls between samples while the panel is hidden
 
 function snippets(base, model, keyed) {
   const auth = keyed ? ` \\\n  -H "Authorization: Bearer $CORRAL_API_KEY"` : "";
@@ -39,14 +39,7 @@ export class ServerPanel {
     this.root.classList.add("padded");
     this.view = h("div", { id: "server-view" });
     this.root.append(h("h2", {}, "Server"), this.view);
-    // Shown: refresh every POLL_MS. Hidden: still sample now and then, so the token-rate history
-    // covers the chats that happen while another panel is open.
-    let ticks = 0;
-    setInterval(() => {
-      ticks++;
-      if (!this.root.hidden) this.refresh();
-      else if (ticks % SAMPLE_EVERY === 0) getJSON("/app/api/system").catch(() => {});
-    }, POLL_MS);
+    setInterval(() => { if (!this.root.hidden) this.refresh(); }, POLL_MS);
   }
 
   shown() { this.refresh(); }
@@ -62,6 +55,9 @@ export class ServerPanel {
           h("td", {}, String(m.running)), h("td", {}, String(m.waiting)), h("td", {}, `${(100 * m.kv_cache_usage).toFixed(0)}%`),
           h("td", {}, m.refs ? "in use" : m.expires_at === null ? "never" : `in ${duration(m.expires_at - now)}`)))))
       : h("p.muted", {}, "No model is loaded; one loads on its first request.");
+    const loading = (s.loading || []).map((l) => h("div.loading", { dataset: { name: l.name } },
+      h("span", {}, `Loading ${l.name}${l.context_length ? ` at ${l.context_length} tokens` : ""}: ${l.total ? `${l.done} of ${l.total} tensors` : "starting"}`),
+      h("div.progress", {}, h("div", { style: `width: ${l.total ? (100 * l.done / l.total).toFixed(1) : 0}%` }))));
     // the key itself stays off the screen (screen sharing): snippets read it from the environment
     const snip = snippets(s.base_url, s.loaded[0] && s.loaded[0].name, s.auth);
     const code = (name, text) => h("div.snippet", {}, h("strong", {}, name), h("pre", {}, text), h("button", { onclick: () => copyText(text) }, "Copy"));
@@ -72,7 +68,7 @@ export class ServerPanel {
         h("span", {}, "memory free ", h("strong", {}, bytes(s.memory.free))),
         s.memory.budget ? h("span", {}, "budget ", h("strong", {}, bytes(s.memory.budget))) : null,
         h("span", {}, "models hold ", h("strong", {}, bytes(s.memory.used))))),
-      h("div.card", {}, h("h3", {}, "Loaded models"), loaded),
+      h("div.card", {}, h("h3", {}, "Loaded models"), loaded, loading),
       h("div.card", {}, h("h3", {}, "Tokens per second"), sparkline(s.token_rates)),
       h("div.card", {}, h("h3", {}, "Connect"),
         h("dl.facts", {}, h("dt", {}, "OpenAI"), h("dd", {}, h("code", {}, s.openai_base_url)),
