@@ -80,6 +80,12 @@ class Family:
     writes_rope_scaling = False  # write_gguf_metadata writes the rope scaling itself
     rope_types: tuple[str, ...] = ()  # rope scaling types the family reads itself (adjust_*_config)
 
+    def claims_gguf(self, get: Callable[[str], Any]) -> bool:
+        """Whether a GGUF file of this family's `spec.gguf_arch` is this family's (`get(key)`: the
+        file's metadata value or None). Families sharing an architecture name tell their files
+        apart here (Mixtral is llama.cpp's "llama" with experts)."""
+        return True
+
 
 def _families() -> list[Family]:
     from corral.models.registry import FAMILIES
@@ -91,8 +97,9 @@ def _families() -> list[Family]:
     return found
 
 
-def family_for_gguf(arch: str) -> Family | None:
-    return next((f for f in _families() if f.reads_gguf and f.spec.gguf_arch == arch), None)
+def family_for_gguf(arch: str, get: Callable[[str], Any] = lambda key: None) -> Family | None:
+    """The family of a GGUF file of `general.architecture` `arch`, `get(key)` its metadata."""
+    return next((f for f in _families() if f.reads_gguf and f.spec.gguf_arch == arch and f.claims_gguf(get)), None)
 
 
 def family_for_hf(d: dict[str, Any]) -> Family | None:
@@ -118,7 +125,7 @@ def family_names() -> list[str]:
 
 
 def gguf_family_names() -> list[str]:
-    return sorted(f.spec.gguf_arch for f in _families() if f.reads_gguf)
+    return sorted({f.spec.gguf_arch for f in _families() if f.reads_gguf})
 
 
 def read_family_settings(path, read: Callable[..., T], *args: Any) -> T:

@@ -26,11 +26,11 @@ def config_from_gguf(gf: GGUFFile) -> ModelConfig:
     when a required key is missing or a value is of the wrong type or out of range.
     """
     arch = gf.architecture
-    family = family_for_gguf(arch)
+    family = family_for_gguf(arch, gf.get)
     spec = family.spec if family is not None else GGUF_ARCHS.get(arch)
     if spec is None:
         raise UnsupportedModelError(
-            gf.path, f"architecture {arch!r} is not supported; corral runs GGUF architectures: {', '.join(sorted([*GGUF_ARCHS, *gguf_family_names()]))}"
+            gf.path, f"architecture {arch!r} is not supported; corral runs GGUF architectures: {', '.join(sorted({*GGUF_ARCHS, *gguf_family_names()}))}"
         )
 
     path = gf.path

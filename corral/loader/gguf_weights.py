@@ -49,7 +49,7 @@ def iter_gguf_weights(
     keep_quantized, quantized 2-D tensors come as QuantizedWeight of (n_out, bytes_per_row) blocks,
     views of the file whose permuted Q/K rows stay in file order (see QuantizedWeight.row_order).
     """
-    family = family_for_gguf(gf.architecture)
+    family = family_for_gguf(gf.architecture, gf.get)
     permuted = (family.spec if family is not None else GGUF_ARCHS[gf.architecture]).permuted_qk
     names = _layer_names(gf)
     for t in gf.tensors.values():
@@ -89,12 +89,12 @@ def _stacked(gf: GGUFFile, t: GGUFTensor, hf_pattern: str, keep_quantized: bool)
 
 
 def _non_weights(gf: GGUFFile) -> frozenset[str]:
-    family = family_for_gguf(gf.architecture)
+    family = family_for_gguf(gf.architecture, gf.get)
     return frozenset() if family is None else family.non_weight_tensors
 
 
 def _layer_names(gf: GGUFFile) -> dict[str, str]:
-    family = family_for_gguf(gf.architecture)
+    family = family_for_gguf(gf.architecture, gf.get)
     return LAYER_NAMES if family is None else family.layer_names
 
 

@@ -2,6 +2,7 @@
 it, unchosen ones not at all, and a batch gives the tokens each request gives alone."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from corral import SamplingParams
@@ -35,12 +36,17 @@ def test_batch_equals_each_alone(make_llm):
     assert together == alone
 
 
-def test_quantized_gguf_experts_stay_quantized(make_llm):
+@pytest.mark.parametrize("arch", ["mixtral", "qwen2_moe", "qwen3_moe"])
+def test_quantized_gguf_experts_stay_quantized(make_llm, arch):
     """llama.cpp stacks a layer's experts in one 3-D tensor; each expert gets its own slice of the
-    file's blocks for the kernels, and the router stays float32 as llama.cpp writes it."""
-    model = make_llm("qwen3_moe", "Q8_0", keep_quantized=True).engine.runner.model
+    file's blocks for the kernels, and the routers stay float32 as llama.cpp writes them."""
+    model = make_llm(arch, "Q8_0", keep_quantized=True).engine.runner.model
     block = next(m for m in model.modules() if isinstance(m, SparseMoeBlock))
-    for expert in block.experts:
-        for linear in expert.parts:
-            assert linear.weight is None and linear.packed is not None
+    linears = [linear for expert in block.experts for linear in expert.parts]
+    if block.moe.shared_expert_size:  # Qwen2-MoE's shared expert, and its gate
+        shared = block.shared_expert
+        linears += [shared.gate_proj, shared.up_proj, shared.down_proj]
+        assert block.shared_expert_gate.weight.dtype == torch.float32
+    for linear in linears:
+        assert linear.weight is None and linear.packed is not None
     assert block.gate.weight is not None and block.gate.weight.dtype == torch.float32
