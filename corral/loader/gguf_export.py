@@ -118,7 +118,7 @@ def _write_metadata(writer, cfg: ModelConfig, name: str, weight_type: str, rope_
     writer.add_head_count_kv(cfg.num_key_value_heads)
     writer.add_key_length(cfg.head_dim)
     writer.add_value_length(cfg.head_dim)
-    writer.add_rope_dimension_count(cfg.head_dim)
+    writer.add_rope_dimension_count(cfg.rotary_dim or cfg.head_dim)
     writer.add_rope_freq_base(cfg.rope_theta)
     writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     scaling = (cfg.rope_scaling or {}) if rope_scaling else {}

@@ -7,7 +7,7 @@ import torch
 import transformers
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-from corral.errors import UnsupportedModelError
+from corral.errors import ModelFileError
 from corral.layers.rotary import inverse_frequencies
 from corral.loader.hf_config import config_from_hf
 from corral.models.gemma import settings
@@ -32,9 +32,28 @@ def test_longrope_matches_transformers_within_and_past_the_original_context(max_
         assert not torch.allclose(got, short)
 
 
-def test_partial_rotary_is_refused_by_name():
-    with pytest.raises(UnsupportedModelError, match="partial rotary"):
-        config_from_hf({**PHI3, "partial_rotary_factor": 0.75})
+PHI4_MINI = {**PHI3, "hidden_size": 3072, "num_attention_heads": 24, "num_key_value_heads": 8,
+             "partial_rotary_factor": 0.75, "tie_word_embeddings": True,
+             "rope_scaling": {"type": "longrope", "short_factor": [1.0 + 0.05 * i for i in range(48)],
+                              "long_factor": [3.0 + 0.25 * i for i in range(48)]}}
+
+
+@pytest.mark.parametrize("max_positions", [4096, 8192])
+def test_phi4_mini_partial_rotary_longrope_matches_transformers(max_positions):
+    """Phi-4-mini: 96 of a head's 128 dims rotate, LongRoPE factors over those 48 frequencies."""
+    cfg = config_from_hf(PHI4_MINI)
+    assert (cfg.head_dim, cfg.rotary_dim, cfg.tie_word_embeddings) == (128, 96, True)
+    got, factor = inverse_frequencies(cfg.rotary_dim, cfg.rope_theta, cfg.rope_scaling, max_positions)
+    hf_config = transformers.Phi3Config(**{k: v for k, v in PHI4_MINI.items() if k != "architectures"})
+    want, want_factor = ROPE_INIT_FUNCTIONS["longrope"](hf_config, "cpu", seq_len=max_positions)
+    torch.testing.assert_close(got.float(), want, rtol=1e-6, atol=0)
+    assert factor == pytest.approx(want_factor)
+
+
+@pytest.mark.parametrize("partial", [0.01, 0.3])  # of a 64-wide head: no dims, 19 dims
+def test_partial_rotary_of_no_even_width_is_a_model_file_error(partial):
+    with pytest.raises(ModelFileError, match="rotary width"):
+        config_from_hf({**PHI3, "partial_rotary_factor": partial})
 
 
 def test_gemma3_config_in_transformers_4_keys():
