@@ -33,6 +33,9 @@ class SchedulerConfig:
     num_blocks: int
     enable_prefix_caching: bool = True
     long_prefill_token_threshold: int = 0  # most tokens of one prefill per step; 0: no cap
+    # The window of every layer when every layer has one (then blocks behind it are released);
+    # None when any layer attends globally.
+    sliding_window: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "num_blocks"):
@@ -46,12 +49,15 @@ class SchedulerConfig:
             )
         if self.long_prefill_token_threshold < 0:
             raise ValidationError("long_prefill_token_threshold", "must be >= 0")
+        if self.sliding_window is not None and self.sliding_window < 1:
+            raise ValidationError("sliding_window", f"must be None or >= 1, got {self.sliding_window}")
 
 
 class Scheduler:
     def __init__(self, config: SchedulerConfig):
         self.config = config
-        self.kv_cache = KVCacheManager(config.num_blocks, config.block_size, config.enable_prefix_caching)
+        self.kv_cache = KVCacheManager(config.num_blocks, config.block_size, config.enable_prefix_caching,
+                                       config.sliding_window)
         # Prompt plus output may not exceed the context, nor the cache (with one slot to spare).
         self.max_total_tokens = min(config.max_model_len, config.num_blocks * config.block_size)
         self.requests: dict[str, Request] = {}

@@ -83,6 +83,8 @@ class LLMEngine:
                 block_size=args.block_size,
                 num_blocks=num_blocks,
                 enable_prefix_caching=args.enable_prefix_caching,
+                # set only when every layer has this window (Gemma's per-layer windows leave it None)
+                sliding_window=self.model_config.sliding_window,
             )
         )
         self.outputs = OutputProcessor(self.tokenizer, self.loaded.make_detokenizer)
