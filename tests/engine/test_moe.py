@@ -50,3 +50,21 @@ def test_quantized_gguf_experts_stay_quantized(make_llm, arch):
     for linear in linears:
         assert linear.weight is None and linear.packed is not None
     assert block.gate.weight is not None and block.gate.weight.dtype == torch.float32
+
+
+def test_chunked_prefill_and_prefix_cache_give_transformers_tokens(make_llm, tiny_models):
+    """Mixtral in 16-token chunks, batched with a short prompt, then again from the prefix cache."""
+    import transformers
+    from fixtures.tiny_models import reference_kwargs
+
+    from engine_helpers import hf_greedy
+
+    path = tiny_models("mixtral", "hf")
+    reference = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float64, **reference_kwargs(path))
+    prompts = [list(range(3, 43)), [7, 5, 9, 11]]
+    expected = [hf_greedy(reference, p, GREEDY.max_tokens) for p in prompts]
+    llm = make_llm("mixtral", "hf", max_num_batched_tokens=16, max_num_seqs=4)
+    together = llm.generate([{"prompt_token_ids": p} for p in prompts], GREEDY)
+    assert [o.outputs[0].token_ids for o in together] == expected
+    again = llm.generate([{"prompt_token_ids": prompts[0]}], GREEDY)[0]
+    assert again.num_cached_tokens == 32 and again.outputs[0].token_ids == expected[0]
