@@ -14,7 +14,8 @@ from corral.loader.expected_weights import check_layer_count, check_shapes, expe
 from corral.loader.ggml_types import BLOCK_GEOMETRY, DENSE_TYPES, SUPPORTED_TYPES
 from corral.loader.gguf_file import GGUFFile, GGUFTensor
 from corral.loader.family import family_for_gguf
-from corral.loader.gguf_names import LAYER_NAMES, NON_WEIGHT_TENSORS, gguf_to_hf, hf_to_gguf, permuted_heads, rotary_row_order
+from corral.loader.gguf_names import (LAYER_NAMES, NON_WEIGHT_TENSORS, gguf_to_hf, hf_to_gguf, legacy_expert_name,
+                                     permuted_heads, rotary_row_order)
 from corral.loader.quantized import QuantizedWeight
 
 
@@ -25,7 +26,7 @@ def check_gguf_tensors(gf: GGUFFile, cfg: ModelConfig) -> None:
     names = _layer_names(gf)
     for hf in expected_hf_names(cfg):
         name = hf_to_gguf(hf, names)
-        if name not in gf.tensors:
+        if name not in gf.tensors and legacy_expert_name(name, hf) not in gf.tensors:
             raise ModelFileError(gf.path, f"tensor {name!r} ({hf}) is missing; the file is incomplete or not a {cfg.model_type} model")
     for t in gf.tensors.values():
         if t.name not in NON_WEIGHT_TENSORS | _non_weights(gf) and gguf_to_hf(t.name, names) is None:

@@ -15,7 +15,8 @@ stacked in 3-D `ffn_{gate,up,down}_exps` tensors that the loader hands over one 
 its gate `ffn_gate_inp_shexp` (a vector); `{arch}.expert_count` / `expert_used_count` /
 `expert_feed_forward_length` / `expert_shared_feed_forward_length`. Mixtral is written as arch
 "llama" (Q/K rows permuted) with an expert count; Qwen2-MoE as "qwen2moe", Qwen3-MoE as
-"qwen3moe". llama.cpp renormalises the top-k weights for llama and qwen3moe, not for qwen2moe,
+"qwen3moe"; Mixtral files from before llama.cpp stacked experts hold one tensor per expert
+(`blk.N.ffn_gate.E.weight`), read the same way (gguf_names.py). llama.cpp renormalises the top-k weights for llama and qwen3moe, not for qwen2moe,
 and has every layer sparse.
 """
 from __future__ import annotations

@@ -68,3 +68,23 @@ def test_chunked_prefill_and_prefix_cache_give_transformers_tokens(make_llm, tin
     assert [o.outputs[0].token_ids for o in together] == expected
     again = llm.generate([{"prompt_token_ids": prompts[0]}], GREEDY)[0]
     assert again.num_cached_tokens == 32 and again.outputs[0].token_ids == expected[0]
+
+
+@pytest.mark.parametrize("keep_quantized", [False, True], ids=["dequantized", "kernels"])
+def test_mixtral_gguf_with_one_tensor_per_expert(make_llm, tiny_models, gguf_reference, tmp_path, keep_quantized):
+    """Early Mixtral GGUF files hold each expert as its own tensor (blk.N.ffn_gate.E.weight); they
+    load as the stacked ones do, and give transformers' logits."""
+    from corral import LLM
+    from engine_helpers import rel_error
+    from fixtures.legacy_gguf import split_stacked_experts
+
+    legacy = split_stacked_experts(tiny_models("mixtral", "Q8_0"), tmp_path / "mixtral-legacy.gguf")
+    ids = list(range(3, 43))
+    with torch.no_grad():
+        expected = gguf_reference("mixtral", "Q8_0")(torch.tensor([ids])).logits[0]
+    got = LLM(str(legacy), keep_quantized=keep_quantized, max_model_len=256,
+              kv_cache_memory=8 << 20).engine.prompt_logits(ids)
+    stacked = make_llm("mixtral", "Q8_0", keep_quantized=keep_quantized).engine.prompt_logits(ids)
+    assert torch.equal(got, stacked)
+    if not keep_quantized:
+        assert rel_error(got, expected) <= 1e-4
