@@ -62,6 +62,11 @@ class MoeSettings:
     mixtral_names: bool  # block_sparse_moe / w1 w2 w3 rather than mlp / gate_proj up_proj down_proj
 
 
+# More experts a layer than any released model has (Qwen3-Next: 512): a file claiming more is
+# refused before lists of its expert weights are built.
+MAX_EXPERTS = 4096
+
+
 def moe_settings(cfg: ModelConfig) -> MoeSettings:
     return cfg.extra["moe"]
 
@@ -95,6 +100,8 @@ class MoeFamily(Family):
                 int(d.get("shared_expert_intermediate_size") or 0),
                 tuple(i not in dense and experts > 0 and (i + 1) % step == 0 for i in range(n)), False,
             )
+        if moe.num_experts or self.mixtral:  # a Qwen config without experts is a dense model
+            _check_counts(moe.num_experts, moe.top_k)
         # Qwen configs carry a window size they do not use
         sliding = cfg.sliding_window if self.mixtral or d.get("use_sliding_window") else None
         return replace(cfg, sliding_window=sliding, extra={**cfg.extra, "moe": moe})
@@ -102,8 +109,11 @@ class MoeFamily(Family):
     def adjust_gguf_config(self, cfg: ModelConfig, key: MetadataKey, gf) -> ModelConfig:
         experts, top_k = _positive(key("expert_count"), "expert_count"), _positive(key("expert_used_count"),
                                                                                    "expert_used_count")
-        if top_k > experts:
-            raise ValueError(f"expert_used_count {top_k} is more than expert_count {experts}")
+        _check_counts(experts, top_k)
+        router = gf.tensors.get("blk.0.ffn_gate_inp.weight")  # (experts, hidden): the count backed by data
+        if router is None or not router.shape or router.shape[0] != experts:
+            raise ValueError(f"expert_count {experts} does not match the router blk.0.ffn_gate_inp.weight "
+                             f"({'missing' if router is None else router.shape})")
         moe = MoeSettings(experts, top_k, self.gguf_normalizes,
                           _positive(key("expert_feed_forward_length", cfg.intermediate_size), "expert_feed_forward_length"),
                           int(key("expert_shared_feed_forward_length", 0)) if not self.mixtral else 0,
@@ -158,6 +168,11 @@ class MoeFamily(Family):
                 names += [f"{block}.shared_expert.{p}.weight" for p in ("gate_proj", "up_proj", "down_proj")]
                 names.append(f"{block}.shared_expert_gate.weight")
         return names
+
+
+def _check_counts(experts: int, top_k: int) -> None:
+    if not 0 < top_k <= experts <= MAX_EXPERTS:
+        raise ValueError(f"{top_k} experts a token out of {experts} (at most {MAX_EXPERTS}) is not a valid mixture")
 
 
 def _positive(value: Any, name: str) -> int:

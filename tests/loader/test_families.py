@@ -83,3 +83,24 @@ def test_gemma_embedding_scale_is_rounded_to_the_checkpoint_dtype():
     assert embed_scale(1152, "bfloat16") == float(torch.tensor(1152**0.5, dtype=torch.bfloat16))
     assert embed_scale(1152, "float32") == float(torch.tensor(1152**0.5, dtype=torch.float32))
     assert embed_scale(1152, "bfloat16") != embed_scale(1152, "float32")
+
+
+@pytest.mark.parametrize("change", [{"num_local_experts": 10**9}, {"num_experts_per_tok": 5}, {"num_experts_per_tok": 0}])
+def test_mixture_counts_out_of_range_are_a_model_file_error(change):
+    mixtral = {"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "vocab_size": 100,
+               "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+               "num_local_experts": 4, "num_experts_per_tok": 2}
+    with pytest.raises(ModelFileError, match="experts a token out of"):
+        config_from_hf({**mixtral, **change})
+
+
+@pytest.mark.parametrize("count,message", [(3, "does not match the router"), (2**31 - 1, "at most 4096")])
+def test_gguf_expert_count_must_match_the_router(tiny_models, tmp_path, count, message):
+    """A Mixtral file claiming other experts than its router scores is refused before any list of
+    expert weights is built."""
+    from corral.loader.weights import load_model_source
+    from fixtures.legacy_gguf import copy_gguf
+
+    path = copy_gguf(tiny_models("mixtral", "F32"), tmp_path / "bad.gguf", {"llama.expert_count": count})
+    with pytest.raises(ModelFileError, match=message):
+        load_model_source(path)
