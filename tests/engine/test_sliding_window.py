@@ -40,6 +40,10 @@ def test_long_generation_holds_the_window_only_and_matches_transformers(make_llm
     assert again.num_cached_tokens == 32  # two full blocks hit; the first is behind the window
     assert again.outputs[0].token_ids == expected[0]
 
+    llm.engine.runner.backend.use_kernel = False  # torch gathers released slots too, then masks them
+    outputs = llm.generate([{"prompt_token_ids": p} for p in PROMPTS], greedy)
+    assert [o.outputs[0].token_ids for o in outputs] == expected
+
 
 def test_models_with_global_layers_release_nothing(make_llm):
     llm = make_llm("gemma2", "hf")
