@@ -19,6 +19,12 @@ from corral.core.prefix_hash import extend_block_hashes
 from corral.core.request import Request
 
 
+def blocks_held_under_window(window: int, max_step_tokens: int, block_size: int) -> int:
+    """The most blocks one request holds at once when blocks behind `window` are released: a step's
+    chunk of up to `max_step_tokens` and the window - 1 positions before its first query."""
+    return (window + max_step_tokens - 2) // block_size + 2
+
+
 class KVCacheManager:
     def __init__(self, num_blocks: int, block_size: int, enable_prefix_caching: bool = True,
                  sliding_window: int | None = None):

@@ -48,3 +48,19 @@ def test_long_generation_holds_the_window_only_and_matches_transformers(make_llm
 def test_models_with_global_layers_release_nothing(make_llm):
     llm = make_llm("gemma2", "hf")
     assert llm.engine.scheduler.kv_cache.sliding_window is None
+
+
+def test_a_sequence_longer_than_the_cache_runs_behind_the_window(make_llm, expected, tiny_models):
+    """A cache of 4 blocks (64 positions) holds what one request needs at once (the window behind a
+    step of up to 16 tokens), so an 80-token sequence runs, and a 200-token prompt is accepted."""
+    from corral.engine.kv_cache import bytes_per_block
+    from corral.loader.weights import load_model_source
+
+    per_block = bytes_per_block(load_model_source(tiny_models("phi3", "hf")).config, BLOCK, torch.float32)
+    llm = make_llm("phi3", "hf", max_num_batched_tokens=16, max_num_seqs=1, kv_cache_memory=4 * per_block)
+    assert llm.engine.scheduler.kv_cache.num_blocks == 4
+    greedy = SamplingParams(temperature=0, max_tokens=NEW_TOKENS, ignore_eos=True)
+    out = llm.generate([{"prompt_token_ids": PROMPTS[0]}], greedy)[0]
+    assert len(PROMPTS[0]) + NEW_TOKENS > 4 * BLOCK and out.outputs[0].token_ids == expected[0]
+    long = llm.generate([{"prompt_token_ids": list(range(3, 203))}], SamplingParams(temperature=0, max_tokens=2))[0]
+    assert len(long.outputs[0].token_ids) == 2
