@@ -104,3 +104,22 @@ def test_gguf_expert_count_must_match_the_router(tiny_models, tmp_path, count, m
     path = copy_gguf(tiny_models("mixtral", "F32"), tmp_path / "bad.gguf", {"llama.expert_count": count})
     with pytest.raises(ModelFileError, match=message):
         load_model_source(path)
+
+
+def test_gemma3_gguf_sliding_pattern_as_one_flag_a_layer(tiny_models, tmp_path):
+    """Newer llama.cpp files store attention.sliding_window_pattern as a flag a layer (true: sliding)."""
+    from corral.loader.weights import load_model_source
+    from fixtures.legacy_gguf import copy_gguf
+
+    flags = [True, False, True, True, False, True]
+    path = copy_gguf(tiny_models("gemma3", "F32"), tmp_path / "flags.gguf",
+                     {"gemma3.attention.sliding_window_pattern": flags})
+    cfg = load_model_source(path).config
+    assert settings(cfg).sliding_layers == tuple(flags) and cfg.sliding_window is None  # global layers
+    every = copy_gguf(tiny_models("gemma3", "F32"), tmp_path / "every.gguf",
+                      {"gemma3.attention.sliding_window_pattern": [True] * 6})
+    assert load_model_source(every).config.sliding_window == 12  # every layer windowed: blocks released
+    bad = copy_gguf(tiny_models("gemma3", "F32"), tmp_path / "short.gguf",
+                    {"gemma3.attention.sliding_window_pattern": flags[:4]})
+    with pytest.raises(ModelFileError, match="one true/false a layer"):
+        load_model_source(bad)
