@@ -7,9 +7,9 @@ values differ between the formats (Gemma's norms), and what to write when export
 look a family up here by the names they find in a file; the families are listed in
 `corral.models.registry.FAMILIES` and imported only when a file names one of them.
 
-The Llama family (Llama, Mistral, Qwen2, Qwen3) predates this seam and is still described by
-`architectures.py`, `gguf_names.py` and `expected_weights.py`; a `Family` subclass with the default
-methods below behaves exactly as those do.
+Every family, the Llama one too (`corral/models/llama_family.py`), is declared here; the default
+methods below describe the Llama layout (`gguf_names.LAYER_NAMES`, `expected_weights.py`), which
+the other families extend.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class Family:
     model_types: tuple[str, ...] = ()  # further config.json "model_type"s it runs
     layer_names: dict[str, str] = LAYER_NAMES  # per-layer GGUF stem -> HF module path
     non_weight_tensors: frozenset[str] = frozenset()  # GGUF tensors read into the config instead
-    reads_gguf = True  # False: HF folders only so far; a GGUF file of it stays unsupported
+    reads_gguf = True  # False: HF folders only; a GGUF file of it stays unsupported
 
     def hf_text_config(self, d: dict[str, Any]) -> dict[str, Any]:
         """The dict holding the text model's settings (a multimodal config nests them)."""

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from corral.errors import UnsupportedModelError
-from corral.loader.architectures import ArchSpec, GGUF_ARCHS
 from corral.loader.config import ModelConfig
 from corral.loader.family import family_for_config
-from corral.loader.gguf_names import LAYER_NAMES, hf_to_gguf, permuted_heads, rotary_row_order
+from corral.loader.gguf_names import hf_to_gguf, permuted_heads, rotary_row_order
 from corral.loader.quant_mix import FILE_TYPES, check_export_type, tensor_type
 from corral.loader.quantize import quantize
 from corral.loader.rope_llama3 import llama3_freq_factors
@@ -46,14 +45,13 @@ def export_gguf(
         raise UnsupportedModelError(hf_dir, "export_gguf converts a Hugging Face folder; this is already a GGUF file")
     cfg = source.config
     family = family_for_config(cfg)
-    spec = family.spec if family is not None else _gguf_spec(cfg)
-    layer_names = family.layer_names if family is not None else LAYER_NAMES
+    if family is None:
+        raise UnsupportedModelError(cfg.model_type, f"no GGUF export for model_type {cfg.model_type!r}")
+    spec, layer_names = family.spec, family.layer_names
     writer = gguf.GGUFWriter(str(out_path), spec.gguf_arch)
     try:
-        _write_metadata(writer, cfg, name or hf_dir.name, weight_type,
-                        rope_scaling=family is None or not family.writes_rope_scaling)
-        if family is not None:
-            family.write_gguf_metadata(writer, cfg)
+        _write_metadata(writer, cfg, name or hf_dir.name, weight_type, rope_scaling=not family.writes_rope_scaling)
+        family.write_gguf_metadata(writer, cfg)
         if with_tokenizer:
             from corral.tokenizer.gguf_vocab import add_tokenizer_to_gguf
 
@@ -73,8 +71,7 @@ def export_gguf(
             if expert is not None:  # written as one 3-D tensor per layer once all are read
                 stacks.setdefault(gguf_name, {})[expert] = w
                 continue
-            if family is not None:
-                w = family.hf_tensor_to_gguf(hf_name, w)
+            w = family.hf_tensor_to_gguf(hf_name, w)
             heads = permuted_heads(gguf_name, cfg.num_attention_heads, cfg.num_key_value_heads)
             if spec.permuted_qk and heads:
                 w = w[rotary_row_order(w.shape[0], heads, to_hf=False)]
@@ -93,13 +90,6 @@ def export_gguf(
 def _expert_index(hf_name: str) -> int | None:
     m = re.search(r"\.experts\.(\d+)\.", hf_name)
     return None if m is None else int(m.group(1))
-
-
-def _gguf_spec(cfg: ModelConfig) -> ArchSpec:
-    for spec in GGUF_ARCHS.values():
-        if spec.model_type == cfg.model_type or (cfg.model_type == "mistral" and spec.gguf_arch == "llama"):
-            return spec
-    raise UnsupportedModelError(cfg.model_type, f"no GGUF export for model_type {cfg.model_type!r}")
 
 
 def _write_metadata(writer, cfg: ModelConfig, name: str, weight_type: str, rope_scaling: bool = True) -> None:
