@@ -51,7 +51,8 @@ def plan_num_blocks(cfg: ModelConfig, block_size: int, dtype: torch.dtype, budge
         need = blocks_per_seq * per_block
         raise OutOfMemoryError(
             f"the KV cache budget ({budget_bytes / 2**20:.0f} MiB) cannot hold one sequence of "
-            f"{min(max_model_len, blocks_per_seq * block_size)} tokens ({need / 2**20:.0f} MiB); raise --kv-cache-memory or lower --max-model-len"
+            f"{min(max_model_len, blocks_per_seq * block_size)} tokens ({need / 2**20:.0f} MiB); "
+            "raise --kv-cache-memory or lower --max-model-len"
         )
     return int(num_blocks)
 

@@ -16,8 +16,8 @@ its gate `ffn_gate_inp_shexp` (a vector); `{arch}.expert_count` / `expert_used_c
 `expert_feed_forward_length` / `expert_shared_feed_forward_length`. Mixtral is written as arch
 "llama" (Q/K rows permuted) with an expert count; Qwen2-MoE as "qwen2moe", Qwen3-MoE as
 "qwen3moe"; Mixtral files from before llama.cpp stacked experts hold one tensor per expert
-(`blk.N.ffn_gate.E.weight`), read the same way (gguf_names.py). llama.cpp renormalises the top-k weights for llama and qwen3moe, not for qwen2moe,
-and has every layer sparse.
+(`blk.N.ffn_gate.E.weight`), read the same way (gguf_names.py). llama.cpp renormalises the top-k
+weights for llama and qwen3moe, not for qwen2moe, and has every layer sparse.
 """
 from __future__ import annotations
 
@@ -114,8 +114,8 @@ class MoeFamily(Family):
         if router is None or not router.shape or router.shape[0] != experts:
             raise ValueError(f"expert_count {experts} does not match the router blk.0.ffn_gate_inp.weight "
                              f"({'missing' if router is None else router.shape})")
-        moe = MoeSettings(experts, top_k, self.gguf_normalizes,
-                          _positive(key("expert_feed_forward_length", cfg.intermediate_size), "expert_feed_forward_length"),
+        expert_size = _positive(key("expert_feed_forward_length", cfg.intermediate_size), "expert_feed_forward_length")
+        moe = MoeSettings(experts, top_k, self.gguf_normalizes, expert_size,
                           int(key("expert_shared_feed_forward_length", 0)) if not self.mixtral else 0,
                           (True,) * cfg.num_hidden_layers, self.mixtral)
         return replace(cfg, extra={**cfg.extra, "moe": moe})
