@@ -83,7 +83,7 @@ def paged_decode_attention(
         raise ValueError(f"out must be a contiguous CPU float32 {tuple(q.shape)} tensor")
     if b == 0:
         return out
-    new_addrs = (0, 0, 0)
+    new_addrs: tuple[int, ...] = ()
     if new_kv is not None:
         k_new, v_new, slots = new_kv
         _check_float("new keys", k_new, 3)
@@ -101,7 +101,9 @@ def paged_decode_attention(
     _ext.paged_decode_attention(
         level, q.data_ptr(), kv_cache.data_ptr(), block_tables.data_ptr(), seq_lens.data_ptr(), out.data_ptr(),
         b, hq, hk, d, num_blocks, block_size, block_tables.shape[1], sliding_window or 0, float(scale), threads,
-        kv_cache.dtype == torch.float16, *new_addrs, float(softcap or 0.0),
+        kv_cache.dtype == torch.float16,
+        # the trailing arguments only when used (addresses 0: no new rows)
+        *(((*(new_addrs or (0, 0, 0)), float(softcap)) if softcap else new_addrs)),
     )
     return out
 
