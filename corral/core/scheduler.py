@@ -17,7 +17,7 @@ import itertools
 from collections import deque
 from dataclasses import dataclass
 
-from corral.core.block_manager import KVCacheManager
+from corral.core.block_manager import KVCacheManager, blocks_held_under_window
 from corral.core.request import Request, RequestStatus
 from corral.core.scheduler_output import ScheduledRequest, SchedulerOutput
 from corral.core.stop_check import check_stop
@@ -33,6 +33,9 @@ class SchedulerConfig:
     num_blocks: int
     enable_prefix_caching: bool = True
     long_prefill_token_threshold: int = 0  # most tokens of one prefill per step; 0: no cap
+    # The window of every layer when every layer has one (then blocks behind it are released);
+    # None when any layer attends globally.
+    sliding_window: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "block_size", "num_blocks"):
@@ -46,14 +49,22 @@ class SchedulerConfig:
             )
         if self.long_prefill_token_threshold < 0:
             raise ValidationError("long_prefill_token_threshold", "must be >= 0")
+        if self.sliding_window is not None and self.sliding_window < 1:
+            raise ValidationError("sliding_window", f"must be None or >= 1, got {self.sliding_window}")
 
 
 class Scheduler:
     def __init__(self, config: SchedulerConfig):
         self.config = config
-        self.kv_cache = KVCacheManager(config.num_blocks, config.block_size, config.enable_prefix_caching)
-        # Prompt plus output may not exceed the context, nor the cache (with one slot to spare).
-        self.max_total_tokens = min(config.max_model_len, config.num_blocks * config.block_size)
+        self.kv_cache = KVCacheManager(config.num_blocks, config.block_size, config.enable_prefix_caching,
+                                       config.sliding_window)
+        # Prompt plus output may not exceed the context, nor the cache (with one slot to spare) unless
+        # blocks behind a window are released and what a request holds at once fits.
+        self.cache_tokens = config.num_blocks * config.block_size
+        if config.sliding_window is not None and blocks_held_under_window(
+                config.sliding_window, config.max_num_batched_tokens, config.block_size) <= config.num_blocks:
+            self.cache_tokens = config.max_model_len
+        self.max_total_tokens = min(config.max_model_len, self.cache_tokens)
         self.requests: dict[str, Request] = {}
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []  # sorted oldest first; the last is preempted first
@@ -78,7 +89,7 @@ class Scheduler:
                 f"the prompt has {n} tokens but this model's context holds {self.config.max_model_len} "
                 "(prompt plus at least one generated token); shorten the prompt or raise max_model_len"
             )
-        capacity = self.config.num_blocks * self.config.block_size
+        capacity = self.cache_tokens
         if n + 1 > capacity:
             raise ContextLengthError(
                 f"the prompt has {n} tokens but the KV cache holds only {capacity}; shorten the prompt "

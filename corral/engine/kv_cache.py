@@ -29,13 +29,19 @@ def available_memory_bytes() -> int:
 
 
 def plan_num_blocks(cfg: ModelConfig, block_size: int, dtype: torch.dtype, budget_bytes: int | None,
-                    max_model_len: int, max_num_seqs: int) -> int:
+                    max_model_len: int, max_num_seqs: int, max_step_tokens: int | None = None) -> int:
     """Blocks that fit the budget. The default budget is DEFAULT_BUDGET (or what one
     full-length sequence needs, if more), never over a quarter of available memory, and never
     more than max_num_seqs full-length sequences could use: the cache is allocated (and touched)
-    up front. Raises OutOfMemoryError when not even one full-length sequence fits."""
+    up front. Raises OutOfMemoryError when not even one full-length sequence fits. A sequence of
+    a model whose every layer has a window (`cfg.sliding_window`) needs only the blocks it holds at
+    once, given steps of at most `max_step_tokens` (the scheduler releases those behind the window)."""
+    from corral.core.block_manager import blocks_held_under_window
+
     per_block = bytes_per_block(cfg, block_size, dtype)
     blocks_per_seq = -(-max_model_len // block_size)
+    if cfg.sliding_window is not None and max_step_tokens is not None:
+        blocks_per_seq = min(blocks_per_seq, blocks_held_under_window(cfg.sliding_window, max_step_tokens, block_size))
     if budget_bytes is None:
         budget_bytes = min(max(DEFAULT_BUDGET, blocks_per_seq * per_block), available_memory_bytes() // 4)
         num_blocks = min(budget_bytes // per_block, blocks_per_seq * max_num_seqs)
@@ -45,7 +51,8 @@ def plan_num_blocks(cfg: ModelConfig, block_size: int, dtype: torch.dtype, budge
         need = blocks_per_seq * per_block
         raise OutOfMemoryError(
             f"the KV cache budget ({budget_bytes / 2**20:.0f} MiB) cannot hold one sequence of "
-            f"{max_model_len} tokens ({need / 2**20:.0f} MiB); raise --kv-cache-memory or lower --max-model-len"
+            f"{min(max_model_len, blocks_per_seq * block_size)} tokens ({need / 2**20:.0f} MiB); "
+            "raise --kv-cache-memory or lower --max-model-len"
         )
     return int(num_blocks)
 

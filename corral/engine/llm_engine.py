@@ -66,8 +66,9 @@ class LLMEngine:
         budget = args.kv_cache_memory
         if budget is None and self.device.type == "cuda":
             budget = kv_cache_budget_on_device(self.device, args.gpu_memory_utilization)
+        max_step_tokens = max(args.max_num_batched_tokens, args.max_num_seqs)  # the scheduler's budget below
         num_blocks = kv_cache.plan_num_blocks(
-            self.model_config, args.block_size, dtype, budget, self.max_model_len, args.max_num_seqs
+            self.model_config, args.block_size, dtype, budget, self.max_model_len, args.max_num_seqs, max_step_tokens
         )
         self.kv_cache_bytes = num_blocks * kv_cache.bytes_per_block(self.model_config, args.block_size, dtype)
         caches = kv_cache.allocate(self.model_config, num_blocks, args.block_size, dtype, self.device)
@@ -81,11 +82,13 @@ class LLMEngine:
         self.scheduler = Scheduler(
             SchedulerConfig(
                 max_num_seqs=args.max_num_seqs,
-                max_num_batched_tokens=max(args.max_num_batched_tokens, args.max_num_seqs),
+                max_num_batched_tokens=max_step_tokens,
                 max_model_len=self.max_model_len,
                 block_size=args.block_size,
                 num_blocks=num_blocks,
                 enable_prefix_caching=args.enable_prefix_caching,
+                # set only when every layer has this window (Gemma's per-layer windows leave it None)
+                sliding_window=self.model_config.sliding_window,
             )
         )
         self.outputs = OutputProcessor(self.tokenizer, self.loaded.make_detokenizer)

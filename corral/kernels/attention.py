@@ -2,7 +2,8 @@
 
 One query token per sequence (a decode step): out[b, h] = softmax(scale * q[b, h] . K_b^T) V_b over
 the positions 0 .. seq_lens[b]-1 of sequence b (the last `sliding_window` of them when set), query
-head h reading KV head h // (Hq // Hk). The C extension (csrc/attention.c) streams each sequence's
+head h reading KV head h // (Hq // Hk), each score soft-capped to cap * tanh(score / cap) first when
+`softcap` is set (Gemma 2). The C extension (csrc/attention.c) streams each sequence's
 blocks through an online softmax in float32; `reference_paged_decode_attention` is the float64
 ground truth tests use.
 """
@@ -34,6 +35,7 @@ def paged_decode_attention(
     scale: float,
     sliding_window: int | None = None,
     *,
+    softcap: float | None = None,
     new_kv: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     out: torch.Tensor | None = None,
     num_threads: int | None = None,
@@ -48,6 +50,7 @@ def paged_decode_attention(
     max_blocks * block_size. new_kv: (keys, values, slots), the step's (B, Hk, D) float32 keys and
     values and the (B,) int64 cache slots (block * block_size + offset) they go to, written (as the
     cache's dtype, rounded to nearest) before attending, which saves the caller two index_copy_.
+    softcap: scores become softcap * tanh(score / softcap) before the softmax (Gemma 2).
     All on the CPU and contiguous. Raises ValueError otherwise, or when a block id in use or a slot
     is outside the cache (before anything is written). `num_threads` defaults to torch.get_num_threads();
     `isa` picks a kernel set from `isa_levels()` (default: the best).
@@ -72,13 +75,15 @@ def paged_decode_attention(
         raise ValueError("block_tables and seq_lens must be contiguous CPU tensors")
     if sliding_window is not None and sliding_window < 1:
         raise ValueError(f"sliding_window must be None or at least 1, got {sliding_window}")
+    if softcap is not None and not 0 < softcap < float("inf"):
+        raise ValueError(f"softcap must be None or a positive finite number, got {softcap}")
     if out is None:
         out = torch.empty_like(q)
     elif out.shape != q.shape or out.dtype != torch.float32 or not out.is_cpu or not out.is_contiguous():
         raise ValueError(f"out must be a contiguous CPU float32 {tuple(q.shape)} tensor")
     if b == 0:
         return out
-    new_addrs = ()
+    new_addrs: tuple[int, ...] = ()
     if new_kv is not None:
         k_new, v_new, slots = new_kv
         _check_float("new keys", k_new, 3)
@@ -96,7 +101,9 @@ def paged_decode_attention(
     _ext.paged_decode_attention(
         level, q.data_ptr(), kv_cache.data_ptr(), block_tables.data_ptr(), seq_lens.data_ptr(), out.data_ptr(),
         b, hq, hk, d, num_blocks, block_size, block_tables.shape[1], sliding_window or 0, float(scale), threads,
-        kv_cache.dtype == torch.float16, *new_addrs,
+        kv_cache.dtype == torch.float16,
+        # the trailing arguments only when used (addresses 0: no new rows)
+        *(((*(new_addrs or (0, 0, 0)), float(softcap)) if softcap else new_addrs)),
     )
     return out
 
@@ -117,8 +124,10 @@ def reference_paged_decode_attention(
     seq_lens: torch.Tensor,
     scale: float,
     sliding_window: int | None = None,
+    softcap: float | None = None,
 ) -> torch.Tensor:
-    """float64 (B, Hq, D): each sequence's keys and values gathered block by block, exact softmax."""
+    """float64 (B, Hq, D): each sequence's keys and values gathered block by block, scores
+    soft-capped when `softcap` is set, exact softmax."""
     b, hq, d = q.shape
     hk, block_size = kv_cache.shape[3], kv_cache.shape[2]
     out = torch.empty(b, hq, d, dtype=torch.float64)
@@ -131,6 +140,8 @@ def reference_paged_decode_attention(
         keys, values = keys[first:], values[first:]
         heads = q[i].to(torch.float64).view(hk, hq // hk, d)  # (Hk, G, D)
         scores = torch.einsum("kgd,nkd->kgn", heads, keys) * scale  # (Hk, G, n)
+        if softcap:
+            scores = torch.tanh(scores / softcap) * softcap
         probs = torch.softmax(scores, dim=-1)
         out[i] = torch.einsum("kgn,nkd->kgd", probs, values).reshape(hq, d)
     return out

@@ -28,6 +28,8 @@ class ModelConfig:
     attention_bias: bool = False  # q/k/v projections carry a bias (Qwen2)
     qk_norm: bool = False  # RMSNorm on q and k per head before rotary (Qwen3)
     sliding_window: int | None = None
+    # Leading dims of each head that rotate (partial rotary: Phi-4-mini's 96 of 128); None: all.
+    rotary_dim: int | None = None
     hidden_act: str = "silu"
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()

@@ -7,9 +7,9 @@ values differ between the formats (Gemma's norms), and what to write when export
 look a family up here by the names they find in a file; the families are listed in
 `corral.models.registry.FAMILIES` and imported only when a file names one of them.
 
-The Llama family (Llama, Mistral, Qwen2, Qwen3) predates this seam and is still described by
-`architectures.py`, `gguf_names.py` and `expected_weights.py`; a `Family` subclass with the default
-methods below behaves exactly as those do.
+Every family, the Llama one too (`corral/models/llama_family.py`), is declared here; the default
+methods below describe the Llama layout (`gguf_names.LAYER_NAMES`, `expected_weights.py`), which
+the other families extend.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class Family:
     model_types: tuple[str, ...] = ()  # further config.json "model_type"s it runs
     layer_names: dict[str, str] = LAYER_NAMES  # per-layer GGUF stem -> HF module path
     non_weight_tensors: frozenset[str] = frozenset()  # GGUF tensors read into the config instead
-    reads_gguf = True  # False: HF folders only so far; a GGUF file of it stays unsupported
+    reads_gguf = True  # False: HF folders only; a GGUF file of it stays unsupported
 
     def hf_text_config(self, d: dict[str, Any]) -> dict[str, Any]:
         """The dict holding the text model's settings (a multimodal config nests them)."""
@@ -80,6 +80,12 @@ class Family:
     writes_rope_scaling = False  # write_gguf_metadata writes the rope scaling itself
     rope_types: tuple[str, ...] = ()  # rope scaling types the family reads itself (adjust_*_config)
 
+    def claims_gguf(self, get: Callable[[str], Any]) -> bool:
+        """Whether a GGUF file of this family's `spec.gguf_arch` is this family's (`get(key)`: the
+        file's metadata value or None). Families sharing an architecture name tell their files
+        apart here (Mixtral is llama.cpp's "llama" with experts)."""
+        return True
+
 
 def _families() -> list[Family]:
     from corral.models.registry import FAMILIES
@@ -91,8 +97,9 @@ def _families() -> list[Family]:
     return found
 
 
-def family_for_gguf(arch: str) -> Family | None:
-    return next((f for f in _families() if f.reads_gguf and f.spec.gguf_arch == arch), None)
+def family_for_gguf(arch: str, get: Callable[[str], Any] = lambda key: None) -> Family | None:
+    """The family of a GGUF file of `general.architecture` `arch`, `get(key)` its metadata."""
+    return next((f for f in _families() if f.reads_gguf and f.spec.gguf_arch == arch and f.claims_gguf(get)), None)
 
 
 def family_for_hf(d: dict[str, Any]) -> Family | None:
@@ -118,7 +125,7 @@ def family_names() -> list[str]:
 
 
 def gguf_family_names() -> list[str]:
-    return sorted(f.spec.gguf_arch for f in _families() if f.reads_gguf)
+    return sorted({f.spec.gguf_arch for f in _families() if f.reads_gguf})
 
 
 def read_family_settings(path, read: Callable[..., T], *args: Any) -> T:

@@ -6,7 +6,6 @@ from typing import Any
 import numpy as np
 
 from corral.errors import ModelFileError, UnsupportedModelError
-from corral.loader.architectures import GGUF_ARCHS
 from corral.loader.config import ModelConfig
 from corral.loader.config_checks import MAX_ROPE_THETA, check_config
 from corral.loader.config_values import read_float, read_int, read_str, read_token_id
@@ -22,16 +21,16 @@ def config_from_gguf(gf: GGUFFile) -> ModelConfig:
     """Read `{arch}.*` hyperparameters, tokenizer special ids and tensor presence from `gf`.
 
     Every value is checked for type and range (config_values, config_checks) before use. Raises
-    UnsupportedModelError for an architecture not in `architectures.GGUF_ARCHS` and ModelFileError
+    UnsupportedModelError for an architecture no family reads and ModelFileError
     when a required key is missing or a value is of the wrong type or out of range.
     """
     arch = gf.architecture
-    family = family_for_gguf(arch)
-    spec = family.spec if family is not None else GGUF_ARCHS.get(arch)
-    if spec is None:
+    family = family_for_gguf(arch, gf.get)
+    if family is None:
         raise UnsupportedModelError(
-            gf.path, f"architecture {arch!r} is not supported; corral runs GGUF architectures: {', '.join(sorted([*GGUF_ARCHS, *gguf_family_names()]))}"
+            gf.path, f"architecture {arch!r} is not supported; corral runs GGUF architectures: {', '.join(gguf_family_names())}"
         )
+    spec = family.spec
 
     path = gf.path
 
@@ -84,8 +83,6 @@ def config_from_gguf(gf: GGUFFile) -> ModelConfig:
         model_type=spec.model_type,
         extra={"gguf_architecture": arch, "name": name if isinstance(name, str) else None},
     )
-    if family is None:
-        return check_config(cfg, path)
     cfg = check_config(cfg, path, family.rope_types)
     return read_family_settings(path, family.adjust_gguf_config, cfg, raw, gf)
 

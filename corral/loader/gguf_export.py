@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from corral.errors import UnsupportedModelError
-from corral.loader.architectures import ArchSpec, GGUF_ARCHS
 from corral.loader.config import ModelConfig
 from corral.loader.family import family_for_config
-from corral.loader.gguf_names import LAYER_NAMES, hf_to_gguf, permuted_heads, rotary_row_order
+from corral.loader.gguf_names import hf_to_gguf, permuted_heads, rotary_row_order
 from corral.loader.quant_mix import FILE_TYPES, check_export_type, tensor_type
 from corral.loader.quantize import quantize
 from corral.loader.rope_llama3 import llama3_freq_factors
@@ -46,14 +45,13 @@ def export_gguf(
         raise UnsupportedModelError(hf_dir, "export_gguf converts a Hugging Face folder; this is already a GGUF file")
     cfg = source.config
     family = family_for_config(cfg)
-    spec = family.spec if family is not None else _gguf_spec(cfg)
-    layer_names = family.layer_names if family is not None else LAYER_NAMES
+    if family is None:
+        raise UnsupportedModelError(cfg.model_type, f"no GGUF export for model_type {cfg.model_type!r}")
+    spec, layer_names = family.spec, family.layer_names
     writer = gguf.GGUFWriter(str(out_path), spec.gguf_arch)
     try:
-        _write_metadata(writer, cfg, name or hf_dir.name, weight_type,
-                        rope_scaling=family is None or not family.writes_rope_scaling)
-        if family is not None:
-            family.write_gguf_metadata(writer, cfg)
+        _write_metadata(writer, cfg, name or hf_dir.name, weight_type, rope_scaling=not family.writes_rope_scaling)
+        family.write_gguf_metadata(writer, cfg)
         if with_tokenizer:
             from corral.tokenizer.gguf_vocab import add_tokenizer_to_gguf
 
@@ -80,8 +78,7 @@ def export_gguf(
                     w = np.stack([slices[i] for i in sorted(slices)])  # (n_experts, rows, cols)
                     _add_tensor(writer, gguf_name, w, tensor_type(gguf_name, w.shape, weight_type, cfg.num_hidden_layers))
                 continue
-            if family is not None:
-                w = family.hf_tensor_to_gguf(hf_name, w)
+            w = family.hf_tensor_to_gguf(hf_name, w)
             heads = permuted_heads(gguf_name, cfg.num_attention_heads, cfg.num_key_value_heads)
             if spec.permuted_qk and heads:
                 w = w[rotary_row_order(w.shape[0], heads, to_hf=False)]
@@ -102,13 +99,6 @@ def _expert_index(hf_name: str) -> int | None:
     return None if m is None else int(m.group(1))
 
 
-def _gguf_spec(cfg: ModelConfig) -> ArchSpec:
-    for spec in GGUF_ARCHS.values():
-        if spec.model_type == cfg.model_type or (cfg.model_type == "mistral" and spec.gguf_arch == "llama"):
-            return spec
-    raise UnsupportedModelError(cfg.model_type, f"no GGUF export for model_type {cfg.model_type!r}")
-
-
 def _write_metadata(writer, cfg: ModelConfig, name: str, weight_type: str, rope_scaling: bool = True) -> None:
     import gguf
 
@@ -125,7 +115,7 @@ def _write_metadata(writer, cfg: ModelConfig, name: str, weight_type: str, rope_
     writer.add_head_count_kv(cfg.num_key_value_heads)
     writer.add_key_length(cfg.head_dim)
     writer.add_value_length(cfg.head_dim)
-    writer.add_rope_dimension_count(cfg.head_dim)
+    writer.add_rope_dimension_count(cfg.rotary_dim or cfg.head_dim)
     writer.add_rope_freq_base(cfg.rope_theta)
     writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     scaling = (cfg.rope_scaling or {}) if rope_scaling else {}

@@ -35,6 +35,9 @@ NON_WEIGHT_TENSORS = frozenset({"rope_freqs.weight"})
 _LAYER_HF = {v: k for k, v in LAYER_NAMES.items()}
 _GLOBAL_HF = {v: k for k, v in GLOBAL_NAMES.items()}
 _GGUF_RE = re.compile(r"^blk\.(\d+)\.(\w+)\.(weight|bias)$")
+# llama.cpp's files from before it stacked experts (early Mixtral): "blk.3.ffn_gate.5.weight" is
+# expert 5's slice of what newer files hold as "blk.3.ffn_gate_exps.weight"
+_LEGACY_EXPERT_RE = re.compile(r"^blk\.(\d+)\.(\w+)\.(\d+)\.(weight|bias)$")
 _EXPERT_RE = re.compile(r"experts\.\d+\.")
 _HF_RE = re.compile(r"^model\.layers\.(\d+)\.([\w.]+)\.(weight|bias)$")
 
@@ -46,6 +49,10 @@ def gguf_to_hf(name: str, layer_names: dict[str, str] = LAYER_NAMES) -> str | No
     if m:
         hf = layer_names.get(m.group(2))
         return None if hf is None else f"model.layers.{m.group(1)}.{hf}.{m.group(3)}"
+    m = _LEGACY_EXPERT_RE.match(name)
+    if m:
+        hf = layer_names.get(m.group(2) + "_exps")
+        return None if hf is None else f"model.layers.{m.group(1)}.{hf.format(int(m.group(3)))}.{m.group(4)}"
     stem, _, suffix = name.rpartition(".")
     hf = GLOBAL_NAMES.get(stem)
     return None if hf is None or suffix not in ("weight", "bias") else f"{hf}.{suffix}"
@@ -62,6 +69,17 @@ def hf_to_gguf(name: str, layer_names: dict[str, str] = LAYER_NAMES) -> str | No
     stem, _, suffix = name.rpartition(".")
     g = _GLOBAL_HF.get(stem)
     return None if g is None else f"{g}.{suffix}"
+
+
+def legacy_expert_name(gguf_name: str, hf_name: str) -> str | None:
+    """The per-expert name older files use for HF expert weight `hf_name`, whose stacked GGUF name
+    is `gguf_name` ("blk.3.ffn_gate_exps.weight", "...experts.5.w1.weight" -> "blk.3.ffn_gate.5.weight");
+    None for other tensors."""
+    m = re.search(r"\.experts\.(\d+)\.", hf_name)
+    stem, dot, suffix = gguf_name.rpartition(".")
+    if m is None or not stem.endswith("_exps"):
+        return None
+    return f"{stem.removesuffix('_exps')}.{m.group(1)}{dot}{suffix}"
 
 
 def permuted_heads(gguf_name: str, n_heads: int, n_kv_heads: int) -> int | None:

@@ -7,14 +7,14 @@ import numpy as np
 import torch
 
 from corral.errors import ModelFileError, UnsupportedModelError
-from corral.loader.architectures import GGUF_ARCHS
 from corral.loader.config import ModelConfig
 from corral.loader.dequant import dequantize
 from corral.loader.expected_weights import check_layer_count, check_shapes, expected_hf_names
 from corral.loader.ggml_types import BLOCK_GEOMETRY, DENSE_TYPES, SUPPORTED_TYPES
 from corral.loader.gguf_file import GGUFFile, GGUFTensor
-from corral.loader.family import family_for_gguf
-from corral.loader.gguf_names import LAYER_NAMES, NON_WEIGHT_TENSORS, gguf_to_hf, hf_to_gguf, permuted_heads, rotary_row_order
+from corral.loader.family import Family, family_for_gguf
+from corral.loader.gguf_names import (NON_WEIGHT_TENSORS, gguf_to_hf, hf_to_gguf, legacy_expert_name,
+                                     permuted_heads, rotary_row_order)
 from corral.loader.quantized import QuantizedWeight
 
 
@@ -25,7 +25,7 @@ def check_gguf_tensors(gf: GGUFFile, cfg: ModelConfig) -> None:
     names = _layer_names(gf)
     for hf in expected_hf_names(cfg):
         name = hf_to_gguf(hf, names)
-        if name not in gf.tensors:
+        if name not in gf.tensors and legacy_expert_name(name, hf) not in gf.tensors:
             raise ModelFileError(gf.path, f"tensor {name!r} ({hf}) is missing; the file is incomplete or not a {cfg.model_type} model")
     for t in gf.tensors.values():
         if t.name not in NON_WEIGHT_TENSORS | _non_weights(gf) and gguf_to_hf(t.name, names) is None:
@@ -49,8 +49,8 @@ def iter_gguf_weights(
     keep_quantized, quantized 2-D tensors come as QuantizedWeight of (n_out, bytes_per_row) blocks,
     views of the file whose permuted Q/K rows stay in file order (see QuantizedWeight.row_order).
     """
-    family = family_for_gguf(gf.architecture)
-    permuted = (family.spec if family is not None else GGUF_ARCHS[gf.architecture]).permuted_qk
+    family = _family(gf)
+    permuted = family.spec.permuted_qk
     names = _layer_names(gf)
     for t in gf.tensors.values():
         hf = gguf_to_hf(t.name, names)
@@ -64,9 +64,7 @@ def iter_gguf_weights(
         if keep_quantized and t.type_name not in DENSE_TYPES and len(t.shape) == 2:
             yield hf, _quantized(gf, t, order)
             continue
-        w = dequantize(t.type_name, t.data, t.shape, name=t.name, path=str(gf.path))
-        if family is not None:
-            w = family.gguf_tensor_to_hf(hf, w)
+        w = family.gguf_tensor_to_hf(hf, dequantize(t.type_name, t.data, t.shape, name=t.name, path=str(gf.path)))
         yield hf, w if order is None else w[torch.from_numpy(order)]
 
 
@@ -88,14 +86,19 @@ def _stacked(gf: GGUFFile, t: GGUFTensor, hf_pattern: str, keep_quantized: bool)
         yield hf_pattern.format(i), w[i]
 
 
+def _family(gf: GGUFFile) -> Family:
+    family = family_for_gguf(gf.architecture, gf.get)
+    if family is None:  # config_from_gguf refuses such a file first
+        raise UnsupportedModelError(gf.path, f"architecture {gf.architecture!r} is not supported")
+    return family
+
+
 def _non_weights(gf: GGUFFile) -> frozenset[str]:
-    family = family_for_gguf(gf.architecture)
-    return frozenset() if family is None else family.non_weight_tensors
+    return _family(gf).non_weight_tensors
 
 
 def _layer_names(gf: GGUFFile) -> dict[str, str]:
-    family = family_for_gguf(gf.architecture)
-    return LAYER_NAMES if family is None else family.layer_names
+    return _family(gf).layer_names
 
 
 def _quantized(gf: GGUFFile, t: GGUFTensor, order: np.ndarray | None) -> QuantizedWeight:

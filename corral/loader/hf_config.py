@@ -5,11 +5,10 @@ from pathlib import Path
 from typing import Any
 
 from corral.errors import ModelFileError, UnsupportedModelError
-from corral.loader.architectures import HF_ARCHS, HF_MODEL_TYPES, ArchSpec
 from corral.loader.config import ModelConfig
 from corral.loader.config_checks import MAX_ROPE_THETA, check_config
 from corral.loader.config_values import read_bool, read_float, read_int, read_str, read_token_id, show
-from corral.loader.family import family_for_hf, family_names, read_family_settings
+from corral.loader.family import Family, family_for_hf, family_names, read_family_settings
 
 
 def config_from_hf(d: Any, path: str | Path = "config.json") -> ModelConfig:
@@ -23,12 +22,11 @@ def config_from_hf(d: Any, path: str | Path = "config.json") -> ModelConfig:
     """
     if not isinstance(d, dict):
         raise ModelFileError(path, f"must hold a JSON object ({{...}}), not {type(d).__name__}; re-download it")
-    family = family_for_hf(d)
-    if family is not None:
-        d = read_family_settings(path, family.hf_text_config, d)
-        if not isinstance(d, dict):
-            raise ModelFileError(path, "text_config must be a JSON object ({...}); the config is corrupt")
-    spec = family.spec if family is not None else _spec(d, path)
+    family = _family(d, path)
+    d = read_family_settings(path, family.hf_text_config, d)
+    if not isinstance(d, dict):
+        raise ModelFileError(path, "text_config must be a JSON object ({...}); the config is corrupt")
+    spec = family.spec
 
     def integer(key: str, default: Any = ..., lo: int = 1) -> int:
         value = d.get(key)
@@ -49,8 +47,6 @@ def config_from_hf(d: Any, path: str | Path = "config.json") -> ModelConfig:
                                    "head_dim is not given; the config is corrupt")
     rope_theta, rope_scaling = _rope(d, path)
     sliding = d.get("sliding_window")
-    if spec.model_type in ("qwen2", "qwen3") and not flag("use_sliding_window"):
-        sliding = None  # Qwen configs carry a window size they do not use
     cfg = ModelConfig(
         architecture=spec.hf_architecture,
         vocab_size=integer("vocab_size"),
@@ -75,27 +71,21 @@ def config_from_hf(d: Any, path: str | Path = "config.json") -> ModelConfig:
         model_type=spec.model_type,
         extra={k: d[k] for k in ("_name_or_path",) if isinstance(d.get(k), str)},
     )
-    if family is None:
-        return check_config(cfg, path)
     cfg = check_config(cfg, path, family.rope_types)
     return read_family_settings(path, family.adjust_hf_config, cfg, d)
 
 
-def _spec(d: dict, path) -> ArchSpec:
+def _family(d: dict, path) -> Family:
     architectures = d.get("architectures") or []
     if not isinstance(architectures, list) or not all(isinstance(a, str) for a in architectures):
         raise ModelFileError(path, f"architectures is {show(architectures)}, but must be a list of class names")
-    for name in architectures:
-        if name in HF_ARCHS:
-            return HF_ARCHS[name]
-    model_type = d.get("model_type")
-    spec = HF_MODEL_TYPES.get(model_type) if isinstance(model_type, str) else None
-    if spec is None:
-        found = architectures[0] if architectures else model_type
+    family = family_for_hf(d)
+    if family is None:
+        found = architectures[0] if architectures else d.get("model_type")
         raise UnsupportedModelError(
-            path, f"architecture {show(found)} is not supported; corral runs: {', '.join(sorted([*HF_ARCHS, *family_names()]))}"
+            path, f"architecture {show(found)} is not supported; corral runs: {', '.join(family_names())}"
         )
-    return spec
+    return family
 
 
 def _rope(d: dict, path) -> tuple[float, dict | None]:

@@ -17,7 +17,8 @@ What sets them apart from Llama, all declared here (the model is in `gemma_model
   settings under `text_config` and the weights under `language_model`; the text model runs, the
   vision tower is skipped (images are not supported).
 
-GGUF keys (llama.cpp): `{arch}.attention.sliding_window`, `gemma2.attn_logit_softcapping`,
+GGUF keys (llama.cpp): `{arch}.attention.sliding_window`, `{arch}.attention.sliding_window_pattern`
+(a period, or in newer files one flag a layer), `gemma2.attn_logit_softcapping`,
 `{arch}.final_logit_softcapping`, `rope.freq_base` (Gemma 3: the global base). llama.cpp's files
 do not store query_pre_attn_scalar: it is head_dim, or hidden / heads in the 27B models (46 layers
 for Gemma 2, 62 for Gemma 3), which is what a file without `{arch}.attention.scale` gets here.
@@ -27,6 +28,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from typing import Any
+
+import numpy as np
 
 from corral.loader.architectures import ArchSpec
 from corral.loader.config import ModelConfig
@@ -126,7 +129,7 @@ class GemmaFamily(Family):
             rope_local_theta=local_theta,
             embed_scale_dtype=cfg.torch_dtype,
         )
-        return replace(cfg, rope_theta=rope_theta, rope_scaling=rope_scaling, sliding_window=None,
+        return replace(cfg, rope_theta=rope_theta, rope_scaling=rope_scaling, sliding_window=_every_layer(gemma),
                        hidden_act=str(d.get("hidden_activation") or d.get("hidden_act") or "gelu_pytorch_tanh"),
                        tie_word_embeddings=bool(d.get("tie_word_embeddings", True)), extra={**cfg.extra, "gemma": gemma})
 
@@ -140,8 +143,17 @@ class GemmaFamily(Family):
         else:
             scalar = cfg.head_dim
         pattern = key("attention.sliding_window_pattern", self.sliding_pattern)
+        if not isinstance(pattern, (int, str)) and hasattr(pattern, "__len__"):  # newer llama.cpp files:
+            flags = list(pattern)  # one flag a layer, true for a sliding one
+            if len(flags) != cfg.num_hidden_layers or not all(isinstance(f, (bool, np.bool_)) for f in flags):
+                raise ValueError(f"attention.sliding_window_pattern holds {len(flags)} values for "
+                                 f"{cfg.num_hidden_layers} layers; it needs one true/false a layer")
+            sliding = tuple(bool(f) for f in flags)
+        else:
+            sliding = self._pattern(cfg.num_hidden_layers, int(pattern) if isinstance(pattern, int) and pattern > 0
+                                    else self.sliding_pattern)
         gemma = GemmaSettings(
-            sliding_layers=self._pattern(cfg.num_hidden_layers, int(pattern) if isinstance(pattern, int) else self.sliding_pattern),
+            sliding_layers=sliding,
             sliding_window=int(key("attention.sliding_window", self.defaults["sliding_window"])),
             query_pre_attn_scalar=float(scalar),
             attn_logit_softcapping=_cap(key("attn_logit_softcapping", None)),
@@ -149,7 +161,8 @@ class GemmaFamily(Family):
             rope_local_theta=self.local_theta,
             embed_scale_dtype="float32",  # llama.cpp scales by sqrt(n_embd) in float32
         )
-        return replace(cfg, sliding_window=None, hidden_act="gelu_pytorch_tanh", extra={**cfg.extra, "gemma": gemma})
+        return replace(cfg, sliding_window=_every_layer(gemma), hidden_act="gelu_pytorch_tanh",
+                       extra={**cfg.extra, "gemma": gemma})
 
     def write_gguf_metadata(self, writer, cfg: ModelConfig) -> None:
         gemma = settings(cfg)
@@ -198,6 +211,12 @@ class GemmaFamily(Family):
     def _pattern(n_layers: int, pattern: int) -> tuple[bool, ...]:
         # transformers and llama.cpp alike: layer i is global when (i + 1) % pattern == 0
         return tuple(bool((i + 1) % pattern) for i in range(n_layers))
+
+
+def _every_layer(gemma: GemmaSettings) -> int | None:
+    """ModelConfig.sliding_window: the window when every layer has it (then the KV blocks behind it
+    are released), None when any layer attends globally."""
+    return gemma.sliding_window if all(gemma.sliding_layers) else None
 
 
 def _cap(v: Any) -> float | None:

@@ -37,6 +37,7 @@ class LlamaAttention(LeanModule):
             self.k_norm = RMSNorm(self.head_dim, cfg.rms_norm_eps)
         self.qk_norm = cfg.qk_norm
         self.eps = cfg.rms_norm_eps
+        self.rotary_dim = cfg.rotary_dim  # None: every dim of a head rotates
 
     def forward(self, x: torch.Tensor, batch: ForwardBatch, rows: torch.Tensor | None = None) -> torch.Tensor:
         # x: (T, hidden) -> (T, hidden), or (len(rows), hidden): every token's K/V reach the cache,
@@ -47,13 +48,16 @@ class LlamaAttention(LeanModule):
         v = x.new_empty(t, self.num_kv_heads, self.head_dim)
         project_all(x, [self.q_proj, self.k_proj, self.v_proj], with_bias=False, out=[q, k, v])
         # Biases (Qwen2), per-head q/k RMSNorm (Qwen3) and rotary, in place and in one pass.
+        partial = self.rotary_dim is not None
         ops.bias_norm_rope_(
-            q, k, v, *batch.rotary,
+            q, k, v, *((None, None) if partial else batch.rotary),
             q_bias=self.q_proj.bias, k_bias=self.k_proj.bias, v_bias=self.v_proj.bias,
             q_norm=self.q_norm.weight if self.qk_norm else None,
             k_norm=self.k_norm.weight if self.qk_norm else None,
             eps=self.eps,
         )
+        if partial:  # only each head's first rotary_dim rotate (tables (T, rotary_dim)); the rest pass
+            ops.bias_norm_rope_(q[..., :self.rotary_dim], k[..., :self.rotary_dim], None, *batch.rotary)
         o = batch.backend.forward(q, k, v, batch.kv_caches[self.layer_idx], batch.attn, self.scale)  # (T, Hq, D)
         if rows is not None:
             o = o[rows]  # (N, Hq, D)
@@ -102,7 +106,7 @@ class LlamaModel(LeanModule):
     def __init__(self, cfg: ModelConfig, max_positions: int):
         super().__init__()
         self.embed_tokens = Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.rotary = RotaryEmbedding(cfg.head_dim, max_positions, cfg.rope_theta, cfg.rope_scaling)
+        self.rotary = RotaryEmbedding(cfg.rotary_dim or cfg.head_dim, max_positions, cfg.rope_theta, cfg.rope_scaling)
         self.layers = nn.ModuleList(LlamaDecoderLayer(cfg, i) for i in range(cfg.num_hidden_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 

@@ -9,8 +9,9 @@ What sets the family apart, all here:
   and an attention factor sqrt(1 + ln(max / original) / ln(original)); GGUF stores the factors
   as `rope_factors_short.weight` / `rope_factors_long.weight` and the attention factor and original
   context under `phi3.rope.scaling.*`;
-- a sliding window over every layer when the config sets one (Phi-3-mini: 2047).
-Partial rotary (Phi-4-mini's partial_rotary_factor 0.75) is not supported yet and says so.
+- a sliding window over every layer when the config sets one (Phi-3-mini: 2047);
+- partial rotary (Phi-4-mini: `partial_rotary_factor` 0.75, so 96 of a head's 128 dims rotate, and
+  LongRoPE's factors cover those 48 frequencies); llama.cpp writes it as `rope.dimension_count`.
 The model (Llama's modules, fused tensors split at load) is in `phi3_model.py`.
 """
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from corral.errors import UnsupportedModelError
 from corral.loader.architectures import ArchSpec
 from corral.loader.config import ModelConfig
 from corral.loader.family import Family, MetadataKey
@@ -41,7 +41,7 @@ class Phi3Family(Family):
     def adjust_hf_config(self, cfg: ModelConfig, d: dict[str, Any]) -> ModelConfig:
         params = d.get("rope_parameters") if isinstance(d.get("rope_parameters"), dict) else {}
         partial = float(d.get("partial_rotary_factor") or params.get("partial_rotary_factor") or 1.0)
-        _check_full_rotary(partial < 1.0, "config.json")
+        rotary_dim = _rotary_dim(int(cfg.head_dim * partial), cfg.head_dim)  # as transformers rounds it
         scaling = cfg.rope_scaling
         if scaling and scaling.get("rope_type") in ("longrope", "su"):
             scaling = dict(scaling, rope_type="longrope")
@@ -49,10 +49,10 @@ class Phi3Family(Family):
             original = scaling.get("original_max_position_embeddings") or d.get("original_max_position_embeddings") or 4096
             scaling["original_max_position_embeddings"] = int(original)
             scaling.setdefault("factor", cfg.max_position_embeddings / int(original))
-        return replace(cfg, rope_scaling=scaling)
+        return replace(cfg, rope_scaling=scaling, rotary_dim=rotary_dim)
 
     def adjust_gguf_config(self, cfg: ModelConfig, key: MetadataKey, gf) -> ModelConfig:
-        _check_full_rotary(int(key("rope.dimension_count", cfg.head_dim)) < cfg.head_dim, gf.path)
+        rotary_dim = _rotary_dim(int(key("rope.dimension_count", cfg.head_dim)), cfg.head_dim)
         window = key("attention.sliding_window", None)
         scaling = None
         if all(name in gf.tensors for name in _FACTOR_TENSORS.values()):
@@ -69,7 +69,8 @@ class Phi3Family(Family):
             default = math.sqrt(1 + math.log(factor) / math.log(original)) if factor > 1 else 1.0
             if attn is not None and abs(float(attn) - default) > 1e-6:  # the file's own, not the default
                 scaling["attention_factor"] = float(attn)
-        return replace(cfg, rope_scaling=scaling or cfg.rope_scaling, sliding_window=int(window) if window else None)
+        return replace(cfg, rope_scaling=scaling or cfg.rope_scaling, sliding_window=int(window) if window else None,
+                       rotary_dim=rotary_dim)
 
     def write_gguf_metadata(self, writer, cfg: ModelConfig) -> None:
         writer.add_sliding_window(cfg.sliding_window or 0)
@@ -96,9 +97,11 @@ class Phi3Family(Family):
         return names
 
 
-def _check_full_rotary(partial: bool, path) -> None:
-    if partial:
-        raise UnsupportedModelError(path, "partial rotary embeddings (Phi-4-mini) are not supported yet")
+def _rotary_dim(dims: int, head_dim: int) -> int | None:
+    """The rotated dims of a head, None when all are; ValueError unless even and within the head."""
+    if dims % 2 or not 2 <= dims <= head_dim:
+        raise ValueError(f"a rotary width of {dims} does not fit a head of {head_dim} (it must be even, 2 to {head_dim})")
+    return None if dims == head_dim else dims
 
 
 PHI3 = Phi3Family()

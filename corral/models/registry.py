@@ -1,7 +1,7 @@
 """Architecture name (HF `architectures[0]`) -> model class, imported lazily.
 
-A new family is one file in this folder and one line here (two when it declares its own file
-formats in a `Family`).
+A new family is a model file and a `Family` declaring its file formats (one file when it reuses
+another family's model), and a line for each here.
 """
 from __future__ import annotations
 
@@ -30,6 +30,11 @@ FAMILIES: tuple[str, ...] = (
     "corral.models.moe:MIXTRAL",
     "corral.models.moe:QWEN2_MOE",
     "corral.models.moe:QWEN3_MOE",
+    # last: Mixtral claims the llama-arch GGUF files that have experts, Llama the rest
+    "corral.models.llama_family:LLAMA",
+    "corral.models.llama_family:MISTRAL",
+    "corral.models.llama_family:QWEN2",
+    "corral.models.llama_family:QWEN3",
 )
 
 

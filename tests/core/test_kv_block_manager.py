@@ -152,3 +152,47 @@ def test_disabled_prefix_caching_never_hits():
     _compute(kv, a, 5)
     kv.free(a)
     assert kv.get_computed_blocks(make_request("b", list(range(5)))) == ([], 0)
+
+
+def test_sliding_window_releases_blocks_behind_every_query():
+    """Window 6, blocks of 4: a query at position p reads p-5..p, so block 0 (0..3) is needed by the
+    query at 8 and by none from 9 on."""
+    kv = KVCacheManager(num_blocks=8, block_size=4, sliding_window=6)
+    a = make_request("a", list(range(8)))
+    _compute(kv, a, 8)
+    a.append_output_token(1)
+    _compute(kv, a, 1)  # the query at 8 reads 3..8
+    assert kv.req_to_blocks["a"][0] is not None and kv.num_held_blocks == 3
+    a.append_output_token(2)
+    _compute(kv, a, 1)  # the query at 9 reads 4..9
+    assert kv.req_to_blocks["a"][0] is None and kv.get_block_ids("a")[0] == 0
+    assert kv.num_held_blocks == 2 and kv.num_free_blocks == 6
+    kv.free(a)
+    assert kv.num_free_blocks == 8 and kv.num_held_blocks == 0
+
+
+def test_sliding_window_generation_holds_a_bounded_number_of_blocks():
+    kv = KVCacheManager(num_blocks=6, block_size=4, sliding_window=8)
+    a = make_request("a", list(range(5)))
+    _compute(kv, a, 5)
+    held = []
+    for t in range(200):  # 205 tokens would need 52 blocks without releasing
+        a.append_output_token(t % 50)
+        _compute(kv, a, 1)
+        held.append(kv.num_held_blocks)
+    assert max(held) == 3  # ceil((window - 1) / block_size) + 1
+    assert len(kv.get_block_ids("a")) == -(-205 // 4)
+
+
+def test_sliding_window_skips_prefix_hits_behind_the_window():
+    kv = KVCacheManager(num_blocks=8, block_size=4, sliding_window=4)
+    a = make_request("a", list(range(17)))
+    _compute(kv, a, 17)
+    kv.free(a)
+    b = make_request("b", list(range(17)))
+    hits, num_hit = kv.get_computed_blocks(b)
+    assert num_hit == 16
+    assert kv.allocate_slots(b, 1, hits)  # its query at 16 reads 13..16: only the last hit is taken
+    table = kv.req_to_blocks["b"]
+    assert table[:3] == [None, None, None] and table[3] is hits[3] and hits[3].ref_cnt == 1
+    assert all(h.ref_cnt == 0 for h in hits[:3])

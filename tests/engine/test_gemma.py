@@ -5,8 +5,8 @@ The fixture models have a 12-token window (Gemma 2: every other layer; Gemma 3: 
 six) and the prompts here run to 45 tokens plus 10 generated, so every path attends across the
 window's edge: single requests, a batch of ragged ones, prompts split into 16-token chunks (their
 queries see cached keys some of which fall out of the window), a prompt whose first 32 tokens come
-from the prefix cache, and decode steps without the C kernel. Gemma 2's soft-capped attention
-never goes through the kernel; Gemma 3's does.
+from the prefix cache, and decode steps without the C kernel. Both go through the kernel where it
+runs (Gemma 2's soft-capped scores included) and through torch without it.
 """
 from __future__ import annotations
 
@@ -42,11 +42,18 @@ def test_batched_and_single_requests_match_transformers(make_llm, arch_and_expec
     assert [tokens(llm.generate([p], GREEDY))[0] for p in prompts] == expected
 
 
-def test_chunked_prefill_and_gathered_decode_match_transformers(make_llm, arch_and_expected):
+def test_chunked_prefill_and_gathered_decode_match_transformers(make_llm, arch_and_expected, monkeypatch):
+    from corral.kernels import attention as kernel
+
     arch, expected = arch_and_expected
     llm = make_llm(arch, "hf", max_num_batched_tokens=16, max_num_seqs=4)
     prompts = [{"prompt_token_ids": p} for p in PROMPTS]
+    capped = []
+    run = kernel.paged_decode_attention
+    monkeypatch.setattr(kernel, "paged_decode_attention", lambda *a, **k: capped.append(k.get("softcap")) or run(*a, **k))
     assert tokens(llm.generate(prompts, GREEDY)) == expected
+    if kernel.is_available():  # decode steps took the kernel, soft-capped for Gemma 2
+        assert capped and set(capped) == ({1.0} if arch == "gemma2" else {None})
     llm.engine.runner.backend.use_kernel = False
     assert tokens(llm.generate(prompts, GREEDY)) == expected
 

@@ -2,6 +2,7 @@
 it, unchosen ones not at all, and a batch gives the tokens each request gives alone."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from corral import SamplingParams
@@ -35,12 +36,55 @@ def test_batch_equals_each_alone(make_llm):
     assert together == alone
 
 
-def test_quantized_gguf_experts_stay_quantized(make_llm):
+@pytest.mark.parametrize("arch", ["mixtral", "qwen2_moe", "qwen3_moe"])
+def test_quantized_gguf_experts_stay_quantized(make_llm, arch):
     """llama.cpp stacks a layer's experts in one 3-D tensor; each expert gets its own slice of the
-    file's blocks for the kernels, and the router stays float32 as llama.cpp writes it."""
-    model = make_llm("qwen3_moe", "Q8_0", keep_quantized=True).engine.runner.model
+    file's blocks for the kernels, and the routers stay float32 as llama.cpp writes them."""
+    model = make_llm(arch, "Q8_0", keep_quantized=True).engine.runner.model
     block = next(m for m in model.modules() if isinstance(m, SparseMoeBlock))
-    for expert in block.experts:
-        for linear in expert.parts:
-            assert linear.weight is None and linear.packed is not None
+    linears = [linear for expert in block.experts for linear in expert.parts]
+    if block.moe.shared_expert_size:  # Qwen2-MoE's shared expert, and its gate
+        shared = block.shared_expert
+        linears += [shared.gate_proj, shared.up_proj, shared.down_proj]
+        assert block.shared_expert_gate.weight.dtype == torch.float32
+    for linear in linears:
+        assert linear.weight is None and linear.packed is not None
     assert block.gate.weight is not None and block.gate.weight.dtype == torch.float32
+
+
+def test_chunked_prefill_and_prefix_cache_give_transformers_tokens(make_llm, tiny_models):
+    """Mixtral in 16-token chunks, batched with a short prompt, then again from the prefix cache."""
+    import transformers
+    from fixtures.tiny_models import reference_kwargs
+
+    from engine_helpers import hf_greedy
+
+    path = tiny_models("mixtral", "hf")
+    reference = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float64, **reference_kwargs(path))
+    prompts = [list(range(3, 43)), [7, 5, 9, 11]]
+    expected = [hf_greedy(reference, p, GREEDY.max_tokens) for p in prompts]
+    llm = make_llm("mixtral", "hf", max_num_batched_tokens=16, max_num_seqs=4)
+    together = llm.generate([{"prompt_token_ids": p} for p in prompts], GREEDY)
+    assert [o.outputs[0].token_ids for o in together] == expected
+    again = llm.generate([{"prompt_token_ids": prompts[0]}], GREEDY)[0]
+    assert again.num_cached_tokens == 32 and again.outputs[0].token_ids == expected[0]
+
+
+@pytest.mark.parametrize("keep_quantized", [False, True], ids=["dequantized", "kernels"])
+def test_mixtral_gguf_with_one_tensor_per_expert(make_llm, tiny_models, gguf_reference, tmp_path, keep_quantized):
+    """Early Mixtral GGUF files hold each expert as its own tensor (blk.N.ffn_gate.E.weight); they
+    load as the stacked ones do, and give transformers' logits."""
+    from corral import LLM
+    from engine_helpers import rel_error
+    from fixtures.legacy_gguf import split_stacked_experts
+
+    legacy = split_stacked_experts(tiny_models("mixtral", "Q8_0"), tmp_path / "mixtral-legacy.gguf")
+    ids = list(range(3, 43))
+    with torch.no_grad():
+        expected = gguf_reference("mixtral", "Q8_0")(torch.tensor([ids])).logits[0]
+    got = LLM(str(legacy), keep_quantized=keep_quantized, max_model_len=256,
+              kv_cache_memory=8 << 20).engine.prompt_logits(ids)
+    stacked = make_llm("mixtral", "Q8_0", keep_quantized=keep_quantized).engine.prompt_logits(ids)
+    assert torch.equal(got, stacked)
+    if not keep_quantized:
+        assert rel_error(got, expected) <= 1e-4

@@ -29,7 +29,7 @@ KERNEL_BOUND = 5e-2
 # logits (and, through attention, a few later ones) far more than rounding does; measured on
 # the tiny Qwen3-MoE: 33 of 40 positions within 4e-2, the rest up to 0.27. The dequantized path
 # above is the exact check; this one bounds the typical position.
-MOE_ARCHS = ("qwen3_moe",)
+MOE_ARCHS = ("mixtral", "qwen2_moe", "qwen3_moe")
 
 
 def _fraction_within(actual: torch.Tensor, expected: torch.Tensor, bound: float) -> float:
@@ -43,7 +43,7 @@ SOME_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_K_M")
 FAMILY_TYPES = ("F32", "F16", "Q8_0")  # families past Llama's: the float paths and one quantized one
 GGUF_CASES = [(a, t) for a in ALL_TYPES_ARCHS for t in GGUF_TYPES] + [
     (a, t) for a in GGUF_ARCHS if a not in ALL_TYPES_ARCHS
-    for t in (FAMILY_TYPES if a.startswith(("gemma", "phi")) else SOME_TYPES)
+    for t in (FAMILY_TYPES if a.startswith(("gemma", "phi")) or a in MOE_ARCHS[:2] else SOME_TYPES)
 ]
 
 

@@ -79,6 +79,20 @@ def test_sliding_window(window: int, isa: str) -> None:
     assert_close_to_reference(out, kernels.reference_paged_decode_attention(q, kv, tables, lens, 0.125, window))
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("softcap,window,half", [(50.0, None, False), (1.0, None, True), (4.0, 5, False)])
+def test_soft_capped_scores(softcap: float, window: int | None, half: bool, isa: str) -> None:
+    """Gemma 2's cap * tanh(score / cap): large scores (q scaled up) so a small cap bends most of them."""
+    q, kv, tables, lens = paged_case(12, 3, 64, 16, LENGTHS, seed=11)
+    q = q * 8
+    kv = kv.half() if half else kv
+    out = kernels.paged_decode_attention(q, kv, tables, lens, 0.125, window, softcap=softcap, isa=isa)
+    ref = kernels.reference_paged_decode_attention(q, kv, tables, lens, 0.125, window, softcap=softcap)
+    assert_close_to_reference(out, ref)
+    uncapped = kernels.reference_paged_decode_attention(q, kv, tables, lens, 0.125, window)
+    assert (uncapped - ref).abs().max() > 100 * BOUND * ref.abs().max()  # the cap changes the result
+
+
 def test_window_skips_blocks_it_does_not_reach() -> None:
     """Blocks entirely before the window are not read, so they may hold anything (here NaN)."""
     q, kv, tables, lens = paged_case(4, 2, 64, 16, [100], seed=3)
@@ -149,6 +163,10 @@ def _bad_calls():
     bad[0, 0] = -1
     yield "negative block id", dict(tables=bad)
     yield "window 0", dict(window=0)
+    yield "softcap 0", dict(softcap=0.0)
+    yield "softcap negative", dict(softcap=-30.0)
+    yield "softcap infinite", dict(softcap=float("inf"))
+    yield "softcap NaN", dict(softcap=float("nan"))
     yield "out shape", dict(out=torch.empty(2, 8, 32))
     yield "isa", dict(isa="sse9")
 
@@ -156,10 +174,11 @@ def _bad_calls():
 @pytest.mark.parametrize("name,change", list(_bad_calls()), ids=[n for n, _ in _bad_calls()])
 def test_bad_arguments_raise_value_error(name: str, change: dict) -> None:
     q, kv, tables, lens = paged_case(8, 2, 64, 16, [5, 40], seed=4)
-    args = dict(q=q, kv=kv, tables=tables, lens=lens, window=None, out=None, isa=None) | change
+    args = dict(q=q, kv=kv, tables=tables, lens=lens, window=None, out=None, isa=None, softcap=None) | change
     with pytest.raises(ValueError):
         kernels.paged_decode_attention(
-            args["q"], args["kv"], args["tables"], args["lens"], 0.125, args["window"], out=args["out"], isa=args["isa"]
+            args["q"], args["kv"], args["tables"], args["lens"], 0.125, args["window"], out=args["out"], isa=args["isa"],
+            softcap=args["softcap"],
         )
 
 
@@ -171,7 +190,8 @@ def test_unused_table_entries_are_not_checked() -> None:
     assert_close_to_reference(out, kernels.reference_paged_decode_attention(q, kv, tables, lens, 0.125))
 
 
-def _decode_metadata(tables: torch.Tensor, lens: list[int], block_size: int, window: int | None) -> AttentionMetadata:
+def _decode_metadata(tables: torch.Tensor, lens: list[int], block_size: int, window: int | None,
+                     softcap: float | None = None) -> AttentionMetadata:
     slots = [int(tables[i, (n - 1) // block_size]) * block_size + (n - 1) % block_size for i, n in enumerate(lens)]
     return AttentionMetadata(
         block_size=block_size,
@@ -183,38 +203,42 @@ def _decode_metadata(tables: torch.Tensor, lens: list[int], block_size: int, win
         seq_lens_tensor=torch.tensor(lens),
         all_decode=True,
         sliding_window=window,
+        logit_softcap=softcap,
     )
 
 
 @pytest.mark.parametrize("use_kernel", [True, False], ids=["kernel", "gathered"])
-@pytest.mark.parametrize("lens,window", [(LENGTHS, None), ([37] * 4, None), (LENGTHS, 16), ([20, 20], 30)])
-def test_backend_decode_paths(lens: list[int], window: int | None, use_kernel: bool) -> None:
+@pytest.mark.parametrize("lens,window,softcap", [(LENGTHS, None, None), ([37] * 4, None, None), (LENGTHS, 16, None),
+                                                 ([20, 20], 30, None), (LENGTHS, 16, 0.5)])
+def test_backend_decode_paths(lens: list[int], window: int | None, softcap: float | None, use_kernel: bool) -> None:
     """The torch backend's decode step, with the kernel and with gathered K/V (ragged lengths, equal
-    lengths where no mask is built, a window): the new token's K/V are written, then attended."""
+    lengths where no mask is built, a window, soft-capped scores): the new token's K/V are written,
+    then attended."""
     hq, hk, d, bs = 14, 2, 64, 16
     q, kv, tables, _ = paged_case(hq, hk, d, bs, lens, seed=len(lens))
     gen = torch.Generator().manual_seed(9)
     k_new, v_new = torch.randn(len(lens), hk, d, generator=gen), torch.randn(len(lens), hk, d, generator=gen)
-    meta = _decode_metadata(tables, lens, bs, window)
+    meta = _decode_metadata(tables, lens, bs, window, softcap)
     backend = TorchPagedAttention(use_kernel=use_kernel)
     out = backend.forward(q, k_new, v_new, kv, meta, d**-0.5)
     assert (meta.decode_slots is None) == use_kernel  # the kernel needs no gathered slot table
     for i, n in enumerate(lens):  # the new K/V went to each sequence's last position
         block, offset = int(tables[i, (n - 1) // bs]), (n - 1) % bs
         assert torch.equal(kv[0, block, offset], k_new[i]) and torch.equal(kv[1, block, offset], v_new[i])
-    ref = kernels.reference_paged_decode_attention(q, kv, tables, meta.seq_lens_tensor, d**-0.5, window)
+    ref = kernels.reference_paged_decode_attention(q, kv, tables, meta.seq_lens_tensor, d**-0.5, window, softcap)
     assert_close_to_reference(out, ref)
 
 
 @pytest.mark.parametrize("route", ["kernel", "sdpa", "both"])
-@pytest.mark.parametrize("window", [None, 12])
+@pytest.mark.parametrize("window,softcap", [(None, None), (12, None), (12, 0.5)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_backend_prefill_reads_what_the_cache_holds(dtype: torch.dtype, window: int | None, route: str,
-                                                    monkeypatch) -> None:
+def test_backend_prefill_reads_what_the_cache_holds(dtype: torch.dtype, window: int | None, softcap: float | None,
+                                                    route: str, monkeypatch) -> None:
     """Mixed prefill chunks: a whole prompt (on SDPA its K/V are taken from the step, rounded as the
     cache stores them), a later chunk over cached positions, and a decode token, against float64
     over the cache's contents after the step's writes. Through the kernel (each query a decode
-    query), through SDPA, or both: the 37-position prompt past the kernel's length limit."""
+    query), through SDPA (torch's soft-capped scores when capped), or both: the 37-position prompt
+    past the kernel's length limit."""
     hq, hk, d, bs = 14, 2, 64, 16
     ctx, lens = [0, 20, 9], [37, 30, 10]  # chunks of 37, 10 and 1 tokens
     if route == "both":
@@ -230,7 +254,8 @@ def test_backend_prefill_reads_what_the_cache_holds(dtype: torch.dtype, window: 
         starts.append(starts[-1] + s - c)
     meta = AttentionMetadata(block_size=bs, slot_mapping=torch.tensor(slots), block_tables=tables,
                              query_start_loc=starts, context_lens=ctx, seq_lens=lens,
-                             seq_lens_tensor=torch.tensor(lens), all_decode=False, sliding_window=window)
+                             seq_lens_tensor=torch.tensor(lens), all_decode=False, sliding_window=window,
+                             logit_softcap=softcap)
     backend = TorchPagedAttention(use_kernel=route != "sdpa")
     expected_route = {"kernel": [0, 1, 2], "sdpa": [], "both": [1, 2]}[route]
     assert backend._kernel_sequences(q, kv, meta) == expected_route
@@ -241,6 +266,8 @@ def test_backend_prefill_reads_what_the_cache_holds(dtype: torch.dtype, window: 
         values = kv[1].reshape(-1, hk, d)[rows].double().repeat_interleave(hq // hk, dim=1)
         qs = q[starts[i]:starts[i + 1]].double()  # (n, Hq, D)
         scores = torch.einsum("nhd,shd->hns", qs, keys) * d**-0.5
+        if softcap:
+            scores = torch.tanh(scores / softcap) * softcap
         k_pos, q_pos = torch.arange(s)[None, :], torch.arange(c, s)[:, None]
         seen = (k_pos <= q_pos) & ((k_pos > q_pos - window) if window else True)  # (n, S)
         probs = torch.softmax(scores.masked_fill(~seen, float("-inf")), dim=-1)

@@ -25,7 +25,7 @@ DEVICE = torch.device("cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "c
 
 
 def make_step(hq: int, hk: int, d: int, bs: int, ctx: list[int], lens: list[int], dtype: torch.dtype,
-              window: int | None, seed: int):
+              window: int | None, seed: int, softcap: float | None = None):
     """A random cache holding each sequence's first ctx[i] positions in shuffled blocks, and the
     step's q/k/v for positions ctx[i] .. lens[i]-1 with its metadata."""
     gen = torch.Generator().manual_seed(seed)
@@ -47,12 +47,13 @@ def make_step(hq: int, hk: int, d: int, bs: int, ctx: list[int], lens: list[int]
         starts.append(starts[-1] + s - c)
     meta = AttentionMetadata(block_size=bs, slot_mapping=torch.tensor(slots), block_tables=tables,
                              query_start_loc=starts, context_lens=list(ctx), seq_lens=list(lens),
-                             seq_lens_tensor=torch.tensor(lens), all_decode=t == len(lens), sliding_window=window)
+                             seq_lens_tensor=torch.tensor(lens), all_decode=t == len(lens), sliding_window=window,
+                             logit_softcap=softcap)
     return q, k, v, kv, meta
 
 
-def compare(hq, hk, d, bs, ctx, lens, dtype, window, seed):
-    q, k, v, kv, meta = make_step(hq, hk, d, bs, ctx, lens, dtype, window, seed)
+def compare(hq, hk, d, bs, ctx, lens, dtype, window, seed, softcap=None):
+    q, k, v, kv, meta = make_step(hq, hk, d, bs, ctx, lens, dtype, window, seed, softcap)
     q, k, v, kv = (t.to(DEVICE) for t in (q, k, v, kv))
     for name in ("slot_mapping", "block_tables", "seq_lens_tensor"):
         setattr(meta, name, getattr(meta, name).to(DEVICE))
@@ -60,7 +61,8 @@ def compare(hq, hk, d, bs, ctx, lens, dtype, window, seed):
     ref = TorchPagedAttention(use_kernel=False).forward(q, k, v, kv_ref, meta, d**-0.5)
     fresh = AttentionMetadata(**{f: getattr(meta, f) for f in ("block_size", "slot_mapping", "block_tables",
                                                                 "query_start_loc", "context_lens", "seq_lens",
-                                                                "seq_lens_tensor", "all_decode", "sliding_window")})
+                                                                "seq_lens_tensor", "all_decode", "sliding_window",
+                                                                "logit_softcap")})
     out = TritonPagedAttention().forward(q, k, v, kv, fresh, d**-0.5)
     assert torch.equal(kv, kv_ref)  # the same K/V written to the same slots
     assert out.dtype == q.dtype and out.shape == q.shape
@@ -94,3 +96,12 @@ PREFILL_CASES = [  # hq, hk, d, bs, ctx, lens, window
 @pytest.mark.parametrize("hq,hk,d,bs,ctx,lens", PREFILL_CASES)
 def test_prefill_matches_torch(hq, hk, d, bs, ctx, lens, dtype, window):
     compare(hq, hk, d, bs, ctx, lens, dtype, window, seed=sum(lens))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["f32", "f16"])
+@pytest.mark.parametrize("all_decode", [True, False], ids=["decode", "prefill"])
+def test_soft_capped_scores_match_torch(all_decode, dtype):
+    """Gemma 2's soft-capped scores, cap 0.5 so most scores bend, with a window."""
+    lens = [33, 9]
+    ctx = [n - 1 for n in lens] if all_decode else [0, 4]
+    compare(14, 2, 64, 8, ctx, lens, dtype, 12, seed=5, softcap=0.5)

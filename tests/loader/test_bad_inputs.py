@@ -102,7 +102,7 @@ def test_minimal_valid_gguf_loads(tmp_path):
 
 def test_unsupported_architecture_lists_supported(tmp_path):
     p = write_gguf(tmp_path / "gpt2.gguf", arch="gpt2", tensors=full_llama_tensors())
-    with pytest.raises(UnsupportedModelError, match="'gpt2'.*gemma2, gemma3, llama, phi3, qwen2, qwen3"):
+    with pytest.raises(UnsupportedModelError, match="'gpt2'.*gemma2, gemma3, llama, phi3, qwen2, qwen2moe, qwen3, qwen3moe"):
         load_model_source(p)
 
 

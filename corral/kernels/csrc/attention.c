@@ -59,6 +59,10 @@ void pair_scalar(const att_pair *j) {
                 float d = 0.0f;
                 for (int i = 0; i < D; i++) d += q[i] * kv_at(rows[t], i, half);
                 s[t] = d * j->scale;
+                if (j->softcap > 0.0f) {
+                    const float e = exp_neg(-2.0f * fabsf(s[t]) / j->softcap);
+                    s[t] = copysignf(j->softcap * (1.0f - e) / (1.0f + e), s[t]);
+                }
                 top = s[t] > top ? s[t] : top;
             }
             const float mn = top > m[g] ? top : m[g];
@@ -96,7 +100,8 @@ static int first_pos(int64_t len, int window) { return window > 0 && len > windo
 
 static int check(const att_args *a, int *bad_seq) {
     if (a->B < 0 || a->Hq <= 0 || a->Hk <= 0 || a->Hq % a->Hk != 0 || a->Hq / a->Hk > ATT_MAX_GROUP ||
-        a->D <= 0 || a->num_blocks <= 0 || a->block_size <= 0 || a->max_blocks < 0 || a->window < 0)
+        a->D <= 0 || a->num_blocks <= 0 || a->block_size <= 0 || a->max_blocks < 0 || a->window < 0 ||
+        !(a->softcap >= 0.0f) || isinf(a->softcap))
         return ATT_ESHAPE;
     const int64_t cap = (int64_t)a->max_blocks * a->block_size;
     for (int b = 0; b < a->B; b++) {
@@ -167,6 +172,7 @@ static att_pair pair_job(const att_args *a, int i) {
         .G = G,
         .D = a->D,
         .scale = a->scale,
+        .softcap = a->softcap,
     };
     return job;
 }

@@ -24,13 +24,14 @@ typedef struct {
     int block_size, max_blocks;
     int window;                   /* > 0: keys at positions >= seq_len - window only; 0: all */
     float scale;                  /* applied to q . k before the softmax */
+    float softcap;                /* > 0: scores become softcap * tanh(score / softcap) (Gemma 2); 0: as they are */
     /* The step's new keys and values, or NULL: (B, Hk, D) float32 each, written (converted to the
      * cache's type) into cache slot slots[b] (block * block_size + offset) before any is read. */
     const float *k_new, *v_new;
     const int64_t *slots;         /* (B,) */
 } att_args;
 
-/* out[b, h] = softmax(scale * q[b, h] . K[b, kvh]) @ V[b, kvh] over the sequence's cached
+/* out[b, h] = softmax(cap(scale * q[b, h] . K[b, kvh])) @ V[b, kvh] over the sequence's cached
  * positions, kvh = h / (Hq / Hk), with float32 online softmax. `level` (an ISA_* of dispatch.h,
  * at most kernels_best_level()) picks the instruction set. Returns ATT_OK, ATT_ESHAPE, or ATT_ELEN /
  * ATT_EBLOCK / ATT_ESLOT with *bad_seq set to the sequence whose length, block id or new slot is out

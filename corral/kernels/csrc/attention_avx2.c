@@ -26,6 +26,15 @@ YFN __m256 exp_neg8(__m256 x) {
     return _mm256_andnot_ps(tiny, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
 }
 
+/* cap * tanh(x / cap) on 8 lanes (attention_pair.h), inv2 = -2 / cap. */
+YFN __m256 softcap8(__m256 x, __m256 cap, __m256 inv2) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 e = exp_neg8(_mm256_mul_ps(_mm256_andnot_ps(sign, x), inv2));
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 t = _mm256_div_ps(_mm256_mul_ps(cap, _mm256_sub_ps(one, e)), _mm256_add_ps(one, e));
+    return _mm256_or_ps(t, _mm256_and_ps(sign, x));
+}
+
 /* Lane g = the total of a[g]. */
 YFN __m256 sum8(const __m256 *a) {
     const __m256 h01 = _mm256_hadd_ps(a[0], a[1]), h23 = _mm256_hadd_ps(a[2], a[3]);
@@ -52,6 +61,8 @@ YFN void tile8(const att_pair *j, const tile_ring *ring, int i, int pf, const fl
     __m256 s[TILE];   /* scores, then probabilities; lanes: heads (beyond NG: 0, unused) */
     float corr[HC];
     const __m256 scale = _mm256_set1_ps(j->scale);
+    const int capped = j->softcap > 0.0f;
+    const __m256 cap = _mm256_set1_ps(j->softcap), inv2 = _mm256_set1_ps(capped ? -2.0f / j->softcap : 0.0f);
     __m256 top = _mm256_set1_ps(-INFINITY);
     for (int t = 0; t < n; t++) {
         if (pf) prefetch_ahead(ring, i, t, j->v_off, D * (HALF ? 2 : 4));
@@ -63,6 +74,7 @@ YFN void tile8(const att_pair *j, const tile_ring *ring, int i, int pf, const fl
                 acc[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)g * D + c), k, acc[g]);
         }
         s[t] = _mm256_mul_ps(sum8(acc), scale);
+        if (capped) s[t] = softcap8(s[t], cap, inv2);
         top = _mm256_max_ps(top, s[t]);
     }
     const __m256 mn = _mm256_max_ps(*m, top);

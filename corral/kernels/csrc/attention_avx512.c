@@ -28,6 +28,15 @@ ZFN __m512 exp_neg16(__m512 x) {
     return _mm512_maskz_scalef_ps((__mmask16)~tiny, y, fn);   /* y * 2^fn */
 }
 
+/* cap * tanh(x / cap) on 16 lanes (attention_pair.h), inv2 = -2 / cap. */
+ZFN __m512 softcap16(__m512 x, __m512 cap, __m512 inv2) {
+    const __m512 e = exp_neg16(_mm512_mul_ps(_mm512_abs_ps(x), inv2));
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 t = _mm512_div_ps(_mm512_mul_ps(cap, _mm512_sub_ps(one, e)), _mm512_add_ps(one, e));
+    const __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), sign));
+}
+
 ZFN __m512 dup256(__m256 x) { return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(x))); }
 
 ZFN __m256 high256(__m512 x) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)); }
@@ -100,6 +109,8 @@ ZFN void tile16(const att_pair *j, const tile_ring *ring, int i, int pf, const f
     __m512 s[TILE / 2];   /* scores, then probabilities: s[u] = [2u: heads | 2u+1: heads], float t * HC + g */
     float corr[HC];
     const __m512 scale = _mm512_set1_ps(j->scale);
+    const int capped = j->softcap > 0.0f;
+    const __m512 cap = _mm512_set1_ps(j->softcap), inv2 = _mm512_set1_ps(capped ? -2.0f / j->softcap : 0.0f);
     __m512 top = _mm512_set1_ps(-INFINITY);
     for (int t = 0; t < n; t += 2) {   /* when n is odd, rows[n] repeats rows[n-1]: same score */
         if (pf) {
@@ -114,6 +125,7 @@ ZFN void tile16(const att_pair *j, const tile_ring *ring, int i, int pf, const f
                 acc[g] = _mm512_fmadd_ps(dup256(_mm256_loadu_ps(q + (size_t)g * D + c)), k, acc[g]);
         }
         s[t / 2] = _mm512_mul_ps(sum8x2(acc), scale);
+        if (capped) s[t / 2] = softcap16(s[t / 2], cap, inv2);
         top = _mm512_max_ps(top, s[t / 2]);
     }
     const __m256 mn = _mm256_max_ps(*m, _mm256_max_ps(_mm512_castps512_ps256(top), high256(top)));

@@ -32,6 +32,7 @@ typedef struct {
     int block_size, start, end;   /* positions [start, end) */
     int G, D;
     float scale;
+    float softcap;          /* > 0: scores soft-capped, softcap * tanh(score / softcap) */
 } att_pair;
 
 /* Key rows of positions t0 .. t0+n-1 into rows[0..n) (n <= TILE, returned; 0 past the end); value
@@ -91,7 +92,9 @@ ATT_INLINE void prefetch_ahead(const tile_ring *r, int i, int t, size_t v_off, i
  * exp(-inf) = 0. Cephes' expf (exp_cephes.h). */
 #define EXP_LO (-87.33654475f)
 
-/* The pair kernels: out rows = softmax(scale * q K^T) V over positions [start, end). */
+/* The pair kernels: out rows = softmax(cap(scale * q K^T)) V over positions [start, end), cap the
+ * soft-cap when j->softcap > 0. tanh(x) is (1 - e) / (1 + e) with e = exp(-2|x|) <= 1 (exp_neg's
+ * range), the sign of x put back: within a few float32 ulp of the score's scale. */
 void pair_scalar(const att_pair *j);
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
 #define ATT_HAVE_X86 1

@@ -215,9 +215,10 @@ static PyObject *py_paged_decode_attention(PyObject *self, PyObject *args) {
     long long num_blocks;
     att_args a;
     (void)self;
-    if (!PyArg_ParseTuple(args, "iKKKKKiiiiLiiifip|KKK", &level, &q, &kv, &tables, &lens, &out, &a.B, &a.Hq, &a.Hk,
+    a.softcap = 0.0f;
+    if (!PyArg_ParseTuple(args, "iKKKKKiiiiLiiifip|KKKf", &level, &q, &kv, &tables, &lens, &out, &a.B, &a.Hq, &a.Hk,
                           &a.D, &num_blocks, &a.block_size, &a.max_blocks, &a.window, &a.scale, &nthreads, &a.kv_half,
-                          &k_new, &v_new, &slots))
+                          &k_new, &v_new, &slots, &a.softcap))
         return NULL;
     if ((k_new == 0) != (v_new == 0) || (k_new == 0) != (slots == 0)) {
         PyErr_SetString(PyExc_ValueError, "new keys, values and slots come together");
@@ -328,8 +329,9 @@ static PyMethodDef METHODS[] = {
     {"paged_decode_attention", py_paged_decode_attention, METH_VARARGS,
      "paged_decode_attention(level, q_addr, kv_addr, tables_addr, lens_addr, out_addr, B, Hq, Hk, D,\n"
      "                       num_blocks, block_size, max_blocks, window, scale, n_threads, kv_half\n"
-     "                       [, k_new_addr, v_new_addr, slots_addr])\n"
-     "out(B, Hq, D) = softmax(scale * q K^T) V over each sequence's cached positions (window 0: all);\n"
+     "                       [, k_new_addr, v_new_addr, slots_addr, softcap])\n"
+     "out(B, Hq, D) = softmax(scale * q K^T) V over each sequence's cached positions (window 0: all), scores\n"
+     "soft-capped to softcap * tanh(score / softcap) when softcap > 0; addresses 0: no new rows;\n"
      "with k_new, v_new (B, Hk, D) float32 and slots (B) int64, those rows are written to the cache first;\n"
      "q, out float32; kv (2, num_blocks, block_size, Hk, D) float32 (float16 with kv_half); tables (B, max_blocks)\n"
      "and lens (B)\n"

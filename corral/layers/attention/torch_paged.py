@@ -23,7 +23,7 @@ class TorchPagedAttention(AttentionBackend):
         self.use_kernel = use_kernel and kernel.is_available()
 
     def forward(self, q, k, v, kv_cache, meta: AttentionMetadata, scale: float) -> torch.Tensor:
-        if meta.all_decode and not meta.logit_softcap and self._kernel_fits(q, kv_cache):
+        if meta.all_decode and self._kernel_fits(q, kv_cache):
             # One query token per sequence (q: (B, Hq, D)); the kernel writes the new K/V itself.
             new_kv = (k.to(torch.float32).contiguous(), v.to(torch.float32).contiguous(), meta.slot_mapping)
             return self._kernel(q, kv_cache, meta.block_tables, meta.seq_lens_tensor, meta, scale, new_kv)
@@ -51,7 +51,8 @@ class TorchPagedAttention(AttentionBackend):
         """q (n, Hq, D): query j attends positions 0 .. lens[j]-1 of the sequence whose blocks are
         tables[j]."""
         out = kernel.paged_decode_attention(q.to(torch.float32).contiguous(), kv_cache, tables.contiguous(),
-                                            lens.contiguous(), scale, meta.sliding_window or None, new_kv=new_kv)
+                                            lens.contiguous(), scale, meta.sliding_window or None,
+                                            softcap=meta.logit_softcap or None, new_kv=new_kv)
         return out.to(q.dtype)
 
     def _kernel_sequences(self, q, kv_cache, meta: AttentionMetadata) -> list[int]:
@@ -61,7 +62,7 @@ class TorchPagedAttention(AttentionBackend):
         prompts, about the same for one 1024-token prompt and at 2048 positions, and 219 against
         164 for a 4096-token prompt: so sequences of up to PREFILL_KERNEL_MAX_LEN positions, and
         any sequence's few queries (a decode, a short chunk)."""
-        if meta.logit_softcap or not self._kernel_fits(q, kv_cache):  # the kernel does not soft-cap
+        if not self._kernel_fits(q, kv_cache):
             return []
         starts = meta.query_start_loc
         return [i for i, n in enumerate(meta.seq_lens)

@@ -21,10 +21,10 @@ class TritonPagedAttention(AttentionBackend):
         q = q.contiguous()
         if meta.all_decode:
             return triton_kernels.paged_decode(q, kv_cache, meta.block_tables, meta.seq_lens_tensor, scale,
-                                               meta.sliding_window)
+                                               meta.sliding_window, softcap=meta.logit_softcap)
         starts, contexts, longest = prefill_tensors(meta, q.device)
         return triton_kernels.paged_prefill(q, kv_cache, meta.block_tables, starts, contexts, longest, scale,
-                                            meta.sliding_window)
+                                            meta.sliding_window, softcap=meta.logit_softcap)
 
 
 def prefill_tensors(meta: AttentionMetadata, device) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -12,7 +12,8 @@ cache block size works and no gathered copy of K/V is made.
   sequence and one query head, which attend causally to the sequence's cached positions (the
   context from earlier steps, and this chunk's own K/V, written before the call).
 
-Masked scores are -inf and the running max starts at a finite -1e30, so a tile with no allowed
+Scores are soft-capped, cap * tanh(score / cap) = cap * (2 sigmoid(2 score / cap) - 1), when a cap
+is given (Gemma 2). Masked scores are -inf and the running max starts at a finite -1e30, so a tile with no allowed
 position adds nothing; every query attends at least to itself, so each row's sum is positive.
 Dot products run in the cache's dtype (float16/bfloat16 on tensor cores), or in IEEE float32
 when the cache is float32, accumulating in float32.
@@ -26,10 +27,10 @@ import triton.language as tl
 
 @triton.jit
 def _attend(
-    q, q_pos, table_ptr, k_cache_ptr, v_cache_ptr, kv_head, lo, hi, scale, window,
+    q, q_pos, table_ptr, k_cache_ptr, v_cache_ptr, kv_head, lo, hi, scale, softcap, window,
     stride_kb, stride_ks, stride_kh, stride_vb, stride_vs, stride_vh, block_size,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
-    HAS_WINDOW: tl.constexpr, IEEE: tl.constexpr,
+    HAS_WINDOW: tl.constexpr, IEEE: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
 ):
     """Rows of q (BLOCK_M, BLOCK_D) at absolute positions q_pos (BLOCK_M,) over key positions
     lo .. hi-1 of one sequence (block table at table_ptr): the normalized output (BLOCK_M, BLOCK_D)
@@ -52,6 +53,8 @@ def _attend(
         else:
             s = tl.dot(q, tl.trans(k))
         s = s * scale
+        if HAS_SOFTCAP:
+            s = softcap * (2.0 * tl.sigmoid(2.0 * s / softcap) - 1.0)
         allowed = (offs_n[None, :] <= q_pos[:, None]) & n_mask[None, :]
         if HAS_WINDOW:
             allowed = allowed & (offs_n[None, :] > q_pos[:, None] - window)
@@ -73,11 +76,11 @@ def _attend(
 
 @triton.jit
 def _decode_kernel(
-    out_ptr, q_ptr, k_cache_ptr, v_cache_ptr, tables_ptr, seq_lens_ptr, scale, window,
+    out_ptr, q_ptr, k_cache_ptr, v_cache_ptr, tables_ptr, seq_lens_ptr, scale, softcap, window,
     stride_qt, stride_qh, stride_ot, stride_oh, stride_kb, stride_ks, stride_kh,
     stride_vb, stride_vs, stride_vh, stride_bt, block_size,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_N: tl.constexpr, HAS_WINDOW: tl.constexpr, IEEE: tl.constexpr,
+    BLOCK_N: tl.constexpr, HAS_WINDOW: tl.constexpr, IEEE: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
 ):
     seq = tl.program_id(0).to(tl.int64)
     kv_head = tl.program_id(1)
@@ -93,19 +96,19 @@ def _decode_kernel(
         lo = (lo // BLOCK_N) * BLOCK_N
     q_pos = tl.zeros([BLOCK_G], tl.int32) + (seq_len - 1)
     out = _attend(q.to(k_cache_ptr.dtype.element_ty), q_pos, tables_ptr + seq * stride_bt, k_cache_ptr, v_cache_ptr,
-                  kv_head, lo, seq_len, scale, window, stride_kb, stride_ks, stride_kh, stride_vb, stride_vs,
-                  stride_vh, block_size, HEAD_DIM, BLOCK_G, BLOCK_D, BLOCK_N, HAS_WINDOW, IEEE)
+                  kv_head, lo, seq_len, scale, softcap, window, stride_kb, stride_ks, stride_kh, stride_vb, stride_vs,
+                  stride_vh, block_size, HEAD_DIM, BLOCK_G, BLOCK_D, BLOCK_N, HAS_WINDOW, IEEE, HAS_SOFTCAP)
     tl.store(out_ptr + seq * stride_ot + heads[:, None] * stride_oh + offs_d[None, :],
              out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def _prefill_kernel(
-    out_ptr, q_ptr, k_cache_ptr, v_cache_ptr, tables_ptr, query_start_ptr, context_lens_ptr, scale, window,
+    out_ptr, q_ptr, k_cache_ptr, v_cache_ptr, tables_ptr, query_start_ptr, context_lens_ptr, scale, softcap, window,
     stride_qt, stride_qh, stride_ot, stride_oh, stride_kb, stride_ks, stride_kh,
     stride_vb, stride_vs, stride_vh, stride_bt, block_size,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_N: tl.constexpr, HAS_WINDOW: tl.constexpr, IEEE: tl.constexpr,
+    BLOCK_N: tl.constexpr, HAS_WINDOW: tl.constexpr, IEEE: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
 ):
     seq = tl.program_id(0).to(tl.int64)
     head = tl.program_id(1)
@@ -126,14 +129,15 @@ def _prefill_kernel(
             lo = tl.maximum(ctx + m_start - window + 1, 0)
             lo = (lo // BLOCK_N) * BLOCK_N
         out = _attend(q.to(k_cache_ptr.dtype.element_ty), q_pos, tables_ptr + seq * stride_bt, k_cache_ptr,
-                      v_cache_ptr, head // GROUP, lo, hi, scale, window, stride_kb, stride_ks, stride_kh,
+                      v_cache_ptr, head // GROUP, lo, hi, scale, softcap, window, stride_kb, stride_ks, stride_kh,
                       stride_vb, stride_vs, stride_vh, block_size, HEAD_DIM, BLOCK_M, BLOCK_D, BLOCK_N,
-                      HAS_WINDOW, IEEE)
+                      HAS_WINDOW, IEEE, HAS_SOFTCAP)
         tl.store(out_ptr + rows[:, None] * stride_ot + head * stride_oh + offs_d[None, :],
                  out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def _common(q: torch.Tensor, kv_cache: torch.Tensor, block_tables: torch.Tensor, window: int | None):
+def _common(q: torch.Tensor, kv_cache: torch.Tensor, block_tables: torch.Tensor, window: int | None,
+            softcap: float | None):
     k_cache, v_cache = kv_cache[0], kv_cache[1]  # (num_blocks, block_size, Hk, D)
     hq, d = q.shape[1], q.shape[2]
     hk = k_cache.shape[2]
@@ -144,21 +148,21 @@ def _common(q: torch.Tensor, kv_cache: torch.Tensor, block_tables: torch.Tensor,
     strides = (q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
                v_cache.stride(0), v_cache.stride(1), v_cache.stride(2), block_tables.stride(0), k_cache.shape[1])
     consts = dict(GROUP=hq // hk, HEAD_DIM=d, BLOCK_D=triton.next_power_of_2(d),
-                  HAS_WINDOW=bool(window), IEEE=kv_cache.dtype == torch.float32)
+                  HAS_WINDOW=bool(window), IEEE=kv_cache.dtype == torch.float32, HAS_SOFTCAP=bool(softcap))
     return k_cache, v_cache, hk, strides, consts
 
 
 def paged_decode(q: torch.Tensor, kv_cache: torch.Tensor, block_tables: torch.Tensor, seq_lens: torch.Tensor,
                  scale: float, window: int | None = None, out: torch.Tensor | None = None,
-                 block_n: int = 32) -> torch.Tensor:
+                 block_n: int = 32, softcap: float | None = None) -> torch.Tensor:
     """q (B, Hq, D), one query per sequence at its last position seq_lens[b]-1, whose K/V are
     already in the cache -> out (B, Hq, D) in q's dtype."""
     out = torch.empty_like(q) if out is None else out
-    k_cache, v_cache, hk, strides, consts = _common(q, kv_cache, block_tables, window)
+    k_cache, v_cache, hk, strides, consts = _common(q, kv_cache, block_tables, window, softcap)
     sq, sh, *rest = strides
     block_g = max(16, triton.next_power_of_2(consts["GROUP"]))  # tl.dot needs 16 rows
     _decode_kernel[(q.shape[0], hk)](
-        out, q, k_cache, v_cache, block_tables, seq_lens, scale, int(window or 0),
+        out, q, k_cache, v_cache, block_tables, seq_lens, scale, float(softcap or 1.0), int(window or 0),
         sq, sh, out.stride(0), out.stride(1), *rest, BLOCK_G=block_g, BLOCK_N=block_n, **consts,
     )
     return out
@@ -167,15 +171,16 @@ def paged_decode(q: torch.Tensor, kv_cache: torch.Tensor, block_tables: torch.Te
 def paged_prefill(q: torch.Tensor, kv_cache: torch.Tensor, block_tables: torch.Tensor,
                   query_start_loc: torch.Tensor, context_lens: torch.Tensor, max_query_len: int, scale: float,
                   window: int | None = None, out: torch.Tensor | None = None,
-                  block_m: int = 32, block_n: int = 32) -> torch.Tensor:
+                  block_m: int = 32, block_n: int = 32, softcap: float | None = None) -> torch.Tensor:
     """q (T, Hq, D), sequence i owning rows query_start_loc[i]:query_start_loc[i+1] at positions
     context_lens[i] + j, whose K/V are already in the cache -> out (T, Hq, D) in q's dtype."""
     out = torch.empty_like(q) if out is None else out
-    k_cache, v_cache, hk, strides, consts = _common(q, kv_cache, block_tables, window)
+    k_cache, v_cache, hk, strides, consts = _common(q, kv_cache, block_tables, window, softcap)
     sq, sh, *rest = strides
     grid = (query_start_loc.shape[0] - 1, q.shape[1], triton.cdiv(max_query_len, block_m))
     _prefill_kernel[grid](
-        out, q, k_cache, v_cache, block_tables, query_start_loc, context_lens, scale, int(window or 0),
+        out, q, k_cache, v_cache, block_tables, query_start_loc, context_lens, scale, float(softcap or 1.0),
+        int(window or 0),
         sq, sh, out.stride(0), out.stride(1), *rest, BLOCK_M=block_m, BLOCK_N=block_n, **consts,
     )
     return out
