@@ -118,11 +118,11 @@ class LLMEngine:
         return info
 
     def placement(self) -> str:
-        """placement_info() in one line, e.g. "device cpu  dtype float32  attention cpu  KV cache float16  ..."."""
+        """placement_info() in one line, e.g. "device cpu  dtype float32  weights dense  attention cpu  KV cache float32"."""
         info = self.placement_info()
         graphs = f"  cuda graphs {'on' if info['cuda_graphs'] else 'off'}" if "cuda_graphs" in info else ""
-        return (f"device {info['device']}  dtype {info['dtype']}  attention {info['attention_backend']}  "
-                f"KV cache {info['kv_cache_dtype']}  weights {info['weights']}{graphs}")
+        return (f"device {info['device']}  dtype {info['dtype']}  weights {info['weights']}  "
+                f"attention {info['attention_backend']}  KV cache {info['kv_cache_dtype']}{graphs}")
 
     @property
     def memory_bytes(self) -> int:
