@@ -14,6 +14,7 @@ from corral.kernels.qmatmul import (
     isa_levels,
     pack,
     qmatmul,
+    qmatmul_each,
     qmatmul_many,
     reference_qmatmul,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "pack",
     "paged_decode_attention",
     "qmatmul",
+    "qmatmul_each",
     "qmatmul_many",
     "reference_paged_decode_attention",
     "reference_qmatmul",

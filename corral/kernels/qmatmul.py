@@ -219,6 +219,38 @@ def qmatmul_many(
     return outs
 
 
+def qmatmul_each(xs: Sequence[torch.Tensor], weights: Sequence[PackedWeight], *,
+                 num_threads: int | None = None, isa: str | None = None) -> list[torch.Tensor]:
+    """[x @ W^T for x, W in zip(xs, weights)], each (T, N_i) float32 and bitwise what `qmatmul(x, W)`
+    gives: a mixture's experts each on its own activations, in one parallel region where the
+    kernels allow (few tokens). Every x must be a CPU float32 (T, K) tensor of the same T and K."""
+    if _ext is None:
+        raise RuntimeError("corral's quantized kernels are not built; use a dense weight instead")
+    if len(xs) != len(weights):
+        raise ValueError(f"{len(xs)} inputs for {len(weights)} weights")
+    if not weights:
+        return []
+    t, k = xs[0].shape if xs[0].dim() == 2 else (None, None)
+    for x, w in zip(xs, weights):
+        if x.dim() != 2 or tuple(x.shape) != (t, k) or w.shape[1] != k:
+            raise ValueError(f"every x must be ({t}, K) with K = {k} columns of its weight, got {tuple(x.shape)} "
+                             f"for a weight of shape {w.shape}")
+        if x.dtype != torch.float32 or not x.is_cpu:
+            raise ValueError(f"x must be a CPU float32 tensor, got {x.dtype} on {x.device}")
+    if any(w.float_activations for w in weights):
+        return [qmatmul(x, w, num_threads=num_threads, isa=isa) for x, w in zip(xs, weights)]
+    xs = [x.contiguous() for x in xs]
+    outs = [xs[0].new_empty((t, w.shape[0])) for w in weights]
+    if t == 0:
+        return outs
+    level = _BEST if isa is None else isa_level(isa)
+    threads = num_threads if num_threads is not None else torch.get_num_threads()
+    jobs = [(w.type_id, w.addr, w.row_stride, w.shape[0], o.data_ptr(), x.data_ptr())
+            for w, o, x in zip(weights, outs, xs)]
+    _ext.qmatmul_each(level, jobs, k, t, threads)
+    return outs
+
+
 def row_dot_max_tokens(type_name: str, isa: str | None = None) -> int:
     """Most tokens (rows of x) a call takes through row dots, which read each weight block once and
     dot it with every token's activation; more go through tiles of 16 tokens. 0: tiles only."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from corral import kernels
+
 from corral.layers.activation import gated
 from corral.layers.lean_module import LeanModule
 from corral.layers.linear import Linear, project_all
@@ -44,6 +46,7 @@ class SparseMoeBlock(LeanModule):
         self.experts = nn.ModuleList(
             Expert(cfg.hidden_size, moe.expert_size, cfg.hidden_act, moe.mixtral_names) for _ in range(moe.num_experts)
         )
+        self._all_packed: bool | None = None  # set on first use, once the weights are loaded
         if moe.shared_expert_size:
             self.shared_expert = LlamaMLP(_sized(cfg, moe.shared_expert_size))
             self.shared_expert_gate = Linear(cfg.hidden_size, 1)
@@ -55,6 +58,15 @@ class SparseMoeBlock(LeanModule):
         if self.moe.normalize_top_k:
             weights = weights / weights.sum(dim=-1, keepdim=True)
         weights = weights.to(x.dtype)
+        if x.shape[0] == 1 and self._quantized_experts():
+            out = self._one_token(x, chosen[0].tolist(), weights[0])
+        else:
+            out = self._grouped(x, chosen, weights)
+        if self.moe.shared_expert_size:
+            out += torch.sigmoid(self.shared_expert_gate(x)) * self.shared_expert(x)
+        return out
+
+    def _grouped(self, x: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         out = torch.zeros_like(x)
         flat = chosen.flatten()  # (T*K,) expert of each (token, slot)
         order = torch.argsort(flat, stable=True)
@@ -66,8 +78,32 @@ class SparseMoeBlock(LeanModule):
             rows = picks // self.moe.top_k
             y = self.experts[e](x[rows]) * weights.flatten()[picks, None]  # (n, hidden)
             out.index_add_(0, rows, y)
-        if self.moe.shared_expert_size:
-            out += torch.sigmoid(self.shared_expert_gate(x)) * self.shared_expert(x)
+        return out
+
+    def _quantized_experts(self) -> bool:
+        """Whether every expert projection is kept in blocks for the int8 kernels (bias-free, rows in
+        order): what the one-token path runs on."""
+        if self._all_packed is None:
+            self._all_packed = all(
+                p.packed is not None and not p.packed.float_activations and p.out_order is None and p.bias is None
+                for e in self.experts for p in e.parts)
+        return self._all_packed
+
+    def _one_token(self, x: torch.Tensor, experts: list[int], weights: torch.Tensor) -> torch.Tensor:
+        """One token (decode at batch 1): the chosen experts' gate and up projections in one kernel
+        call (they share x), their down projections in another (each on its own activations), then
+        the weighted sum in ascending expert order, as `_grouped` adds them: the same values."""
+        order = sorted(range(len(experts)), key=experts.__getitem__)
+        chosen = [self.experts[experts[i]] for i in order]
+        size = self.moe.expert_size
+        g, u = x.new_empty(len(chosen), size), x.new_empty(len(chosen), size)
+        outs = [buf[i:i + 1] for i in range(len(chosen)) for buf in (g, u)]
+        kernels.qmatmul_many(x, [p.packed for e in chosen for p in e.parts[:2]], out=outs)
+        h = gated(chosen[0].act, g, u, out=g)  # (k, size)
+        ys = kernels.qmatmul_each([h[i:i + 1] for i in range(len(chosen))], [e.parts[2].packed for e in chosen])
+        out = torch.zeros_like(x)
+        for i, y in zip(order, ys):
+            out += y * weights[i]
         return out
 
 

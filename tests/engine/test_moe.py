@@ -52,6 +52,26 @@ def test_quantized_gguf_experts_stay_quantized(make_llm, arch):
     assert block.gate.weight is not None and block.gate.weight.dtype == torch.float32
 
 
+@pytest.mark.parametrize("arch", ["mixtral", "qwen2_moe", "qwen3_moe"])
+def test_one_token_through_quantized_experts_is_the_grouped_result(make_llm, arch):
+    """Decode at batch 1 runs the chosen experts in two kernel calls (gate and up together, the
+    downs each on its own input); it gives bitwise what the grouped path gives, and a batch of
+    requests decodes as each does alone."""
+    llm = make_llm(arch, "Q8_0", keep_quantized=True)
+    block = next(m for m in llm.engine.runner.model.modules() if isinstance(m, SparseMoeBlock))
+    assert block._quantized_experts()
+    x = torch.randn(1, block.gate.in_features, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        probs = torch.softmax(block.gate(x), dim=-1)
+        weights, chosen = torch.topk(probs, block.moe.top_k, dim=-1)
+        if block.moe.normalize_top_k:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        assert torch.equal(block._one_token(x, chosen[0].tolist(), weights[0]), block._grouped(x, chosen, weights))
+    prompts = [{"prompt_token_ids": list(range(3 + i, 3 + i + n))} for i, n in enumerate([5, 17])]
+    together = [o.outputs[0].token_ids for o in llm.generate(prompts, GREEDY)]
+    assert together == [llm.generate([p], GREEDY)[0].outputs[0].token_ids for p in prompts]
+
+
 def test_chunked_prefill_and_prefix_cache_give_transformers_tokens(make_llm, tiny_models):
     """Mixtral in 16-token chunks, batched with a short prompt, then again from the prefix cache."""
     import transformers

@@ -67,3 +67,4 @@ def test_float_activations_are_never_repacked() -> None:
     qw = _weight("Q4_0", 32, 256, 6)
     packed = kernels.pack(qw, repack=True, float_activations=True)
     assert packed.layout == "gguf" and packed.float_activations
+

@@ -481,6 +481,69 @@ static int uses_row_dots(const kernel_set *ks, int type_id, int T) {
     return T <= max_t;
 }
 
+/* Row dots of several weights each against its own activation rows xs[i] (T, K), in one parallel
+ * region: each job's rows are quantized apart, as a call of its own would quantize them. */
+static int run_row_dots_each(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *const *xs,
+                             int T, int nthreads) {
+    act_set *sets = calloc((size_t)njobs, sizeof(act_set));
+    act_row *rows = calloc((size_t)njobs * (size_t)T, sizeof(act_row));
+    int rc = sets && rows ? QM_OK : QM_ENOMEM, made = 0, nchunks = 0;
+    size_t bytes = 0;
+    for (int i = 0; rc == QM_OK && i < njobs; i++, made++) {
+        const int blk = ks->row_dot_blk[jobs[i].type_id] == 256 ? 256 : 32;
+        if (act_set_alloc(&sets[i], T, K, blk) != 0) { rc = QM_ENOMEM; break; }
+        for (int t = 0; t < T; t++) {
+            act_row r = act_set_row(&sets[i], t);
+            ks->quantize_row(xs[i] + (size_t)t * K, K, blk, (int8_t *)r.q, (float *)r.d, (int16_t *)r.s16,
+                             (int16_t *)r.s32);
+            rows[(size_t)i * T + t] = act_set_row(&sets[i], t);
+        }
+        nchunks += nchunks_of(&jobs[i]);
+        bytes += (size_t)jobs[i].N * jobs[i].row_stride;
+    }
+    if (rc == QM_OK) {
+        if (bytes < PARALLEL_MIN_BYTES) nthreads = 1;
+        int next = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+#endif
+        for (int j = 0, first = 0;;) {   /* chunks are claimed in increasing order: j only moves on */
+            const int c = claim(&next);
+            if (c >= nchunks) break;
+            int jc = nchunks_of(&jobs[j]);
+            while (c >= first + jc) { first += jc; j++; jc = nchunks_of(&jobs[j]); }
+            const int crows = chunk_rows(&jobs[j]);
+            const int n0 = (c - first) * crows, n1 = n0 + crows < jobs[j].N ? n0 + crows : jobs[j].N;
+            row_dot_chunk(ks, &jobs[j], n0, n1, K, rows + (size_t)j * T, T);
+        }
+    }
+    (void)nthreads;
+    for (int i = 0; i < made; i++) act_set_free(&sets[i]);
+    free(sets);
+    free(rows);
+    return rc;
+}
+
+int qmatmul_each_run(int level, const qm_weight *jobs, int njobs, int K, const float *const *xs, int T,
+                     int nthreads) {
+    if (njobs <= 0) return QM_OK;
+    for (int i = 0; i < njobs; i++) {
+        const int rc = check(&jobs[i], K, T);
+        if (rc != QM_OK) return rc;
+    }
+    if (nthreads < 1) nthreads = 1;
+    const kernel_set *ks = kernels_for_level(level);
+    int rowdot = 1;
+    for (int i = 0; i < njobs; i++)
+        rowdot = rowdot && jobs[i].type_id != QT_Q4_0_X16 && uses_row_dots(ks, jobs[i].type_id, T);
+    if (rowdot) return run_row_dots_each(ks, jobs, njobs, K, xs, T, nthreads);
+    for (int i = 0; i < njobs; i++) {   /* other paths: one weight at a time */
+        const int rc = qmatmul_many_run(level, &jobs[i], 1, K, xs[i], T, nthreads);
+        if (rc != QM_OK) return rc;
+    }
+    return QM_OK;
+}
+
 int qmatmul_many_run(int level, const qm_weight *jobs, int njobs, int K, const float *x, int T, int nthreads) {
     if (njobs <= 0) return QM_OK;
     for (int i = 0; i < njobs; i++) {

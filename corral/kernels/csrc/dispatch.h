@@ -35,4 +35,10 @@ typedef struct {
  * allow (few tokens); each out is exactly what qmatmul_run gives for that weight alone. */
 int qmatmul_many_run(int level, const qm_weight *jobs, int njobs, int K, const float *x, int T, int nthreads);
 
+/* Several weights, weight i against its own x_i = xs[i] (T, K) (a mixture's experts, each on its own
+ * tokens' activations), in one parallel region where the kernels allow; each out is exactly what
+ * qmatmul_run gives for that weight and its x alone. */
+int qmatmul_each_run(int level, const qm_weight *jobs, int njobs, int K, const float *const *xs, int T,
+                     int nthreads);
+
 #endif

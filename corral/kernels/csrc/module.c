@@ -80,6 +80,43 @@ static PyObject *py_qmatmul_many(PyObject *self, PyObject *args) {
     return run_weight_list(args, qmatmul_many_run);
 }
 
+static PyObject *py_qmatmul_each(PyObject *self, PyObject *args) {
+    int level, K, T, nthreads;
+    PyObject *list;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iO!iii", &level, &PyList_Type, &list, &K, &T, &nthreads)) return NULL;
+    if (check_level(level)) return NULL;
+    const Py_ssize_t n = PyList_GET_SIZE(list);
+    qm_weight *jobs = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof(qm_weight));
+    const float **xs = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof(float *));
+    if (!jobs || !xs) { PyMem_Free(jobs); PyMem_Free(xs); return PyErr_NoMemory(); }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long w, out, x;
+        Py_ssize_t stride;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "iKniKK", &jobs[i].type_id, &w, &stride, &jobs[i].N, &out, &x)) {
+            PyMem_Free(jobs);
+            PyMem_Free(xs);
+            return NULL;
+        }
+        jobs[i].w = (const uint8_t *)(uintptr_t)w;
+        jobs[i].row_stride = (size_t)stride;
+        jobs[i].out = (float *)(uintptr_t)out;
+        xs[i] = (const float *)(uintptr_t)x;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = qmatmul_each_run(level, jobs, (int)n, K, xs, T, nthreads);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(jobs);
+    PyMem_Free(xs);
+    switch (rc) {
+    case QM_OK: Py_RETURN_NONE;
+    case QM_ENOMEM: return PyErr_NoMemory();
+    case QM_ETYPE: PyErr_SetString(PyExc_ValueError, "a weight's GGML type has no kernel"); return NULL;
+    default: PyErr_Format(PyExc_ValueError, "bad shape K=%d T=%d for one of the weights", K, T); return NULL;
+    }
+}
+
 static PyObject *py_qmatmul_float(PyObject *self, PyObject *args) {
     (void)self;
     return run_weight_list(args, qmatmul_float_run);
@@ -309,6 +346,9 @@ static PyMethodDef METHODS[] = {
     {"qmatmul_many", py_qmatmul_many, METH_VARARGS,
      "qmatmul_many(level, [(type_id, w_addr, row_stride, N, out_addr), ...], K, x_addr, T, n_threads)\n"
      "qmatmul for several weights sharing x(T, K): x is quantized once, one parallel region."},
+    {"qmatmul_each", py_qmatmul_each, METH_VARARGS,
+     "qmatmul_each(level, [(type_id, w_addr, row_stride, N, out_addr, x_addr), ...], K, T, n_threads)\n"
+     "out_i(T, N_i) = x_i(T, K) @ W_i(N_i, K)^T, each weight against its own x, one parallel region."},
     {"qmatmul_float", py_qmatmul_float, METH_VARARGS,
      "qmatmul_float(level, [(type_id, w_addr, row_stride, N, out_addr), ...], K, x_addr, T, n_threads)\n"
      "out(T, N) = x(T, K) @ W(N, K)^T for each weight with x kept in float32 (never quantized)."},
