@@ -165,15 +165,43 @@ def _filter(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, min_
         floor = min_p[:, None] * probs.max(dim=-1, keepdim=True).values
         probs = torch.where(probs < floor, torch.zeros_like(probs), probs)
     if any_top_k_or_p:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
         vocab = probs.shape[-1]
-        k = torch.where(top_k > 0, top_k.clamp(max=vocab), torch.full_like(top_k, vocab))
-        keep = torch.arange(vocab, device=probs.device)[None, :] < k[:, None]  # (M, V) in sorted order
-        # top-p: keep the smallest prefix whose mass reaches p (always the first token).
-        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
-        renorm = sorted_probs.masked_fill(~keep, 0).sum(dim=-1, keepdim=True)
-        keep &= mass_before < top_p[:, None] * renorm
-        keep[:, 0] = True
-        sorted_probs = sorted_probs.masked_fill(~keep, 0)
+        kept = None
+        if probs.device.type == "cpu":
+            # The most likely CANDIDATES tokens (or the largest top-k) by a partial sort: a full
+            # sort of a large vocabulary costs milliseconds a row. Exact whenever nothing past
+            # them survives: checked on the result, else the full sort below.
+            cand = min(vocab, max(CANDIDATES, int(top_k.max())))
+            if cand < vocab:
+                sorted_probs, order = probs.topk(cand, dim=-1)
+                kept = _keep_sorted(sorted_probs, top_k, top_p, probs.sum(dim=-1, keepdim=True))
+                if bool(kept[:, -1].any()):  # a nucleus may reach past the candidates
+                    kept = None
+        if kept is None:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            kept = _keep_sorted(sorted_probs, top_k, top_p, None)
+        sorted_probs = sorted_probs.masked_fill(~kept, 0)
         probs = torch.zeros_like(probs).scatter_(1, order, sorted_probs)
     return probs / probs.sum(dim=-1, keepdim=True)
+
+
+CANDIDATES = 256  # tokens a row's top-k / top-p filter looks at before falling back to a full sort
+
+
+def _keep_sorted(sorted_probs: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor,
+                 total: torch.Tensor | None) -> torch.Tensor:
+    """(M, C) bool: which of each row's C most likely tokens (probabilities in descending order, the
+    first C of the vocabulary's V) top-k and then top-p keep. `total` (M, 1): the mass of all V
+    tokens, for rows without top-k when C < V (None: C is the whole vocabulary)."""
+    m, c = sorted_probs.shape
+    k = torch.where(top_k > 0, top_k.clamp(max=c), torch.full_like(top_k, c))
+    keep = torch.arange(c, device=sorted_probs.device)[None, :] < k[:, None]  # (M, C) in sorted order
+    # top-p: keep the smallest prefix whose mass reaches p (always the first token), p of the mass
+    # that top-k left: the k kept tokens', or every token's without top-k.
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    renorm = sorted_probs.masked_fill(~keep, 0).sum(dim=-1, keepdim=True)
+    if total is not None:
+        renorm = torch.where(top_k[:, None] > 0, renorm, total)
+    keep &= mass_before < top_p[:, None] * renorm
+    keep[:, 0] = True
+    return keep

@@ -80,3 +80,24 @@ def test_a_cuda_step_never_waits_for_the_device():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert out.token_ids.tolist() == host.token_ids.tolist()
+
+
+def test_top_k_and_top_p_over_candidates_keep_what_a_full_sort_keeps(monkeypatch):
+    """On the CPU the filters look at the most likely tokens first and sort the whole vocabulary
+    only when a nucleus reaches past them; either way the same tokens survive, with the same
+    probabilities, including nuclei wider than the candidates and min-p before them."""
+    from corral.layers import sampler
+
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        m, vocab = 3, int(torch.randint(300, 3000, (1,), generator=gen))
+        logits = torch.randn(m, vocab, generator=gen) * float(torch.rand(1, generator=gen) * 6 + 0.05)
+        top_k = torch.randint(0, 400, (m,), generator=gen) * (torch.rand(m, generator=gen) < 0.5)
+        top_p = torch.where(torch.rand(m, generator=gen) < 0.7, torch.rand(m, generator=gen) * 0.99 + 0.01,
+                            torch.ones(m))
+        min_p = torch.where(torch.rand(m, generator=gen) < 0.3, torch.rand(m, generator=gen) * 0.2, torch.zeros(m))
+        fast = sampler._filter(logits.clone(), top_k, top_p, min_p)
+        monkeypatch.setattr(sampler, "CANDIDATES", 10**9)  # every row through the full sort
+        full = sampler._filter(logits.clone(), top_k, top_p, min_p)
+        monkeypatch.undo()
+        assert torch.equal(fast, full)
