@@ -105,3 +105,26 @@ def test_n_completions_stream_with_their_index(engine):
     texts, tokens, reasons = asyncio.run(collect(engine, "Hello", params))
     assert set(tokens) == {0, 1} and all(len(t) == 6 for t in tokens.values())
     assert reasons == {0: "length", 1: "length"}
+
+
+def test_from_model_loads_in_the_engine_thread_and_raises_its_errors(tiny_models, tmp_path):
+    """The model is loaded by the thread that steps it (a model stepped by another thread than its
+    loader's decoded 30-50% slower); a load that fails raises in the caller, and leaves no thread."""
+    import threading
+
+    from corral.engine.async_engine import AsyncEngine
+    from corral.errors import CorralError
+
+    loaders = []
+    engine = AsyncEngine.from_model(tiny_models("llama31", "hf"), max_model_len=64, max_num_seqs=2,
+                                    on_load_progress=lambda done, total: loaders.append(threading.current_thread()))
+    try:
+        assert loaders and set(loaders) == {engine._thread} and engine.max_model_len == 64
+    finally:
+        engine.shutdown()
+    before = threading.active_count()
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 16)
+    with pytest.raises(CorralError):
+        AsyncEngine.from_model(broken)
+    assert threading.active_count() == before
