@@ -24,6 +24,8 @@
 #define ROWDOT_T_MAX_T_256 12
 #endif
 #define ROWDOT_T_CAP (ROWDOT_T_MAX_T_32 > ROWDOT_T_MAX_T_256 ? ROWDOT_T_MAX_T_32 : ROWDOT_T_MAX_T_256)
+/* Activation rows a row-dot call holds per block size. */
+#define ROWDOT_ROWS_CAP (ROWDOT_T_CAP > ROWDOT_MAX_T ? ROWDOT_T_CAP : ROWDOT_MAX_T)
 
 /* Weight rows unpacked at a time on the tile path: 64 x K bytes stay in L2. */
 #define ROW_BLOCK 64
@@ -145,13 +147,48 @@ static void row_dot_chunk(const kernel_set *ks, const qm_weight *j, int n0, int 
     }
 }
 
+/* The activation rows job j reads (T of them). */
+typedef const act_row *(*job_rows_fn)(const void *ctx, const kernel_set *ks, const qm_weight *job, int j);
+
+/* Every job's rows in chunks over one parallel region, each chunk against the rows rows_of gives. */
+static void row_dot_region(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, int T, int nthreads,
+                           job_rows_fn rows_of, const void *ctx) {
+    int nchunks = 0;
+    size_t bytes = 0;
+    for (int i = 0; i < njobs; i++) {
+        nchunks += nchunks_of(&jobs[i]);
+        bytes += (size_t)jobs[i].N * jobs[i].row_stride;
+    }
+    if (bytes < PARALLEL_MIN_BYTES) nthreads = 1;
+    int next = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+#endif
+    for (int j = 0, first = 0;;) {   /* chunks are claimed in increasing order: j only moves on */
+        const int c = claim(&next);
+        if (c >= nchunks) break;
+        int jc = nchunks_of(&jobs[j]);
+        while (c >= first + jc) { first += jc; j++; jc = nchunks_of(&jobs[j]); }
+        const int crows = chunk_rows(&jobs[j]);
+        const int n0 = (c - first) * crows, n1 = n0 + crows < jobs[j].N ? n0 + crows : jobs[j].N;
+        row_dot_chunk(ks, &jobs[j], n0, n1, K, rows_of(ctx, ks, &jobs[j], j), T);
+    }
+    (void)nthreads;
+}
+
+/* run_row_dots' rows: one set per activation block size, shared by the jobs of that size. */
+static const act_row *rows_by_block(const void *ctx, const kernel_set *ks, const qm_weight *job, int j) {
+    (void)j;
+    const act_row (*rows)[ROWDOT_ROWS_CAP] = ctx;
+    return rows[ks->row_dot_blk[job->type_id] == 256];
+}
+
 /* Every job's rows in one parallel region; the activation is quantized once per block size. */
 static int run_row_dots(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *x, int T,
                         int nthreads) {
     act_set a[2];   /* scale blocks of 32 and of 256 */
-    act_row rows[2][ROWDOT_T_CAP > ROWDOT_MAX_T ? ROWDOT_T_CAP : ROWDOT_MAX_T];
-    int have[2] = {0, 0}, rc = QM_OK, nchunks = 0;
-    size_t bytes = 0;
+    act_row rows[2][ROWDOT_ROWS_CAP];
+    int have[2] = {0, 0}, rc = QM_OK;
     for (int i = 0; i < njobs; i++) {
         const int s = ks->row_dot_blk[jobs[i].type_id] == 256;
         if (!have[s]) {
@@ -164,27 +201,8 @@ static int run_row_dots(const kernel_set *ks, const qm_weight *jobs, int njobs, 
                 rows[s][t] = act_set_row(&a[s], t);
             }
         }
-        nchunks += nchunks_of(&jobs[i]);
-        bytes += (size_t)jobs[i].N * jobs[i].row_stride;
     }
-    if (rc == QM_OK) {
-        if (bytes < PARALLEL_MIN_BYTES) nthreads = 1;
-        int next = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
-#endif
-        for (int j = 0, first = 0;;) {   /* chunks are claimed in increasing order: j only moves on */
-            const int c = claim(&next);
-            if (c >= nchunks) break;
-            int jc = nchunks_of(&jobs[j]);
-            while (c >= first + jc) { first += jc; j++; jc = nchunks_of(&jobs[j]); }
-            const int crows = chunk_rows(&jobs[j]);
-            const int n0 = (c - first) * crows, n1 = n0 + crows < jobs[j].N ? n0 + crows : jobs[j].N;
-            const int s = ks->row_dot_blk[jobs[j].type_id] == 256;
-            row_dot_chunk(ks, &jobs[j], n0, n1, K, rows[s], T);
-        }
-    }
-    (void)nthreads;
+    if (rc == QM_OK) row_dot_region(ks, jobs, njobs, K, T, nthreads, rows_by_block, rows);
     for (int s = 0; s < 2; s++)
         if (have[s]) act_set_free(&a[s]);
     return rc;
@@ -481,14 +499,22 @@ static int uses_row_dots(const kernel_set *ks, int type_id, int T) {
     return T <= max_t;
 }
 
+/* run_row_dots_each's rows: job j's own T rows, at rows + j * T. */
+typedef struct { const act_row *rows; int T; } rows_per_job;
+
+static const act_row *rows_of_job(const void *ctx, const kernel_set *ks, const qm_weight *job, int j) {
+    (void)ks; (void)job;
+    const rows_per_job *r = ctx;
+    return r->rows + (size_t)j * r->T;
+}
+
 /* Row dots of several weights each against its own activation rows xs[i] (T, K), in one parallel
  * region: each job's rows are quantized apart, as a call of its own would quantize them. */
 static int run_row_dots_each(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *const *xs,
                              int T, int nthreads) {
     act_set *sets = calloc((size_t)njobs, sizeof(act_set));
     act_row *rows = calloc((size_t)njobs * (size_t)T, sizeof(act_row));
-    int rc = sets && rows ? QM_OK : QM_ENOMEM, made = 0, nchunks = 0;
-    size_t bytes = 0;
+    int rc = sets && rows ? QM_OK : QM_ENOMEM, made = 0;
     for (int i = 0; rc == QM_OK && i < njobs; i++, made++) {
         const int blk = ks->row_dot_blk[jobs[i].type_id] == 256 ? 256 : 32;
         if (act_set_alloc(&sets[i], T, K, blk) != 0) { rc = QM_ENOMEM; break; }
@@ -498,26 +524,11 @@ static int run_row_dots_each(const kernel_set *ks, const qm_weight *jobs, int nj
                              (int16_t *)r.s32);
             rows[(size_t)i * T + t] = act_set_row(&sets[i], t);
         }
-        nchunks += nchunks_of(&jobs[i]);
-        bytes += (size_t)jobs[i].N * jobs[i].row_stride;
     }
     if (rc == QM_OK) {
-        if (bytes < PARALLEL_MIN_BYTES) nthreads = 1;
-        int next = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
-#endif
-        for (int j = 0, first = 0;;) {   /* chunks are claimed in increasing order: j only moves on */
-            const int c = claim(&next);
-            if (c >= nchunks) break;
-            int jc = nchunks_of(&jobs[j]);
-            while (c >= first + jc) { first += jc; j++; jc = nchunks_of(&jobs[j]); }
-            const int crows = chunk_rows(&jobs[j]);
-            const int n0 = (c - first) * crows, n1 = n0 + crows < jobs[j].N ? n0 + crows : jobs[j].N;
-            row_dot_chunk(ks, &jobs[j], n0, n1, K, rows + (size_t)j * T, T);
-        }
+        const rows_per_job ctx = {rows, T};
+        row_dot_region(ks, jobs, njobs, K, T, nthreads, rows_of_job, &ctx);
     }
-    (void)nthreads;
     for (int i = 0; i < made; i++) act_set_free(&sets[i]);
     free(sets);
     free(rows);
