@@ -68,3 +68,19 @@ def test_float_activations_are_never_repacked() -> None:
     packed = kernels.pack(qw, repack=True, float_activations=True)
     assert packed.layout == "gguf" and packed.float_activations
 
+
+
+def test_rows_shared_out_over_threads_give_the_same_results() -> None:
+    # Weights above the size that runs threaded, of unequal sizes (units of equal bytes span them).
+    # More threads than cores: threads the OS delays leave their units to the others, and every
+    # row must come out as one thread alone computes it.
+    k = 576
+    ws = [_weight("Q4_1", 1000, k, 7), _weight("Q4_1", 190, k, 8), _weight("Q8_0", 333, k, 9)]
+    packed = [kernels.pack(w, float_activations=True) for w in ws]
+    x = torch.randn(1, k, generator=torch.Generator().manual_seed(7))
+    alone = [kernels.qmatmul(x, p, num_threads=1) for p in packed]
+    for threads in (2, 3, 7):
+        for _ in range(20):
+            outs = kernels.qmatmul_many(x, packed, num_threads=threads)
+            for y, ref in zip(outs, alone):
+                assert torch.equal(y, ref)
