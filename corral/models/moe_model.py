@@ -85,7 +85,7 @@ class SparseMoeBlock(LeanModule):
         order): what the one-token path runs on."""
         if self._all_packed is None:
             self._all_packed = all(
-                p.packed is not None and not p.packed.float_activations and p.out_order is None and p.bias is None
+                p.packed is not None and not p.packed.float_activations and p.bias is None
                 for e in self.experts for p in e.parts)
         return self._all_packed
 
