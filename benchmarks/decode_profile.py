@@ -4,6 +4,7 @@ broken down by wrapping the functions a step calls with timers.
     OMP_NUM_THREADS=2 python benchmarks/decode_profile.py /tmp/corral-bench/qwen2.5-0.5b-q4_0.gguf --threads 2
     python benchmarks/decode_profile.py /tmp/corral-bench/llama-3.2-1b-q4_0.gguf --threads 1 --steps 64
     python benchmarks/decode_profile.py MODEL --batch 16 --torch-profile   # plus torch.profiler's table
+    python benchmarks/decode_profile.py MODEL --python-layers   # Llama family: layers from Python, call by call
 
 From a checkout other than the installed one, prefix PYTHONPATH=. (a script's own folder, not the
 working directory, is first on sys.path).
@@ -16,6 +17,9 @@ calls; "model forward (rest)" is what the model spends outside every wrapped fun
 add up to the engine step; each wrapped call costs a few us more with its timer (about 1 ms a step
 on Qwen2.5-0.5B), so the timed step is a little slower than the plain one. Both sets of steps run with greedy sampling and no end-of-sequence stop.
 Before the fused ops (ops.py), residual adds counted in "model forward (rest)", not in "norms".
+A Llama-family model's decode steps run their layers in one C call (models/llama_decode.py): its
+row "decoder layers in one C call" holds every layer's kernels; --python-layers shows them call by
+call instead.
 """
 from __future__ import annotations
 
@@ -119,6 +123,8 @@ def wrap_step_functions(timers: Timers, engine) -> None:
         ("kernel python wrapper", kernels, "qmatmul_many"),
         ("kernel matmul", qmatmul_module._ext, "qmatmul"),
         ("kernel matmul", qmatmul_module._ext, "qmatmul_many"),
+        ("kernel matmul", qmatmul_module._ext, "qmatmul_float"),
+        ("decoder layers in one C call", qmatmul_module._ext, "decode_layers"),
         ("attention backend", type(engine.runner.backend), "forward"),
         ("norms (+ residual adds)", RMSNorm, "forward"),
         ("rotary (+ q/k/v bias, q/k norm)", RotaryEmbedding, "apply"),  # before the fused ops
@@ -159,6 +165,8 @@ def main() -> None:
     p.add_argument("--prompt-tokens", type=int, default=16)
     p.add_argument("--max-model-len", type=int, default=512)
     p.add_argument("--torch-profile", action="store_true", help="also print torch.profiler's op table")
+    p.add_argument("--python-layers", action="store_true",
+                   help="run a Llama-family model's layers from Python, not in one C call (llama_decode.py)")
     args = p.parse_args()
 
     from corral import LLM
@@ -168,6 +176,9 @@ def main() -> None:
     llm = LLM(args.model, max_model_len=args.max_model_len, max_num_seqs=max(args.batch, 1),
               num_threads=args.threads)
     engine = llm.engine
+    inner = getattr(engine.runner.model, "model", None)
+    if args.python_layers and hasattr(inner, "fused_decode"):
+        inner.fused_decode = False
     passes = 3 if args.torch_profile else 2
     per_seq = args.warmup + passes * args.steps + 2
     if args.prompt_tokens + per_seq > args.max_model_len:

@@ -19,6 +19,7 @@ from corral.layers.norm import RMSNorm
 from corral.layers.rotary import RotaryEmbedding
 from corral.loader.config import ModelConfig
 from corral.models.forward_batch import ForwardBatch
+from corral.models.llama_decode import FusedDecode
 from corral.models.weights import load_named_weights
 
 
@@ -109,11 +110,20 @@ class LlamaModel(LeanModule):
         self.rotary = RotaryEmbedding(cfg.rotary_dim or cfg.head_dim, max_positions, cfg.rope_theta, cfg.rope_scaling)
         self.layers = nn.ModuleList(LlamaDecoderLayer(cfg, i) for i in range(cfg.num_hidden_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        # Decode steps' layers in one C call (llama_decode.py): None until the first forward, after
+        # the weights are loaded; False where the layers are not what it runs (or to turn it off).
+        self.fused_decode: FusedDecode | bool | None = None
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         """Final hidden states (T, hidden), or (N, hidden) of `batch.output_rows`."""
         x, residual = self.embed_tokens(batch.input_ids), None  # (T, hidden)
         batch.rotary = self.rotary.tables(batch.positions)
+        if self.fused_decode is None:
+            self.fused_decode = FusedDecode(self) if FusedDecode.supported(self) else False
+        if self.fused_decode:
+            out = self.fused_decode.run(x, batch)
+            if out is not None:
+                return out
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x, residual = layer(x, residual, batch, batch.output_rows if i == last else None)

@@ -3,6 +3,7 @@
 #include <Python.h>
 
 #include "attention.h"
+#include "decode_layers.h"
 #include "dispatch.h"
 #include "float_act.h"
 #include "ops.h"
@@ -297,6 +298,111 @@ static PyObject *py_paged_decode_attention(PyObject *self, PyObject *args) {
     }
 }
 
+
+/* ---- decode plans: a model's layers as decode_layers_run takes them, built once ---- */
+
+#define PLAN_CAPSULE "corral.decode_plan"
+
+static void plan_free(PyObject *capsule) {
+    dl_model *m = PyCapsule_GetPointer(capsule, PLAN_CAPSULE);
+    if (m) {
+        PyMem_Free(m->layers);
+        PyMem_Free(m);
+    }
+}
+
+/* (type_id, w_addr, row_stride, N, float_act) */
+static int parse_proj(PyObject *t, dl_proj *p) {
+    unsigned long long w;
+    Py_ssize_t stride;
+    if (!PyArg_ParseTuple(t, "iKnip", &p->w.type_id, &w, &stride, &p->w.N, &p->float_act)) return -1;
+    p->w.w = (const uint8_t *)(uintptr_t)w;
+    p->w.row_stride = (size_t)stride;
+    p->w.out = NULL;
+    return 0;
+}
+
+#define ADDR(v) ((const float *)(uintptr_t)(v))
+
+/* ([(q, k, v, o, gate, up, down, attn_norm, ffn_norm, q_bias, k_bias, v_bias, q_norm, k_norm, kv), ...],
+ *  hidden, Hq, Hk, D, inter, eps, scale, kv_half, block_size, num_blocks, final_norm) -> capsule.
+ * Projections as parse_proj takes them; the rest addresses, 0 for none. */
+static PyObject *py_decode_plan(PyObject *self, PyObject *args) {
+    PyObject *list;
+    unsigned long long final_norm;
+    long long num_blocks;
+    dl_model *m = PyMem_Calloc(1, sizeof(dl_model));
+    (void)self;
+    if (!m) return PyErr_NoMemory();
+    if (!PyArg_ParseTuple(args, "O!iiiiiffpiLK", &PyList_Type, &list, &m->hidden, &m->Hq, &m->Hk, &m->D, &m->inter,
+                          &m->eps, &m->scale, &m->kv_half, &m->block_size, &num_blocks, &final_norm)) {
+        PyMem_Free(m);
+        return NULL;
+    }
+    m->num_blocks = (int64_t)num_blocks;
+    m->final_norm = ADDR(final_norm);
+    m->n_layers = (int)PyList_GET_SIZE(list);
+    m->layers = PyMem_Calloc(m->n_layers > 0 ? (size_t)m->n_layers : 1, sizeof(dl_layer));
+    if (!m->layers) { PyMem_Free(m); return PyErr_NoMemory(); }
+    for (int i = 0; i < m->n_layers; i++) {
+        dl_layer *L = &m->layers[i];
+        PyObject *q, *k, *v, *o, *g, *u, *d;
+        unsigned long long an, fn, qb, kb, vb, qn, kn, kv;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "OOOOOOOKKKKKKKK", &q, &k, &v, &o, &g, &u, &d, &an, &fn, &qb,
+                              &kb, &vb, &qn, &kn, &kv)
+            || parse_proj(q, &L->q) || parse_proj(k, &L->k) || parse_proj(v, &L->v) || parse_proj(o, &L->o)
+            || parse_proj(g, &L->gate) || parse_proj(u, &L->up) || parse_proj(d, &L->down)) {
+            PyMem_Free(m->layers);
+            PyMem_Free(m);
+            return NULL;
+        }
+        L->attn_norm = ADDR(an); L->ffn_norm = ADDR(fn);
+        L->q_bias = ADDR(qb); L->k_bias = ADDR(kb); L->v_bias = ADDR(vb);
+        L->q_norm = ADDR(qn); L->k_norm = ADDR(kn);
+        L->kv = (void *)(uintptr_t)kv;
+    }
+    PyObject *capsule = PyCapsule_New(m, PLAN_CAPSULE, plan_free);
+    if (!capsule) { PyMem_Free(m->layers); PyMem_Free(m); }
+    return capsule;
+}
+
+/* (level, plan, T, max_blocks, window, x, out, cos, sin, block_tables, seq_lens, slots, q, k, v, att, gate, up,
+ *  n_threads): decode_layers_run, the GIL released throughout. */
+static PyObject *py_decode_layers(PyObject *self, PyObject *args) {
+    int level, nthreads, bad_layer = -1, bad_seq = -1;
+    PyObject *capsule;
+    dl_step st;
+    unsigned long long x, out, cs, sn, tables, lens, slots, q, k, v, att, gate, up;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iOiiiKKKKKKKKKKKKKi", &level, &capsule, &st.T, &st.max_blocks, &st.window, &x, &out,
+                          &cs, &sn, &tables, &lens, &slots, &q, &k, &v, &att, &gate, &up, &nthreads))
+        return NULL;
+    if (check_level(level)) return NULL;
+    const dl_model *m = PyCapsule_GetPointer(capsule, PLAN_CAPSULE);
+    if (!m) return NULL;
+    st.x = (float *)(uintptr_t)x; st.out = (float *)(uintptr_t)out;
+    st.cos = ADDR(cs); st.sin = ADDR(sn);
+    st.block_tables = (const int64_t *)(uintptr_t)tables;
+    st.seq_lens = (const int64_t *)(uintptr_t)lens;
+    st.slots = (const int64_t *)(uintptr_t)slots;
+    st.q = (float *)(uintptr_t)q; st.k = (float *)(uintptr_t)k; st.v = (float *)(uintptr_t)v;
+    st.att = (float *)(uintptr_t)att; st.gate = (float *)(uintptr_t)gate; st.up = (float *)(uintptr_t)up;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = decode_layers_run(level, m, &st, nthreads, &bad_layer, &bad_seq);
+    Py_END_ALLOW_THREADS
+    if (rc == 0) Py_RETURN_NONE;
+    if (rc == QM_ENOMEM) return PyErr_NoMemory();
+    if (rc <= DL_ATT_ERROR_BASE + ATT_ELEN && rc >= DL_ATT_ERROR_BASE + ATT_ESLOT) {
+        const int att = rc - DL_ATT_ERROR_BASE;
+        PyErr_Format(PyExc_ValueError, "layer %d: %s of sequence %d is outside the KV cache", bad_layer,
+                     att == ATT_ELEN ? "the length" : att == ATT_EBLOCK ? "a block id" : "the new slot", bad_seq);
+        return NULL;
+    }
+    PyErr_Format(PyExc_ValueError, "layer %d: bad shapes for the decode kernels (code %d)", bad_layer, rc);
+    return NULL;
+}
+
 static PyObject *py_best_level(PyObject *self, PyObject *args) {
     (void)self; (void)args;
     return PyLong_FromLong(kernels_best_level());
@@ -379,6 +485,13 @@ static PyMethodDef METHODS[] = {
     {"repack_q4_0_x16", py_repack_q4_0_x16, METH_VARARGS,
      "repack_q4_0_x16(src_addr, src_stride, N, K, dst_addr)\n"
      "N rows (a multiple of 16) of GGUF Q4_0 into the 16-row-group layout (N * K / 32 * 18 bytes at dst)."},
+    {"decode_plan", py_decode_plan, METH_VARARGS,
+     "A model's decoder layers for decode_layers: ([(q, k, v, o, gate, up, down, attn_norm, ffn_norm, q_bias, "
+     "k_bias, v_bias, q_norm, k_norm, kv), ...], hidden, Hq, Hk, D, inter, eps, scale, kv_half, block_size, "
+     "num_blocks, final_norm) -> plan."},
+    {"decode_layers", py_decode_layers, METH_VARARGS,
+     "(level, plan, T, max_blocks, window, x, out, cos, sin, block_tables, seq_lens, slots, q, k, v, att, gate, "
+     "up, n_threads): a decode step's decoder layers and final norm in one call."},
     {"best_level", py_best_level, METH_NOARGS, "Highest instruction set level this CPU runs."},
     {"level_supported", py_level_supported, METH_VARARGS, "Whether this CPU runs the kernel set of a level."},
     {"level_name", py_level_name, METH_VARARGS, "Printable name of a level."},

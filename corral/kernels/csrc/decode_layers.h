@@ -1,0 +1,54 @@
+/* A decode step's decoder layers in one call: the Llama family's layer loop (RMSNorm, q/k/v,
+ * bias / q-k norm / rotary, paged attention, output projection, RMSNorm, gate/up, SiLU, down)
+ * run by the same kernels, in the same order and with the same arguments as the Python layers
+ * call them one by one, so the hidden states are bitwise the same. A 135M model's 30 layers make
+ * about 300 calls a step from Python, a few microseconds each; here the step makes one. */
+#ifndef CORRAL_DECODE_LAYERS_H
+#define CORRAL_DECODE_LAYERS_H
+
+#include <stdint.h>
+
+#include "dispatch.h"
+
+/* A projection: its weight (out unused here) and whether it keeps activations in float32. */
+typedef struct {
+    qm_weight w;
+    int float_act;
+} dl_proj;
+
+typedef struct {
+    dl_proj q, k, v, o, gate, up, down;
+    const float *attn_norm, *ffn_norm;          /* (hidden,) */
+    const float *q_bias, *k_bias, *v_bias;      /* (H * D,) or NULL */
+    const float *q_norm, *k_norm;               /* (D,) or NULL (Qwen3) */
+    void *kv;                                   /* (2, num_blocks, block_size, Hk, D) */
+} dl_layer;
+
+typedef struct {
+    int n_layers, hidden, Hq, Hk, D, inter;
+    float eps, scale;
+    int kv_half, block_size;
+    int64_t num_blocks;
+    const float *final_norm;                    /* (hidden,) */
+    dl_layer *layers;
+} dl_model;
+
+/* One step of T decode tokens, one per sequence. x (T, hidden): the token embeddings in, the
+ * residual stream while the layers run. out (T, hidden): the final norm's output. cos, sin
+ * (T, D). Scratch: q, att (T, Hq * D), k, v (T, Hk * D), gate, up (T, inter). */
+typedef struct {
+    int T, max_blocks;
+    int window;                                 /* > 0: the last `window` positions only; 0: all */
+    float *x, *out;
+    const float *cos, *sin;
+    const int64_t *block_tables, *seq_lens, *slots;
+    float *q, *k, *v, *att, *gate, *up;
+} dl_step;
+
+/* Returns 0, a negative QM_E* code of a matmul (*bad_seq -1), or a negative ATT_E* code of the
+ * attention minus 100 with *bad_seq set as paged_decode_attention_run sets it (and *bad_layer). */
+int decode_layers_run(int level, const dl_model *m, const dl_step *s, int nthreads, int *bad_layer, int *bad_seq);
+
+#define DL_ATT_ERROR_BASE (-100)
+
+#endif
