@@ -110,20 +110,11 @@ class LlamaModel(LeanModule):
         self.rotary = RotaryEmbedding(cfg.rotary_dim or cfg.head_dim, max_positions, cfg.rope_theta, cfg.rope_scaling)
         self.layers = nn.ModuleList(LlamaDecoderLayer(cfg, i) for i in range(cfg.num_hidden_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        # Decode steps' layers in one C call (llama_decode.py): None until the first forward, after
-        # the weights are loaded; False where the layers are not what it runs (or to turn it off).
-        self.fused_decode: FusedDecode | bool | None = None
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         """Final hidden states (T, hidden), or (N, hidden) of `batch.output_rows`."""
         x, residual = self.embed_tokens(batch.input_ids), None  # (T, hidden)
         batch.rotary = self.rotary.tables(batch.positions)
-        if self.fused_decode is None:
-            self.fused_decode = FusedDecode(self) if FusedDecode.supported(self) else False
-        if self.fused_decode:
-            out = self.fused_decode.run(x, batch)
-            if out is not None:
-                return out
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x, residual = layer(x, residual, batch, batch.output_rows if i == last else None)
@@ -138,13 +129,24 @@ class LlamaForCausalLM(LeanModule):
         self.config = cfg
         self.model = LlamaModel(cfg, max_positions)
         self.lm_head = Linear(cfg.hidden_size, cfg.vocab_size)
+        # Decode steps in one C call, layers and output projection (llama_decode.py): None until
+        # the first forward, after the weights are loaded; False where the model is not what it
+        # runs (or to turn it off).
+        self.fused_decode: FusedDecode | bool | None = None
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
+        if self.fused_decode is None:
+            self.fused_decode = FusedDecode(self.model, self.lm_head) if FusedDecode.supported(self.model) else False
+        if self.fused_decode:
+            hidden = self.fused_decode.run(batch)
+            if hidden is not None:
+                return hidden
         return self.model(batch)
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         # hidden: (N, hidden) -> (N, vocab) float32
-        return self.lm_head(hidden).float()
+        logits = self.fused_decode.logits_of(hidden) if self.fused_decode else None
+        return self.lm_head(hidden).float() if logits is None else logits
 
     def load_weights(self, weights: Iterable, keep_quantized: bool = False) -> None:
         tied = {"lm_head.weight": "model.embed_tokens.weight"} if self.config.tie_word_embeddings else {}

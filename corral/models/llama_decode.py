@@ -10,11 +10,13 @@ other step to the Python layers.
 """
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import torch
 
 from corral import kernels
+from corral.engine.thread_choice import ThreadChoice
 from corral.kernels import attention as attention_kernel
 from corral.layers.attention.torch_paged import TorchPagedAttention
 from corral.layers.linear import Linear
@@ -44,16 +46,19 @@ def _float_vector(t: torch.Tensor | None, n: int) -> bool:
 
 
 class FusedDecode:
-    """The C layer loop of one LlamaModel, or `supported(model)` False when its layers are not
-    what the loop runs. A plan (weight and cache addresses) is built at the first step and again
-    whenever the KV caches move."""
+    """The C layer loop of one LlamaModel and its output projection `head` (when kept quantized),
+    or `supported(model)` False when its layers are not what the loop runs. A plan (weight and
+    cache addresses) is built at the first step and again whenever the KV caches move."""
 
-    def __init__(self, model: "LlamaModel"):
+    def __init__(self, model: "LlamaModel", head: Linear | None = None):
         self.model = model
+        self.head = head if head is not None and head.packed is not None and head.bias is None else None
+        self._logits: tuple[torch.Tensor, torch.Tensor] | None = None  # (hidden, logits) of the last step
         self._plan = None
         self._caches: tuple[int, ...] = ()
         self._scratch: dict[int, tuple[torch.Tensor, ...]] = {}
         self._level = _ext().best_level()
+        self.threads = ThreadChoice()  # fewer threads while another process holds a core
 
     @staticmethod
     def supported(model: "LlamaModel") -> bool:
@@ -89,16 +94,17 @@ class FusedDecode:
                 return False
         return _float_vector(model.norm.weight, hidden) and model.norm.eps == first.eps
 
-    def run(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor | None:
-        """Final hidden states (T, hidden) of a decode step, x (T, hidden) its token embeddings
-        (overwritten: the residual stream); None (x untouched) when the step is not one the loop
-        runs."""
+    def run(self, batch: ForwardBatch) -> torch.Tensor | None:
+        """Final hidden states (T, hidden) of a decode step, the model's forward; None when the
+        step is not one the loop runs. With a head, the step's logits wait for `logits_of`."""
+        self._logits = None
         meta = batch.attn
         if not meta.all_decode or batch.output_rows is not None or meta.logit_softcap:
             return None
         if not isinstance(batch.backend, TorchPagedAttention) or not batch.backend.use_kernel:
             return None
-        cos, sin = batch.rotary
+        x = self.model.embed_tokens(batch.input_ids)  # (T, hidden), the residual stream below
+        cos, sin = batch.rotary = self.model.rotary.tables(batch.positions)
         t, hidden = x.shape
         first = self.model.layers[0].self_attn
         caches = batch.kv_caches
@@ -117,11 +123,23 @@ class FusedDecode:
                 and not x.is_cuda):
             return None
         out, q, k, v, att, gate, up = self._buffers(t, hidden)
+        logits = torch.empty(t, self.head.out_features) if self.head is not None else None
+        most = torch.get_num_threads()
+        threads = self.threads.pick(t, most)
+        start = time.perf_counter()
         _ext().decode_layers(
             self._level, self._plan, t, tables.shape[1], meta.sliding_window or 0, x.data_ptr(), out.data_ptr(),
             cos.data_ptr(), sin.data_ptr(), tables.data_ptr(), lens.data_ptr(), slots.data_ptr(), q.data_ptr(),
-            k.data_ptr(), v.data_ptr(), att.data_ptr(), gate.data_ptr(), up.data_ptr(), torch.get_num_threads())
+            k.data_ptr(), v.data_ptr(), att.data_ptr(), gate.data_ptr(), up.data_ptr(), _addr(logits), threads)
+        self.threads.record(t, threads, most, time.perf_counter() - start)
+        if logits is not None:
+            self._logits = (out, logits)
         return out
+
+    def logits_of(self, hidden: torch.Tensor) -> torch.Tensor | None:
+        """The logits run() computed with the hidden states it returned, once; None for others."""
+        last, self._logits = self._logits, None
+        return last[1] if last is not None and last[0] is hidden else None
 
     def _buffers(self, t: int, hidden: int) -> tuple[torch.Tensor, ...]:
         """The output (fresh each step: the caller keeps it) and the scratch of t tokens (reused)."""
@@ -161,7 +179,8 @@ class FusedDecode:
             ))
         return _ext().decode_plan(
             rows, model.norm.weight.numel(), first.num_heads, hk, d, first_inter(model), first.eps,
-            float(first.scale), dtype == torch.float16, block_size, num_blocks, model.norm.weight.data_ptr())
+            float(first.scale), dtype == torch.float16, block_size, num_blocks, model.norm.weight.data_ptr(),
+            None if self.head is None else _proj(self.head))
 
 
 def first_inter(model: "LlamaModel") -> int:

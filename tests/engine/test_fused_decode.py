@@ -17,7 +17,7 @@ PROMPTS = [[5, 17, 33, 9, 41, 12, 7], list(range(20, 60)), [88, 3]]
 
 
 def _generate(llm, fused: bool):
-    model = llm.engine.runner.model.model
+    model = llm.engine.runner.model
     model.fused_decode = None if fused else False
     params = SamplingParams(temperature=0, max_tokens=6, logprobs=3, ignore_eos=True)
     outs = llm.generate([{"prompt_token_ids": p} for p in PROMPTS], params)
@@ -29,8 +29,8 @@ def _count_fused(monkeypatch) -> list[int]:
     taken = [0]
     run = FusedDecode.run
 
-    def counting(self, x, batch):
-        out = run(self, x, batch)
+    def counting(self, batch):
+        out = run(self, batch)
         taken[0] += out is not None
         return out
 
@@ -45,6 +45,7 @@ def test_fused_decode_gives_the_python_layers_tokens_and_logprobs(arch, fmt, mak
     taken = _count_fused(monkeypatch)
     fused = _generate(llm, fused=True)
     assert taken[0] >= 5  # the decode steps went through C (the prompts did not)
+    assert llm.engine.runner.model.fused_decode.head is not None  # the output projection too
     python = _generate(llm, fused=False)
     assert fused == python
 

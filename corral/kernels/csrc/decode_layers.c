@@ -26,6 +26,14 @@ static int project(int level, const dl_proj *const *projs, float *const *outs, i
     return rc;
 }
 
+/* logits = out @ head^T, when the plan has a head. */
+static int head(int level, const dl_model *m, const dl_step *s, int nthreads) {
+    if (!m->has_head) return 0;
+    const dl_proj *p[1] = {&m->head};
+    float *o[1] = {s->logits};
+    return project(level, p, o, 1, m->hidden, s->out, s->T, nthreads);
+}
+
 int decode_layers_run(int level, const dl_model *m, const dl_step *s, int nthreads, int *bad_layer, int *bad_seq) {
     const int T = s->T, H = m->hidden, D = m->D;
     float *h = s->out;   /* each sub-layer's input (normed) and output, in turn */
@@ -33,7 +41,7 @@ int decode_layers_run(int level, const dl_model *m, const dl_step *s, int nthrea
     *bad_seq = -1;
     if (m->n_layers == 0) {
         ops_rms_norm(level, s->x, NULL, m->final_norm, m->eps, T, H, h, nthreads);
-        return 0;
+        return head(level, m, s, nthreads);
     }
     for (int l = 0; l < m->n_layers; l++) {
         const dl_layer *L = &m->layers[l];
@@ -86,5 +94,5 @@ int decode_layers_run(int level, const dl_model *m, const dl_step *s, int nthrea
         if (rc != QM_OK) { *bad_layer = l; return rc; }
     }
     ops_rms_norm(level, h, s->x, m->final_norm, m->eps, T, H, h, nthreads);
-    return 0;
+    return head(level, m, s, nthreads);
 }

@@ -30,6 +30,8 @@ typedef struct {
     int kv_half, block_size;
     int64_t num_blocks;
     const float *final_norm;                    /* (hidden,) */
+    dl_proj head;                               /* the output projection (vocab rows), if has_head */
+    int has_head;
     dl_layer *layers;
 } dl_model;
 
@@ -38,6 +40,7 @@ typedef struct {
  * (T, D). Scratch: q, att (T, Hq * D), k, v (T, Hk * D), gate, up (T, inter). */
 typedef struct {
     int T, max_blocks;
+    float *logits;                              /* (T, vocab): the head's output, when the plan has one */
     int window;                                 /* > 0: the last `window` positions only; 0: all */
     float *x, *out;
     const float *cos, *sin;

@@ -325,17 +325,22 @@ static int parse_proj(PyObject *t, dl_proj *p) {
 #define ADDR(v) ((const float *)(uintptr_t)(v))
 
 /* ([(q, k, v, o, gate, up, down, attn_norm, ffn_norm, q_bias, k_bias, v_bias, q_norm, k_norm, kv), ...],
- *  hidden, Hq, Hk, D, inter, eps, scale, kv_half, block_size, num_blocks, final_norm) -> capsule.
+ *  hidden, Hq, Hk, D, inter, eps, scale, kv_half, block_size, num_blocks, final_norm, head or None) -> capsule.
  * Projections as parse_proj takes them; the rest addresses, 0 for none. */
 static PyObject *py_decode_plan(PyObject *self, PyObject *args) {
-    PyObject *list;
+    PyObject *list, *head;
     unsigned long long final_norm;
     long long num_blocks;
     dl_model *m = PyMem_Calloc(1, sizeof(dl_model));
     (void)self;
     if (!m) return PyErr_NoMemory();
-    if (!PyArg_ParseTuple(args, "O!iiiiiffpiLK", &PyList_Type, &list, &m->hidden, &m->Hq, &m->Hk, &m->D, &m->inter,
-                          &m->eps, &m->scale, &m->kv_half, &m->block_size, &num_blocks, &final_norm)) {
+    if (!PyArg_ParseTuple(args, "O!iiiiiffpiLKO", &PyList_Type, &list, &m->hidden, &m->Hq, &m->Hk, &m->D, &m->inter,
+                          &m->eps, &m->scale, &m->kv_half, &m->block_size, &num_blocks, &final_norm, &head)) {
+        PyMem_Free(m);
+        return NULL;
+    }
+    m->has_head = head != Py_None;
+    if (m->has_head && parse_proj(head, &m->head)) {
         PyMem_Free(m);
         return NULL;
     }
@@ -367,19 +372,24 @@ static PyObject *py_decode_plan(PyObject *self, PyObject *args) {
 }
 
 /* (level, plan, T, max_blocks, window, x, out, cos, sin, block_tables, seq_lens, slots, q, k, v, att, gate, up,
- *  n_threads): decode_layers_run, the GIL released throughout. */
+ *  logits, n_threads): decode_layers_run, the GIL released throughout. */
 static PyObject *py_decode_layers(PyObject *self, PyObject *args) {
     int level, nthreads, bad_layer = -1, bad_seq = -1;
     PyObject *capsule;
     dl_step st;
-    unsigned long long x, out, cs, sn, tables, lens, slots, q, k, v, att, gate, up;
+    unsigned long long x, out, cs, sn, tables, lens, slots, q, k, v, att, gate, up, logits;
     (void)self;
-    if (!PyArg_ParseTuple(args, "iOiiiKKKKKKKKKKKKKi", &level, &capsule, &st.T, &st.max_blocks, &st.window, &x, &out,
-                          &cs, &sn, &tables, &lens, &slots, &q, &k, &v, &att, &gate, &up, &nthreads))
+    if (!PyArg_ParseTuple(args, "iOiiiKKKKKKKKKKKKKKi", &level, &capsule, &st.T, &st.max_blocks, &st.window, &x, &out,
+                          &cs, &sn, &tables, &lens, &slots, &q, &k, &v, &att, &gate, &up, &logits, &nthreads))
         return NULL;
+    st.logits = (float *)(uintptr_t)logits;
     if (check_level(level)) return NULL;
     const dl_model *m = PyCapsule_GetPointer(capsule, PLAN_CAPSULE);
     if (!m) return NULL;
+    if (m->has_head && !logits) {
+        PyErr_SetString(PyExc_ValueError, "the plan has an output projection: logits are needed");
+        return NULL;
+    }
     st.x = (float *)(uintptr_t)x; st.out = (float *)(uintptr_t)out;
     st.cos = ADDR(cs); st.sin = ADDR(sn);
     st.block_tables = (const int64_t *)(uintptr_t)tables;
@@ -488,10 +498,10 @@ static PyMethodDef METHODS[] = {
     {"decode_plan", py_decode_plan, METH_VARARGS,
      "A model's decoder layers for decode_layers: ([(q, k, v, o, gate, up, down, attn_norm, ffn_norm, q_bias, "
      "k_bias, v_bias, q_norm, k_norm, kv), ...], hidden, Hq, Hk, D, inter, eps, scale, kv_half, block_size, "
-     "num_blocks, final_norm) -> plan."},
+     "num_blocks, final_norm, head or None) -> plan."},
     {"decode_layers", py_decode_layers, METH_VARARGS,
      "(level, plan, T, max_blocks, window, x, out, cos, sin, block_tables, seq_lens, slots, q, k, v, att, gate, "
-     "up, n_threads): a decode step's decoder layers and final norm in one call."},
+     "up, logits, n_threads): a decode step's decoder layers, final norm and output projection in one call."},
     {"best_level", py_best_level, METH_NOARGS, "Highest instruction set level this CPU runs."},
     {"level_supported", py_level_supported, METH_VARARGS, "Whether this CPU runs the kernel set of a level."},
     {"level_name", py_level_name, METH_VARARGS, "Printable name of a level."},
