@@ -14,6 +14,8 @@ step / read GB/s is the physical limit).
 
 Prompts are random token ids (no two runs share a prefix, so no cache helps either engine);
 sampling is greedy and ignores end-of-sequence tokens. Each measurement keeps its best of --repeats.
+On a shared machine, `--rounds 3` runs both engines three times, alternating which goes first, and
+shows each figure's median and the median of the rounds' ratios.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import argparse
 import ctypes
 import os
 import random
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -209,6 +212,8 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=16, help="sequences decoding together")
     parser.add_argument("--short-prompt", type=int, default=16, help="prompt length for the generation runs")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run both engines this many times, alternating which goes first; medians are shown")
     parser.add_argument("--kv-cache-mib", type=int, default=1024, help="corral's KV cache size")
     parser.add_argument("--skip", choices=["corral", "llamacpp"], help="measure only the other engine")
     parser.add_argument("--keep-quantized", choices=["auto", "yes", "no"], default="auto",
@@ -222,13 +227,18 @@ def main() -> None:
     print(f"model: {args.model} ({file_bytes / 2**20:.0f} MiB), threads: {args.threads}, read bandwidth {bw:.1f} GB/s")
     print(f"decode limit at batch 1: {bw * 1e9 / step_bytes:.1f} tok/s (one read of {step_bytes / 2**20:.0f} MiB "
           f"per step{'' if step_bytes == file_bytes else ': the file less the experts a token does not pick'})")
-    results: dict[str, Rates] = {}
-    if args.skip != "llamacpp":
-        results["llama.cpp"] = bench_llamacpp(args.model, args)
-        print(f"llama.cpp: {results['llama.cpp']}", flush=True)
-    if args.skip != "corral":
-        results["corral"] = bench_corral(args.model, args)
-        print(f"corral: {results['corral']}", flush=True)
+    benches = {"llama.cpp": bench_llamacpp, "corral": bench_corral}
+    names = [n for n in benches if args.skip != {"llama.cpp": "llamacpp"}.get(n, n)]
+    rounds: list[dict[str, Rates]] = []
+    for r in range(args.rounds):  # alternating which engine goes first: a slow phase hits both
+        rates = {}
+        for name in (names if r % 2 == 0 else names[::-1]):
+            rates[name] = benches[name](args.model, args)
+            print(f"{name}: {rates[name]}", flush=True)
+        rounds.append(rates)
+    # each figure: the median over rounds; a ratio: the median of the rounds' own ratios
+    results = {n: Rates(*(statistics.median(getattr(r[n], f) for r in rounds) for f in Rates.__dataclass_fields__))
+               for n in names}
     rows = [
         (f"prompt processing ({args.prompt_tokens} tokens)", "prompt_tok_s", False),
         (f"generation, batch 1 ({args.gen_tokens} tokens)", "gen_tok_s", True),
@@ -239,7 +249,10 @@ def main() -> None:
         vals = {name: getattr(r, field) for name, r in results.items()}
         ll, co = vals.get("llama.cpp"), vals.get("corral")
         line = f"{label:42} {(f'{ll:.1f}' if ll else '-'):>12} {(f'{co:.1f}' if co else '-'):>12}"
-        line += f" {co / ll:7.2f}" if ll and co else f" {'-':>7}"
+        if ll and co:
+            line += f" {statistics.median(getattr(r['corral'], field) / getattr(r['llama.cpp'], field) for r in rounds):7.2f}"
+        else:
+            line += f" {'-':>7}"
         if show_bw:
             shares = ", ".join(f"{n} {v * step_bytes / 1e9 / bw:.0%}" for n, v in vals.items())
             line += f"   of read bandwidth: {shares}"

@@ -17,9 +17,9 @@ calls; "model forward (rest)" is what the model spends outside every wrapped fun
 add up to the engine step; each wrapped call costs a few us more with its timer (about 1 ms a step
 on Qwen2.5-0.5B), so the timed step is a little slower than the plain one. Both sets of steps run with greedy sampling and no end-of-sequence stop.
 Before the fused ops (ops.py), residual adds counted in "model forward (rest)", not in "norms".
-A Llama-family model's decode steps run their layers in one C call (models/llama_decode.py): its
-row "decoder layers in one C call" holds every layer's kernels; --python-layers shows them call by
-call instead.
+A Llama-family model's decode steps run their layers and output projection in one C call
+(models/llama_decode.py): its row "decoder layers in one C call" holds all their kernels;
+--python-layers shows them call by call instead.
 """
 from __future__ import annotations
 
@@ -176,9 +176,8 @@ def main() -> None:
     llm = LLM(args.model, max_model_len=args.max_model_len, max_num_seqs=max(args.batch, 1),
               num_threads=args.threads)
     engine = llm.engine
-    inner = getattr(engine.runner.model, "model", None)
-    if args.python_layers and hasattr(inner, "fused_decode"):
-        inner.fused_decode = False
+    if args.python_layers and hasattr(engine.runner.model, "fused_decode"):
+        engine.runner.model.fused_decode = False
     passes = 3 if args.torch_profile else 2
     per_seq = args.warmup + passes * args.steps + 2
     if args.prompt_tokens + per_seq > args.max_model_len:
