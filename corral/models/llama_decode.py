@@ -103,10 +103,6 @@ class FusedDecode:
             return None
         if not isinstance(batch.backend, TorchPagedAttention) or not batch.backend.use_kernel:
             return None
-        x = self.model.embed_tokens(batch.input_ids)  # (T, hidden), the residual stream below
-        cos, sin = batch.rotary = self.model.rotary.tables(batch.positions)
-        t, hidden = x.shape
-        first = self.model.layers[0].self_attn
         caches = batch.kv_caches
         key = tuple(c.data_ptr() for c in caches)
         if key != self._caches:
@@ -114,6 +110,10 @@ class FusedDecode:
             self._plan = self._build(caches)
         if self._plan is None:
             return None
+        x = self.model.embed_tokens(batch.input_ids)  # (T, hidden), the residual stream below
+        cos, sin = batch.rotary = self.model.rotary.tables(batch.positions)
+        t, hidden = x.shape
+        first = self.model.layers[0].self_attn
         tables, lens, slots = meta.block_tables, meta.seq_lens_tensor, meta.slot_mapping
         if not (x.dtype == torch.float32 and x.is_contiguous() and cos.dtype == torch.float32 and cos.is_contiguous()
                 and sin.dtype == torch.float32 and sin.is_contiguous() and cos.shape == (t, first.head_dim)
