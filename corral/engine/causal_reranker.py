@@ -17,28 +17,19 @@ The network keeps only the head rows it needs, as `cls.output.weight` ([true, fa
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from corral.engine.model_kind import logit_score_module
 from corral.engine.rerank_prompt import ChatPrompt, TemplatePrompt
 from corral.errors import ModelFileError, UnsupportedModelError
+from corral.loader.weights import read_config_json
 from corral.models.qwen3_reranker import NO, RERANK_TEMPLATE, YES, is_qwen3_reranker
 
 if TYPE_CHECKING:
     import torch
 
 _SIZE_KEYS = {"max_length", "truncation", "padding", "return_tensors", "restore_suffix", "tokenize", "return_dict"}
-
-
-def _json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ModelFileError(path, f"cannot read it: {e}") from None
-    except ValueError as e:
-        raise ModelFileError(path, f"not valid JSON ({e}); re-download it") from None
 
 
 def head_rows(folder: Path, weights: dict[str, torch.Tensor], token_ids: list[int]) -> torch.Tensor:
@@ -61,7 +52,7 @@ def qwen3_token_ids(folder: Path, tokenizer) -> list[int]:
 def logit_score_setup(folder: Path, module: dict, tokenizer, activation: str) -> tuple[list[int], str, ChatPrompt]:
     """(token ids, score activation, prompt) of a sentence-transformers LogitScore CrossEncoder.
     `activation`: the CrossEncoder's ("sigmoid" or "identity")."""
-    config = _json(folder / str(module.get("path", "")) / "config.json")
+    config = read_config_json(folder / str(module.get("path", "")) / "config.json")
     if not isinstance(config, dict):
         raise ModelFileError(folder, "the LogitScore module's config.json must be an object")
     true_id, false_id = config.get("true_token_id"), config.get("false_token_id")
@@ -116,7 +107,7 @@ def reranker_head(folder: Path, config: dict, raw: dict, weights: dict, tokenize
 
 def _st_config(folder: Path) -> dict:
     path = folder / "sentence_bert_config.json"
-    config = _json(path) if path.is_file() else {}
+    config = read_config_json(path) if path.is_file() else {}
     return config if isinstance(config, dict) else {}
 
 

@@ -15,7 +15,6 @@ Sources:
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from corral.engine.model_kind import GGUF_POOLING, RERANK, gguf_kind, hf_kind
 from corral.errors import ModelFileError, UnsupportedModelError
 from corral.loader.config import ModelConfig
+from corral.loader.weights import read_config_json
 from corral.models.bert import BertEncoder, EncoderConfig, hf_name_to_gguf, nomic_config_from_hf
 from corral.engine.rerank_prompt import TemplatePrompt
 from corral.models.qwen3_reranker import RERANK_TEMPLATE
@@ -162,15 +162,6 @@ def _causal_reranker(path: Path, network, tokenizer, max_len: int, dim: int, fmt
 # -- Hugging Face / sentence-transformers folders ---------------------------------------------
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ModelFileError(path, f"cannot read it: {e}") from None
-    except ValueError as e:
-        raise ModelFileError(path, f"not valid JSON ({e}); re-download it") from None
-
-
 _POOLING_MODES = {"cls": "cls", "mean": "mean", "lasttoken": "last"}
 _POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean", "pooling_mode_lasttoken": "last"}
 
@@ -194,7 +185,7 @@ def _pooling_mode(folder: Path, pc: dict) -> str:
 def _max_seq_length(folder: Path) -> int | None:
     for name, key in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
         if (folder / name).is_file():
-            value = _read_json(folder / name).get(key)
+            value = read_config_json(folder / name).get(key)
             if isinstance(value, int) and 0 < value < 1 << 24:
                 return value
     return None
@@ -203,7 +194,7 @@ def _max_seq_length(folder: Path) -> int | None:
 def _activation(folder: Path, config: dict) -> str:
     st = {}
     if (folder / "config_sentence_transformers.json").is_file():
-        st = _read_json(folder / "config_sentence_transformers.json")
+        st = read_config_json(folder / "config_sentence_transformers.json")
     name = st.get("activation_fn") or (config.get("sentence_transformers") or {}).get("activation_fn") or ""
     return "identity" if "Identity" in str(name) else "sigmoid"
 
@@ -214,7 +205,7 @@ def _st_pooling(folder: Path, task: str, default_mode: str, config: dict) -> Poo
         return Pooling("cls", False, "rerank", _activation(folder, config))
     mode, normalize = default_mode, False
     if (folder / "modules.json").is_file():
-        modules = _read_json(folder / "modules.json")
+        modules = read_config_json(folder / "modules.json")
         for m in modules if isinstance(modules, list) else []:
             kind = str(m.get("type", "")).rsplit(".", 1)[-1]
             if kind not in _ST_KNOWN_MODULES:
@@ -223,7 +214,7 @@ def _st_pooling(folder: Path, task: str, default_mode: str, config: dict) -> Poo
             if kind == "Normalize":
                 normalize = True
             if kind == "Pooling":
-                mode = _pooling_mode(folder, _read_json(folder / m.get("path", "") / "config.json"))
+                mode = _pooling_mode(folder, read_config_json(folder / m.get("path", "") / "config.json"))
     return Pooling(mode, normalize, "embed")
 
 
@@ -232,7 +223,7 @@ def _load_hf(folder: Path, name: str = "") -> EmbeddingModel:
     from corral.loader.safetensors_weights import iter_safetensors_weights, safetensors_files
     from corral.tokenizer import Tokenizer
 
-    config = _read_json(folder / "config.json")
+    config = read_config_json(folder / "config.json")
     model_type = str(config.get("model_type", ""))
     task = hf_kind(folder, name)
     tokenizer = Tokenizer.from_hf_dir(folder)
