@@ -46,7 +46,7 @@ class ThreadChoice:
         if max_threads <= 1:
             return max(max_threads, 1)
         fewer = self._fewer != (self._probe_left > 0)  # a probe runs the other choice
-        return max_threads - 1 if fewer else max_threads
+        return max_threads - int(fewer)
 
     def record(self, t: int, threads: int, max_threads: int, seconds: float) -> None:
         """The time of a step of t tokens run with `threads` (as pick gave it)."""
@@ -59,7 +59,7 @@ class ThreadChoice:
             self._probe_left -= 1
             if t == self._probe_t:
                 self._probe_times.append(seconds)
-                current = self._recent(t, max_threads - 1 if self._fewer else max_threads)
+                current = self._recent(t, max_threads - int(self._fewer))
                 if current and seconds > ABORT * statistics.median(current):
                     self._probe_left = 0  # clearly worse: no more steps of it
                     return
@@ -82,7 +82,7 @@ class ThreadChoice:
         self._probe_left, self._probe_t, self._probe_times, self._since_probe = PROBE, t, [], 0
 
     def _decide(self, t: int, max_threads: int) -> None:
-        current = self._recent(t, max_threads - 1 if self._fewer else max_threads)
+        current = self._recent(t, max_threads - int(self._fewer))
         if len(self._probe_times) < PROBE or not current:
             return
         probe, now = statistics.median(self._probe_times), statistics.median(current)

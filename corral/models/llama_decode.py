@@ -18,6 +18,7 @@ import torch
 from corral import kernels
 from corral.engine.thread_choice import ThreadChoice
 from corral.kernels import attention as attention_kernel
+from corral.kernels.ops import _addr
 from corral.layers.attention.torch_paged import TorchPagedAttention
 from corral.layers.linear import Linear
 from corral.models.forward_batch import ForwardBatch
@@ -30,10 +31,6 @@ def _ext():
     from corral.kernels import _qmatmul
 
     return _qmatmul
-
-
-def _addr(t: torch.Tensor | None) -> int:
-    return 0 if t is None else t.data_ptr()
 
 
 def _proj(layer: Linear) -> tuple[int, int, int, int, bool]:

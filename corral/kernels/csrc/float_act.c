@@ -20,9 +20,9 @@
 #define FA_PARALLEL_MIN_BYTES (96 * 1024)
 
 /* Units of work: a multiple of FA_ROWS rows, of about equal bytes in all the call's weights, at
- * most FA_CHUNK_BYTES and at least FA_UNITS_PER_THREAD units per thread. Each thread owns a contiguous share of the units, as a
- * static split would give it, and takes them from the front; a thread done with its share takes
- * the others' from their back. A thread the OS delays (another process, or a server's event loop,
+ * most FA_CHUNK_BYTES and at least FA_UNITS_PER_THREAD units per thread. Each thread owns a
+ * contiguous share of the units, as a static split would give it, and takes them from the front;
+ * a thread done with its share takes the others' from their back. A thread the OS delays (another process, or a server's event loop,
  * on the same core) so leaves its rows to the others instead of holding up the call. Units handed
  * out alternately from one counter were 20% slower on SmolLM2's decode step (AMD Zen 4): each
  * core's hardware prefetcher ran on into the other's unit, and the counter's cache line moved
