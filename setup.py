@@ -12,7 +12,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 SOURCES = ["module.c", "dispatch.c", "scalar.c", "x86_avx2.c", "x86_avxvnni.c", "x86_avx512.c", "ops.c",
-           "attention.c", "attention_avx2.c", "attention_avx512.c", "float_act.c", "decode_layers.c"]
+           "attention.c", "attention_avx2.c", "attention_avx512.c", "float_act.c", "decode_layers.c", "moe.c"]
 
 
 class BuildExtWithOpenMP(build_ext):
@@ -46,7 +46,7 @@ setup(
                      "corral/kernels/csrc/x86_ymm_impl.h", "corral/kernels/csrc/ops.h",
                      "corral/kernels/csrc/attention.h", "corral/kernels/csrc/attention_pair.h",
                      "corral/kernels/csrc/exp_cephes.h", "corral/kernels/csrc/float_act.h",
-                     "corral/kernels/csrc/decode_layers.h"],
+                     "corral/kernels/csrc/decode_layers.h", "corral/kernels/csrc/moe.h"],
             optional=True,
         )
     ],

@@ -6,7 +6,8 @@ the whole layer loop to C: the same kernels with the same arguments in the same 
 hidden states are bitwise those of the Python layers (tested), and the GIL is released once for
 the step instead of once per kernel. It takes the steps it can (every sequence decoding one token,
 every projection kept quantized, SiLU, full rotary, the C attention kernel's cache) and leaves any
-other step to the Python layers.
+other step to the Python layers. Mixture-of-experts layers (Mixtral, Qwen3-MoE; not Qwen2-MoE's
+shared expert) join at one token a step, through the same C block their Python layer calls.
 """
 from __future__ import annotations
 
@@ -55,11 +56,13 @@ class FusedDecode:
         self._caches: tuple[int, ...] = ()
         self._scratch: dict[int, tuple[torch.Tensor, ...]] = {}
         self._level = _ext().best_level()
+        self._sparse = any(_sparse(layer) is not None for layer in model.layers)
         self.threads = ThreadChoice()  # fewer threads while another process holds a core
 
     @staticmethod
     def supported(model: "LlamaModel") -> bool:
         from corral.models.llama import LlamaAttention, LlamaDecoderLayer, LlamaMLP
+        from corral.models.moe_model import MoeDecoderLayer, SparseMoeBlock
 
         if not (kernels.is_available() and attention_kernel.is_available()) or not len(model.layers):
             return False
@@ -67,18 +70,22 @@ class FusedDecode:
         hidden, d = model.norm.weight.numel(), first.head_dim
         for layer in model.layers:
             attn, mlp = layer.self_attn, layer.mlp
-            if type(layer) is not LlamaDecoderLayer or type(attn) is not LlamaAttention or type(mlp) is not LlamaMLP:
+            if type(layer) not in (LlamaDecoderLayer, MoeDecoderLayer) or type(attn) is not LlamaAttention:
                 return False
-            if mlp.act != "silu" or attn.rotary_dim is not None or d % 2:
+            if type(mlp) is SparseMoeBlock:  # one token's block in one call (moe.c); no shared expert
+                if mlp.moe.shared_expert_size or not mlp._quantized_experts() or mlp.c_plan() is None:
+                    return False
+            elif type(mlp) is not LlamaMLP or mlp.act != "silu" or mlp.gate_proj.out_features != first_inter(model):
+                return False
+            elif any(p.packed is None or p.bias is not None for p in (mlp.gate_proj, mlp.up_proj, mlp.down_proj)):
+                return False
+            if attn.rotary_dim is not None or d % 2:
                 return False
             if (attn.num_heads, attn.num_kv_heads, attn.head_dim) != (first.num_heads, first.num_kv_heads, d):
                 return False
-            linears = (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)
-            if any(p.packed is None for p in linears):
+            if any(p.packed is None for p in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj)):
                 return False
-            if any(p.bias is not None for p in (attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)):
-                return False
-            if mlp.gate_proj.out_features != first_inter(model) or attn.eps != first.eps:
+            if attn.o_proj.bias is not None or attn.eps != first.eps:
                 return False
             vectors = [(layer.input_layernorm.weight, hidden), (layer.post_attention_layernorm.weight, hidden),
                        (attn.q_proj.bias, attn.num_heads * d), (attn.k_proj.bias, attn.num_kv_heads * d),
@@ -97,6 +104,8 @@ class FusedDecode:
         self._logits = None
         meta = batch.attn
         if not meta.all_decode or batch.output_rows is not None or meta.logit_softcap:
+            return None
+        if self._sparse and batch.input_ids.shape[0] != 1:  # a batch's tokens go to experts grouped, in Python
             return None
         if not isinstance(batch.backend, TorchPagedAttention) or not batch.backend.use_kernel:
             return None
@@ -165,14 +174,16 @@ class FusedDecode:
             return None
         rows = []
         for layer, cache in zip(model.layers, caches):
-            attn, mlp = layer.self_attn, layer.mlp
+            attn, mlp, sparse = layer.self_attn, layer.mlp, _sparse(layer)
+            # a sparse layer's dense projections are unused: the attention's stand in for them
+            dense = (attn.q_proj, attn.q_proj, attn.q_proj) if sparse else (mlp.gate_proj, mlp.up_proj, mlp.down_proj)
             rows.append((
                 _proj(attn.q_proj), _proj(attn.k_proj), _proj(attn.v_proj), _proj(attn.o_proj),
-                _proj(mlp.gate_proj), _proj(mlp.up_proj), _proj(mlp.down_proj),
+                *(_proj(p) for p in dense),
                 layer.input_layernorm.weight.data_ptr(), layer.post_attention_layernorm.weight.data_ptr(),
                 _addr(attn.q_proj.bias), _addr(attn.k_proj.bias), _addr(attn.v_proj.bias),
                 _addr(attn.q_norm.weight) if attn.qk_norm else 0, _addr(attn.k_norm.weight) if attn.qk_norm else 0,
-                cache.data_ptr(),
+                cache.data_ptr(), sparse,
             ))
         return _ext().decode_plan(
             rows, model.norm.weight.numel(), first.num_heads, hk, d, first_inter(model), first.eps,
@@ -181,4 +192,12 @@ class FusedDecode:
 
 
 def first_inter(model: "LlamaModel") -> int:
-    return model.layers[0].mlp.gate_proj.out_features
+    """The dense MLPs' width (1 when every layer is sparse: scratch the loop never touches)."""
+    return next((layer.mlp.gate_proj.out_features for layer in model.layers if _sparse(layer) is None), 1)
+
+
+def _sparse(layer):
+    """A mixture-of-experts layer's C block (moe.c capsule, alive as long as the layer), else None."""
+    from corral.models.moe_model import SparseMoeBlock
+
+    return layer.mlp.c_plan() if type(layer.mlp) is SparseMoeBlock else None

@@ -3,6 +3,11 @@
 The sparse block groups the step's tokens by expert: each chosen expert runs once, on all the
 tokens that chose it, so its weights are read once per step (and an expert no token chose is not
 read at all). Experts are ordinary `Linear`s, so quantized ones stay quantized on the CPU.
+
+With the C kernels, routing (the router's softmax and top-k) is one call (moe.c) at any batch
+size, and a single token's whole block (routing, its experts' gate/up in one parallel region,
+SiLU, their down projections in another, the weighted sum in ascending expert order) is another:
+the call the C decode loop (llama_decode.py) makes too, so both give the same values.
 """
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import torch
 from torch import nn
 
 from corral import kernels
-
+from corral.kernels import ops
 from corral.layers.activation import gated
 from corral.layers.lean_module import LeanModule
 from corral.layers.linear import Linear, project_all
@@ -47,24 +52,60 @@ class SparseMoeBlock(LeanModule):
             Expert(cfg.hidden_size, moe.expert_size, cfg.hidden_act, moe.mixtral_names) for _ in range(moe.num_experts)
         )
         self._all_packed: bool | None = None  # set on first use, once the weights are loaded
+        self._plan = None  # c_plan(): the C kernels' capsule, False when they cannot run the block
         if moe.shared_expert_size:
             self.shared_expert = LlamaMLP(_sized(cfg, moe.shared_expert_size))
             self.shared_expert_gate = Linear(cfg.hidden_size, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (T, hidden) -> (T, hidden)
-        probs = torch.softmax(self.gate(x).float(), dim=-1)  # (T, E)
-        weights, chosen = torch.topk(probs, self.moe.top_k, dim=-1)  # (T, K) each
-        if self.moe.normalize_top_k:
-            weights = weights / weights.sum(dim=-1, keepdim=True)
-        weights = weights.to(x.dtype)
-        if x.shape[0] == 1 and self._quantized_experts():
-            out = self._one_token(x, chosen[0].tolist(), weights[0])
+        plan = self.c_plan() if x.dtype is torch.float32 and x.is_cpu and x.is_contiguous() else None
+        if plan is not None and x.shape[0] == 1 and self._quantized_experts():
+            out = torch.empty_like(x)  # routing and the chosen experts in one C call (moe.c)
+            ops._ext.moe_token(ops._BEST, plan, x.data_ptr(), out.data_ptr(), torch.get_num_threads())
         else:
+            if plan is not None:  # the same routing as one token's C call gives
+                weights = x.new_empty(x.shape[0], self.moe.top_k)
+                chosen = torch.empty(x.shape[0], self.moe.top_k, dtype=torch.int64)
+                ops._ext.moe_route(ops._BEST, plan, x.data_ptr(), x.shape[0], weights.data_ptr(), chosen.data_ptr(),
+                                   torch.get_num_threads())
+            else:
+                probs = torch.softmax(self.gate(x).float(), dim=-1)  # (T, E)
+                weights, chosen = torch.topk(probs, self.moe.top_k, dim=-1)  # (T, K) each
+                if self.moe.normalize_top_k:
+                    weights = weights / weights.sum(dim=-1, keepdim=True)
+                weights = weights.to(x.dtype)
             out = self._grouped(x, chosen, weights)
         if self.moe.shared_expert_size:
             out += torch.sigmoid(self.shared_expert_gate(x)) * self.shared_expert(x)
         return out
+
+    def c_plan(self):
+        """The block as the C kernels take it (router and, when all kept in blocks, experts), built
+        once the weights are loaded; None without the kernels or with a router they do not read."""
+        if self._plan is None:
+            self._plan = self._build_plan() or False
+        return self._plan or None
+
+    def _build_plan(self):
+        if not (kernels.is_available() and ops.is_available()) or self.gate.bias is not None:
+            return None
+        router, router_q = 0, None
+        packed = self.gate.packed
+        if packed is not None and not packed.float_activations:
+            router_q = (packed.type_id, packed.addr, packed.row_stride, packed.shape[0])
+        elif packed is None and self.gate.weight is not None and self.gate.weight.dtype is torch.float32 \
+                and self.gate.weight.is_contiguous() and self.gate.weight.is_cpu:
+            router = self.gate.weight.data_ptr()
+        else:
+            return None
+        experts = None
+        if self._quantized_experts():
+            experts = [(p.packed.type_id, p.packed.addr, p.packed.row_stride, p.packed.shape[0])
+                       for e in self.experts for p in e.parts]
+        moe = self.moe
+        return ops._ext.moe_plan(router, router_q, moe.num_experts, self.gate.in_features, moe.expert_size, moe.top_k,
+                                 moe.normalize_top_k, experts)
 
     def _grouped(self, x: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         out = torch.zeros_like(x)
@@ -82,29 +123,12 @@ class SparseMoeBlock(LeanModule):
 
     def _quantized_experts(self) -> bool:
         """Whether every expert projection is kept in blocks for the int8 kernels (bias-free, rows in
-        order): what the one-token path runs on."""
+        order) and gates by SiLU: what the one-token C path runs on."""
         if self._all_packed is None:
             self._all_packed = all(
-                p.packed is not None and not p.packed.float_activations and p.bias is None
+                p.packed is not None and not p.packed.float_activations and p.bias is None and e.act == "silu"
                 for e in self.experts for p in e.parts)
         return self._all_packed
-
-    def _one_token(self, x: torch.Tensor, experts: list[int], weights: torch.Tensor) -> torch.Tensor:
-        """One token (decode at batch 1): the chosen experts' gate and up projections in one kernel
-        call (they share x), their down projections in another (each on its own activations), then
-        the weighted sum in ascending expert order, as `_grouped` adds them: the same values."""
-        order = sorted(range(len(experts)), key=experts.__getitem__)
-        chosen = [self.experts[experts[i]] for i in order]
-        size = self.moe.expert_size
-        g, u = x.new_empty(len(chosen), size), x.new_empty(len(chosen), size)
-        outs = [buf[i:i + 1] for i in range(len(chosen)) for buf in (g, u)]
-        kernels.qmatmul_many(x, [p.packed for e in chosen for p in e.parts[:2]], out=outs)
-        h = gated(chosen[0].act, g, u, out=g)  # (k, size)
-        ys = kernels.qmatmul_each([h[i:i + 1] for i in range(len(chosen))], [e.parts[2].packed for e in chosen])
-        out = torch.zeros_like(x)
-        for i, y in zip(order, ys):
-            out += y * weights[i]
-        return out
 
 
 class MoeDecoderLayer(LlamaDecoderLayer):

@@ -2,7 +2,8 @@
 the same kernels in the same order as the Python layers, so greedy tokens and their logprobs are
 bitwise what the Python layers give, for every kept-quantized type, biases (Qwen2), q/k norms
 (Qwen3), a sliding window (Mistral), float32 activations, and batches of sequences of different
-lengths; steps it does not take (prompts, other families) still go through Python."""
+lengths, mixture-of-experts layers at one token; steps it does not take (prompts, other families)
+still go through Python."""
 from __future__ import annotations
 
 import pytest
@@ -64,9 +65,37 @@ def test_fused_decode_with_float_activations(make_llm, monkeypatch):
     assert fused == _generate(llm, fused=False)
 
 
+@pytest.mark.parametrize("arch,fmt", [("mixtral", "Q8_0"), ("qwen3_moe", "Q4_K_M")])
+def test_fused_decode_runs_mixture_layers_at_one_token(arch, fmt, make_llm, monkeypatch):
+    """Sparse layers join the loop through the C block their Python layer calls: one sequence's
+    steps go through C, bitwise as from Python; a batch's steps (tokens grouped by expert) stay
+    in Python and (Q8_0) still give each sequence's own tokens."""
+    # each run computes its whole prompt (a cached prefix would leave one prompt token to a
+    # one-token step, whose experts run as a decode token's do rather than grouped)
+    llm = make_llm(arch, fmt, keep_quantized=True, enable_prefix_caching=False)
+    taken = _count_fused(monkeypatch)
+    params = SamplingParams(temperature=0, max_tokens=6, logprobs=3, ignore_eos=True)
+
+    def alone(fused: bool):
+        llm.engine.runner.model.fused_decode = None if fused else False
+        outs = [llm.generate([{"prompt_token_ids": p}], params)[0].outputs[0] for p in PROMPTS]
+        return [(o.token_ids, [{t: lp.logprob for t, lp in d.items()} for d in o.logprobs]) for o in outs]
+
+    fused = alone(True)
+    assert taken[0] >= 15 and llm.engine.runner.model.fused_decode._sparse
+    assert fused == alone(False)
+    taken[0] = 0
+    batch = llm.generate([{"prompt_token_ids": p} for p in PROMPTS], params)
+    assert taken[0] == 0
+    if fmt == "Q8_0":  # K-quant kernels round a few-row matmul unlike a one-row one: near-ties may flip
+        assert [o.outputs[0].token_ids for o in batch] == [tokens for tokens, _ in fused]
+
+
 def test_models_the_loop_does_not_run_keep_their_python_layers(make_llm):
     # dense weights (an HF folder): the projections are not kept quantized
     assert not FusedDecode.supported(make_llm("llama", "hf").engine.runner.model.model)
+    # Qwen2-MoE's shared expert is not in the C block
+    assert not FusedDecode.supported(make_llm("qwen2_moe", "Q8_0", keep_quantized=True).engine.runner.model.model)
 
 
 def test_fused_decode_honours_a_sliding_window(make_llm, monkeypatch):

@@ -82,6 +82,12 @@ int decode_layers_run(int level, const dl_model *m, const dl_step *s, int nthrea
         if (rc != QM_OK) { *bad_layer = l; return rc; }
 
         ops_rms_norm(level, h, s->x, L->ffn_norm, m->eps, T, H, h, nthreads);
+        if (L->moe) {
+            if (T != 1) { *bad_layer = l; return QM_ESHAPE; }
+            rc = moe_token_run(level, L->moe, h, h, nthreads);
+            if (rc != QM_OK) { *bad_layer = l; return rc; }
+            continue;
+        }
         const dl_proj *gu[2] = {&L->gate, &L->up};
         float *gu_out[2] = {s->gate, s->up};
         rc = project(level, gu, gu_out, 2, H, h, T, nthreads);

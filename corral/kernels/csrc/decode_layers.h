@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "dispatch.h"
+#include "moe.h"
 
 /* A projection: its weight (out unused here) and whether it keeps activations in float32. */
 typedef struct {
@@ -22,6 +23,7 @@ typedef struct {
     const float *q_bias, *k_bias, *v_bias;      /* (H * D,) or NULL */
     const float *q_norm, *k_norm;               /* (D,) or NULL (Qwen3) */
     void *kv;                                   /* (2, num_blocks, block_size, Hk, D) */
+    const moe_block *moe;                       /* a sparse MLP in place of gate/up/down (one token), or NULL */
 } dl_layer;
 
 typedef struct {

@@ -6,6 +6,7 @@
 #include "decode_layers.h"
 #include "dispatch.h"
 #include "float_act.h"
+#include "moe.h"
 #include "ops.h"
 
 static const char *LEVEL_NAMES[] = {"scalar", "avx2", "avxvnni", "avx512vnni"};
@@ -324,6 +325,119 @@ static int parse_proj(PyObject *t, dl_proj *p) {
 
 #define ADDR(v) ((const float *)(uintptr_t)(v))
 
+/* ---- mixture-of-experts blocks: a router and its experts' weights, built once ---- */
+
+#define MOE_CAPSULE "corral.moe_block"
+
+typedef struct {
+    moe_block b;
+    qm_weight *experts;
+} moe_plan;
+
+static void moe_plan_free(PyObject *capsule) {
+    moe_plan *p = PyCapsule_GetPointer(capsule, MOE_CAPSULE);
+    if (p) {
+        PyMem_Free(p->experts);
+        PyMem_Free(p);
+    }
+}
+
+/* (type_id, w_addr, row_stride, N) */
+static int parse_weight(PyObject *t, qm_weight *w) {
+    unsigned long long addr;
+    Py_ssize_t stride;
+    if (!PyArg_ParseTuple(t, "iKni", &w->type_id, &addr, &stride, &w->N)) return -1;
+    w->w = (const uint8_t *)(uintptr_t)addr;
+    w->row_stride = (size_t)stride;
+    w->out = NULL;
+    return 0;
+}
+
+/* (router_addr or 0, router weight tuple or None, E, hidden, size, top_k, normalize, experts or None) -> capsule.
+ * experts: 3 E weight tuples (gate, up, down of each expert in turn). */
+static PyObject *py_moe_plan(PyObject *self, PyObject *args) {
+    unsigned long long router;
+    PyObject *router_q, *experts;
+    moe_plan *p = PyMem_Calloc(1, sizeof(moe_plan));
+    (void)self;
+    if (!p) return PyErr_NoMemory();
+    moe_block *b = &p->b;
+    if (!PyArg_ParseTuple(args, "KOiiiipO", &router, &router_q, &b->E, &b->hidden, &b->size, &b->top_k,
+                          &b->normalize, &experts))
+        goto fail;
+    if (b->E < 1 || b->top_k < 1 || b->top_k > b->E || b->top_k > 64 || b->hidden < 1 || b->size < 1) {
+        PyErr_Format(PyExc_ValueError, "bad mixture: top %d of %d experts, hidden %d, size %d", b->top_k, b->E,
+                     b->hidden, b->size);
+        goto fail;
+    }
+    b->router = ADDR(router);
+    if (!b->router && (router_q == Py_None || parse_weight(router_q, &b->router_q))) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a router is needed");
+        goto fail;
+    }
+    if (experts != Py_None) {
+        if (!PyList_Check(experts) || PyList_GET_SIZE(experts) != 3 * (Py_ssize_t)b->E) {
+            PyErr_SetString(PyExc_ValueError, "experts: a list of 3 weights an expert");
+            goto fail;
+        }
+        p->experts = PyMem_Calloc(3 * (size_t)b->E, sizeof(qm_weight));
+        if (!p->experts) { PyErr_NoMemory(); goto fail; }
+        for (int i = 0; i < 3 * b->E; i++)
+            if (parse_weight(PyList_GET_ITEM(experts, i), &p->experts[i])) goto fail;
+        b->experts = p->experts;
+    }
+    PyObject *capsule = PyCapsule_New(p, MOE_CAPSULE, moe_plan_free);
+    if (capsule) return capsule;
+fail:
+    PyMem_Free(p->experts);
+    PyMem_Free(p);
+    return NULL;
+}
+
+static PyObject *qm_error(int rc) {
+    switch (rc) {
+    case QM_ENOMEM: return PyErr_NoMemory();
+    case QM_ETYPE: PyErr_SetString(PyExc_ValueError, "a weight's GGML type has no kernel"); return NULL;
+    default: PyErr_SetString(PyExc_ValueError, "bad shapes for one of the weights"); return NULL;
+    }
+}
+
+/* (level, plan, x_addr, T, weights_addr, chosen_addr, n_threads) */
+static PyObject *py_moe_route(PyObject *self, PyObject *args) {
+    int level, T, nthreads, rc;
+    PyObject *capsule;
+    unsigned long long x, w, ids;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iOKiKKi", &level, &capsule, &x, &T, &w, &ids, &nthreads)) return NULL;
+    if (check_level(level)) return NULL;
+    const moe_plan *p = PyCapsule_GetPointer(capsule, MOE_CAPSULE);
+    if (!p) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = moe_route(level, &p->b, ADDR(x), T, (float *)(uintptr_t)w, (int64_t *)(uintptr_t)ids, nthreads);
+    Py_END_ALLOW_THREADS
+    return rc == QM_OK ? Py_NewRef(Py_None) : qm_error(rc);
+}
+
+/* (level, plan, x_addr, out_addr, n_threads) */
+static PyObject *py_moe_token(PyObject *self, PyObject *args) {
+    int level, nthreads, rc;
+    PyObject *capsule;
+    unsigned long long x, out;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iOKKi", &level, &capsule, &x, &out, &nthreads)) return NULL;
+    if (check_level(level)) return NULL;
+    const moe_plan *p = PyCapsule_GetPointer(capsule, MOE_CAPSULE);
+    if (!p) return NULL;
+    if (!p->b.experts) {
+        PyErr_SetString(PyExc_ValueError, "the mixture's experts are not all kept in blocks");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = moe_token_run(level, &p->b, ADDR(x), (float *)(uintptr_t)out, nthreads);
+    Py_END_ALLOW_THREADS
+    return rc == QM_OK ? Py_NewRef(Py_None) : qm_error(rc);
+}
+
 /* ([(q, k, v, o, gate, up, down, attn_norm, ffn_norm, q_bias, k_bias, v_bias, q_norm, k_norm, kv), ...],
  *  hidden, Hq, Hk, D, inter, eps, scale, kv_half, block_size, num_blocks, final_norm, head or None) -> capsule.
  * Projections as parse_proj takes them; the rest addresses, 0 for none. */
@@ -352,9 +466,10 @@ static PyObject *py_decode_plan(PyObject *self, PyObject *args) {
     for (int i = 0; i < m->n_layers; i++) {
         dl_layer *L = &m->layers[i];
         PyObject *q, *k, *v, *o, *g, *u, *d;
+        PyObject *moe = Py_None;
         unsigned long long an, fn, qb, kb, vb, qn, kn, kv;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "OOOOOOOKKKKKKKK", &q, &k, &v, &o, &g, &u, &d, &an, &fn, &qb,
-                              &kb, &vb, &qn, &kn, &kv)
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "OOOOOOOKKKKKKKK|O", &q, &k, &v, &o, &g, &u, &d, &an, &fn,
+                              &qb, &kb, &vb, &qn, &kn, &kv, &moe)
             || parse_proj(q, &L->q) || parse_proj(k, &L->k) || parse_proj(v, &L->v) || parse_proj(o, &L->o)
             || parse_proj(g, &L->gate) || parse_proj(u, &L->up) || parse_proj(d, &L->down)) {
             PyMem_Free(m->layers);
@@ -365,6 +480,16 @@ static PyObject *py_decode_plan(PyObject *self, PyObject *args) {
         L->q_bias = ADDR(qb); L->k_bias = ADDR(kb); L->v_bias = ADDR(vb);
         L->q_norm = ADDR(qn); L->k_norm = ADDR(kn);
         L->kv = (void *)(uintptr_t)kv;
+        if (moe != Py_None) {
+            const moe_plan *mp = PyCapsule_GetPointer(moe, MOE_CAPSULE);
+            if (!mp || !mp->b.experts) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a mixture's experts must be in blocks");
+                PyMem_Free(m->layers);
+                PyMem_Free(m);
+                return NULL;
+            }
+            L->moe = &mp->b;  /* the caller keeps the mixture's capsule alive as long as this plan */
+        }
     }
     PyObject *capsule = PyCapsule_New(m, PLAN_CAPSULE, plan_free);
     if (!capsule) { PyMem_Free(m->layers); PyMem_Free(m); }
@@ -495,9 +620,17 @@ static PyMethodDef METHODS[] = {
     {"repack_q4_0_x16", py_repack_q4_0_x16, METH_VARARGS,
      "repack_q4_0_x16(src_addr, src_stride, N, K, dst_addr)\n"
      "N rows (a multiple of 16) of GGUF Q4_0 into the 16-row-group layout (N * K / 32 * 18 bytes at dst)."},
+    {"moe_plan", py_moe_plan, METH_VARARGS,
+     "moe_plan(router_addr or 0, (type_id, w_addr, row_stride, N) or None, E, hidden, size, top_k, normalize,\n"
+     "         [3 E (type_id, w_addr, row_stride, N): gate, up, down of each expert] or None) -> plan"},
+    {"moe_route", py_moe_route, METH_VARARGS,
+     "moe_route(level, plan, x_addr, T, weights_addr, chosen_addr, n_threads)\n"
+     "weights (T, top_k) float32, chosen (T, top_k) int64: each row's top experts by router softmax."},
+    {"moe_token", py_moe_token, METH_VARARGS,
+     "moe_token(level, plan, x_addr, out_addr, n_threads)\nout(hidden) = one token's sparse MLP."},
     {"decode_plan", py_decode_plan, METH_VARARGS,
      "A model's decoder layers for decode_layers: ([(q, k, v, o, gate, up, down, attn_norm, ffn_norm, q_bias, "
-     "k_bias, v_bias, q_norm, k_norm, kv), ...], hidden, Hq, Hk, D, inter, eps, scale, kv_half, block_size, "
+     "k_bias, v_bias, q_norm, k_norm, kv[, moe plan]), ...], hidden, Hq, Hk, D, inter, eps, scale, kv_half, block_size, "
      "num_blocks, final_norm, head or None) -> plan."},
     {"decode_layers", py_decode_layers, METH_VARARGS,
      "(level, plan, T, max_blocks, window, x, out, cos, sin, block_tables, seq_lens, slots, q, k, v, att, gate, "
