@@ -1,5 +1,5 @@
 """Small fused ops of a decoder layer: RMSNorm (with the residual add), the q/k/v epilogue (bias,
-per-head norm, rotary) and SiLU(gate) * up; the token embedding's lookup of quantized rows; and
+per-head norm, rotary), SiLU(gate) * up and GELU-tanh(gate) * up; the token embedding's lookup of quantized rows; and
 greedy sampling's argmax over the logits.
 
 At one token a decode step spends more time dispatching small torch ops than computing them, and
@@ -27,7 +27,7 @@ try:
     from corral.kernels import _qmatmul as _ext
 except ImportError:  # not built: the torch path serves
     _ext = None
-if _ext is not None and not hasattr(_ext, "rms_norm"):  # an extension built before these ops
+if _ext is not None and not hasattr(_ext, "gelu_tanh_mul"):  # an extension built before these ops
     _ext = None
 
 _BEST = _ext.best_level() if _ext is not None else 0
@@ -156,18 +156,30 @@ def silu_mul(gate: torch.Tensor, up: torch.Tensor, out: torch.Tensor | None = No
              isa: str | None = None) -> torch.Tensor:
     """silu(gate) * up = gate / (1 + exp(-gate)) * up, the SwiGLU core; into `out` (may be gate
     or up) when given. gate, up and out have one shape."""
+    return _act_mul("silu_mul", F.silu, gate, up, out, isa)
+
+
+def gelu_tanh_mul(gate: torch.Tensor, up: torch.Tensor, out: torch.Tensor | None = None, *,
+                  isa: str | None = None) -> torch.Tensor:
+    """gelu(gate, approximate="tanh") * up, the GeGLU core of Gemma; as silu_mul otherwise. The C
+    path computes 0.5 x (1 + tanh(u)) as x / (1 + exp(-2u))."""
+    return _act_mul("gelu_tanh_mul", lambda x: F.gelu(x, approximate="tanh"), gate, up, out, isa)
+
+
+def _act_mul(name: str, act, gate: torch.Tensor, up: torch.Tensor, out: torch.Tensor | None,
+             isa: str | None) -> torch.Tensor:
     if up.shape != gate.shape or (out is not None and out.shape != gate.shape):
         raise ValueError(f"gate, up (and out) need one shape, got {tuple(gate.shape)}, {tuple(up.shape)}"
                          + (f", {tuple(out.shape)}" if out is not None else ""))
     if _c_ok(gate, up, out):
         if out is None:
             out = gate.new_empty(gate.shape)
-        _ext.silu_mul(_level(isa), gate.data_ptr(), up.data_ptr(), gate.numel(), out.data_ptr(),
-                      torch.get_num_threads())
+        getattr(_ext, name)(_level(isa), gate.data_ptr(), up.data_ptr(), gate.numel(), out.data_ptr(),
+                            torch.get_num_threads())
         return out
     if out is None:
-        return F.silu(gate) * up
-    return torch.mul(F.silu(gate), up, out=out)
+        return act(gate) * up
+    return torch.mul(act(gate), up, out=out)
 
 
 def argmax_rows(x: torch.Tensor, *, isa: str | None = None) -> torch.Tensor:

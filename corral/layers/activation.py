@@ -14,5 +14,7 @@ def gated(act_name: str, gate: torch.Tensor, up: torch.Tensor, out: torch.Tensor
     written into `out` (which may be gate or up) when given."""
     if act_name == "silu":
         return ops.silu_mul(gate, up, out)
+    if act_name == "gelu_pytorch_tanh":
+        return ops.gelu_tanh_mul(gate, up, out)
     y = ACTIVATIONS[act_name](gate) * up
     return y if out is None else out.copy_(y)

@@ -139,6 +139,29 @@ def test_silu_mul(path, n) -> None:
         assert (err <= 1e-6 * expected.abs() + 1e-30).all()
 
 
+@pytest.mark.parametrize("n", [1, 7, 16, 4864, 40_000, 100_003])
+def test_gelu_tanh_mul(path, n) -> None:
+    """GELU's tanh form as Gemma's MLP uses it (transformers' gelu_pytorch_tanh). The reference is
+    its identity x sigmoid(2u), u = sqrt(2 / pi) (x + 0.044715 x^3), in float64: 0.5 x (1 + tanh(u))
+    cancels where tanh(u) nears -1, even in float64. Bound: float32 roundings of 2u, relative, and
+    for the torch path (float32 tanh, with that cancellation) also 1e-7 |x up|."""
+    torch.manual_seed(6)
+    gate = torch.randn(n) * 4
+    gate[:5] = torch.tensor([-200.0, 200.0, 0.0, -9.0, 12.0])[: min(5, n)]
+    up = torch.randn(n)
+    g64 = gate.double()
+    two_u = 2 * np.sqrt(2 / np.pi) * (g64 + 0.044715 * g64**3)
+    expected = g64 * torch.sigmoid(two_u) * up.double()
+    ordinary = g64.abs() < 3  # where torch's own float64 form is exact enough to compare with too
+    assert not ordinary.any() or _close(expected[ordinary], F.gelu(g64[ordinary], approximate="tanh") * up.double()[ordinary], 1e-12)
+    for out in (None, gate.clone()):
+        g = gate if out is None else out
+        y = ops.gelu_tanh_mul(g, up, out=out, isa=path)
+        err = (y.double() - expected).abs()
+        bound = 1e-6 * expected.abs() * (1 + two_u.abs()) + (1e-7 if path is None else 0) * (g64 * up.double()).abs()
+        assert (err <= bound + 1e-30).all(), float((err / (bound + 1e-30)).max())
+
+
 @pytest.mark.parametrize("v", [1, 15, 64, 65, 1000, 151_936])  # 16 rows of the last run over threads
 def test_argmax_rows(path, v) -> None:
     g = torch.Generator().manual_seed(v)
@@ -201,6 +224,8 @@ def test_shape_errors_are_value_errors() -> None:
         ops.bias_norm_rope_(torch.ones(2, 4, 7), torch.ones(2, 2, 7), None, torch.ones(2, 7), torch.ones(2, 7))
     with pytest.raises(ValueError):
         ops.silu_mul(torch.ones(4), torch.ones(5))
+    with pytest.raises(ValueError):
+        ops.gelu_tanh_mul(torch.ones(4), torch.ones(4), out=torch.ones(5))
     if ops.is_available():
         with pytest.raises(ValueError, match="does not run"):
             ops.rms_norm(torch.ones(2, 8), w, 1e-6, isa="sse9")

@@ -184,17 +184,29 @@ static PyObject *py_heads_epilogue(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *py_silu_mul(PyObject *self, PyObject *args) {
+typedef void (*act_mul_fn)(int level, const float *gate, const float *up, long long n, float *out, int nthreads);
+
+/* (level, gate_addr, up_addr, n, out_addr, n_threads) -> fn(...) */
+static PyObject *run_act_mul(PyObject *args, act_mul_fn fn) {
     int level, nthreads;
     unsigned long long gate, up, out;
     long long n;
-    (void)self;
     if (!PyArg_ParseTuple(args, "iKKLKi", &level, &gate, &up, &n, &out, &nthreads)) return NULL;
     if (check_level(level)) return NULL;
     const float *pg = (const float *)(uintptr_t)gate, *pu = (const float *)(uintptr_t)up;
     float *po = (float *)(uintptr_t)out;
-    OPS_CALL(n, ops_silu_mul(level, pg, pu, n, po, nthreads));
+    OPS_CALL(n, fn(level, pg, pu, n, po, nthreads));
     Py_RETURN_NONE;
+}
+
+static PyObject *py_silu_mul(PyObject *self, PyObject *args) {
+    (void)self;
+    return run_act_mul(args, ops_silu_mul);
+}
+
+static PyObject *py_gelu_tanh_mul(PyObject *self, PyObject *args) {
+    (void)self;
+    return run_act_mul(args, ops_gelu_tanh_mul);
 }
 
 static PyObject *py_argmax_rows(PyObject *self, PyObject *args) {
@@ -601,6 +613,8 @@ static PyMethodDef METHODS[] = {
      "sin_addr, n_threads)\nIn place on each x(T, H, D): + bias, per-head RMSNorm, half-split rotary."},
     {"silu_mul", py_silu_mul, METH_VARARGS,
      "silu_mul(level, gate_addr, up_addr, n, out_addr, n_threads)\nout(n) = silu(gate) * up."},
+    {"gelu_tanh_mul", py_gelu_tanh_mul, METH_VARARGS,
+     "gelu_tanh_mul(level, gate_addr, up_addr, n, out_addr, n_threads)\nout(n) = gelu_tanh(gate) * up."},
     {"argmax_rows", py_argmax_rows, METH_VARARGS,
      "argmax_rows(level, x_addr, rows, n, out_addr, n_threads)\nout(rows) int64 = first maximum of each row of x "
      "(rows, n) float32; the first NaN of a row that has one."},

@@ -30,7 +30,8 @@ typedef struct {
     void (*scale_mul)(const float *x, float s, const float *w, float *out, int n); /* out = x s w */
     void (*add)(float *x, const float *b, int n);        /* x += b */
     void (*rope)(float *x, const float *cos, const float *sin, int half);
-    void (*silu_mul)(const float *g, const float *u, long long n, float *out);
+    /* out = act(g) u, act SiLU, or with `gelu` GELU's tanh form: x sigmoid(GELU_K0 x + GELU_K1 x^3) */
+    void (*act_mul)(const float *g, const float *u, long long n, float *out, int gelu);
     long long (*argmax)(const float *x, long long n);      /* first maximum; the first NaN if any */
 } ops_set;
 
@@ -71,8 +72,16 @@ static void rope_pairs(float *x, const float *c, const float *s, int half, int f
 
 static void rope_scalar(float *x, const float *c, const float *s, int half) { rope_pairs(x, c, s, half, 0); }
 
-static void silu_mul_scalar(const float *g, const float *u, long long n, float *out) {
-    for (long long i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+/* 0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)), u = sqrt(2 / pi) (x + 0.044715 x^3): GELU's tanh form
+ * is SiLU of 2u / x times x, e^(-2u) = e^(-(GELU_K0 x + GELU_K1 x^3)). */
+#define GELU_K0 1.5957691216057308f  /* 2 sqrt(2 / pi) */
+#define GELU_K1 0.0713548162726009f  /* 2 sqrt(2 / pi) 0.044715 */
+
+static void act_mul_scalar(const float *g, const float *u, long long n, float *out, int gelu) {
+    for (long long i = 0; i < n; i++) {
+        const float v = g[i], a = gelu ? v * (GELU_K0 + GELU_K1 * v * v) : v;
+        out[i] = v / (1.0f + expf(-a)) * u[i];
+    }
 }
 
 static long long argmax_scalar(const float *x, long long n) {
@@ -91,7 +100,7 @@ static long long argmax_scalar(const float *x, long long n) {
 }
 
 static const ops_set OPS_SCALAR = {sumsq_scalar, add_sumsq_scalar, scale_mul_scalar, add_scalar, rope_scalar,
-                                   silu_mul_scalar, argmax_scalar};
+                                   act_mul_scalar, argmax_scalar};
 
 #ifdef OPS_X86
 
@@ -181,18 +190,21 @@ __attribute__((target(Y_TARGET))) static inline __m256 exp_avx2(__m256 x) {
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
-__attribute__((target(Y_TARGET))) static void silu_mul_avx2(const float *g, const float *u, long long n, float *out) {
+__attribute__((target(Y_TARGET))) static void act_mul_avx2(const float *g, const float *u, long long n, float *out,
+                                                           int gelu) {
     const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    const __m256 k0 = _mm256_set1_ps(GELU_K0), k1 = _mm256_set1_ps(GELU_K1);
     long long i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 v = _mm256_loadu_ps(g + i);
-        const __m256 e = exp_avx2(_mm256_sub_ps(zero, v));
+        const __m256 a = gelu ? _mm256_mul_ps(v, _mm256_add_ps(k0, _mm256_mul_ps(k1, _mm256_mul_ps(v, v)))) : v;
+        const __m256 e = exp_avx2(_mm256_sub_ps(zero, a));
         _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
     }
-    silu_mul_scalar(g + i, u + i, n - i, out + i);
+    act_mul_scalar(g + i, u + i, n - i, out + i, gelu);
 }
 
-static const ops_set OPS_AVX2 = {sumsq_avx2, add_sumsq_avx2, scale_mul_avx2, add_avx2, rope_avx2, silu_mul_avx2,
+static const ops_set OPS_AVX2 = {sumsq_avx2, add_sumsq_avx2, scale_mul_avx2, add_avx2, rope_avx2, act_mul_avx2,
                                  argmax_scalar};
 
 /* ---- AVX-512F: the same with 16 lanes; tails are masked, not scalar ------------------------- */
@@ -265,12 +277,15 @@ __attribute__((target(Z_TARGET))) static inline __m512 exp_avx512(__m512 x) {
     return _mm512_scalef_ps(y, n);
 }
 
-__attribute__((target(Z_TARGET))) static void silu_mul_avx512(const float *g, const float *u, long long n, float *out) {
+__attribute__((target(Z_TARGET))) static void act_mul_avx512(const float *g, const float *u, long long n, float *out,
+                                                             int gelu) {
     const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    const __m512 k0 = _mm512_set1_ps(GELU_K0), k1 = _mm512_set1_ps(GELU_K1);
     for (long long i = 0; i < n; i += 16) {
         const __mmask16 m = tail_mask(n - i < 16 ? (int)(n - i) : 16);
         const __m512 v = _mm512_maskz_loadu_ps(m, g + i);
-        const __m512 d = _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(zero, v)));
+        const __m512 a = gelu ? _mm512_mul_ps(v, _mm512_add_ps(k0, _mm512_mul_ps(k1, _mm512_mul_ps(v, v)))) : v;
+        const __m512 d = _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(zero, a)));
         /* 1 / d: the 14-bit estimate and one Newton step instead of a division (78k values on
          * one thread: 38 -> 34 us; still within 1e-6 of float64) */
         __m512 r = _mm512_rcp14_ps(d);
@@ -313,7 +328,7 @@ __attribute__((target(Z_TARGET))) static long long argmax_avx512(const float *x,
 }
 
 static const ops_set OPS_AVX512 = {sumsq_avx512, add_sumsq_avx512, scale_mul_avx512, add_avx512, rope_avx512,
-                                   silu_mul_avx512, argmax_avx512};
+                                   act_mul_avx512, argmax_avx512};
 
 #endif /* OPS_X86 */
 
@@ -393,7 +408,7 @@ void ops_heads_epilogue(int level, const ops_heads *jobs, int njobs, int T, int 
     for (int t = 0; t < T; t++) heads_token(o, jobs, njobs, t, D, eps, cos, sin);
 }
 
-void ops_silu_mul(int level, const float *gate, const float *up, long long n, float *out, int nthreads) {
+static void act_mul(int level, const float *gate, const float *up, long long n, float *out, int nthreads, int gelu) {
     const ops_set *o = ops_for_level(level);
     const int nt = threads_for(n * SILU_WORK, nthreads);
     if (nt > 1) {
@@ -403,11 +418,19 @@ void ops_silu_mul(int level, const float *gate, const float *up, long long n, fl
 #endif
         for (int p = 0; p < nt; p++) {
             const long long lo = (long long)p * chunk, hi = lo + chunk < n ? lo + chunk : n;
-            if (lo < hi) o->silu_mul(gate + lo, up + lo, hi - lo, out + lo);
+            if (lo < hi) o->act_mul(gate + lo, up + lo, hi - lo, out + lo, gelu);
         }
         return;
     }
-    o->silu_mul(gate, up, n, out);
+    o->act_mul(gate, up, n, out, gelu);
+}
+
+void ops_silu_mul(int level, const float *gate, const float *up, long long n, float *out, int nthreads) {
+    act_mul(level, gate, up, n, out, nthreads, 0);
+}
+
+void ops_gelu_tanh_mul(int level, const float *gate, const float *up, long long n, float *out, int nthreads) {
+    act_mul(level, gate, up, n, out, nthreads, 1);
 }
 
 void ops_argmax_rows(int level, const float *x, int rows, long long n, int64_t *out, int nthreads) {

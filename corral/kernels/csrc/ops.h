@@ -36,6 +36,10 @@ void ops_heads_epilogue(int level, const ops_heads *jobs, int njobs, int T, int 
 /* out(n) = silu(gate) * up = gate / (1 + exp(-gate)) * up; out may be gate or up. */
 void ops_silu_mul(int level, const float *gate, const float *up, long long n, float *out, int nthreads);
 
+/* out(n) = gelu_tanh(gate) * up, GELU's tanh form 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+ * computed as x / (1 + exp(-2 sqrt(2 / pi) (x + 0.044715 x^3))); out may be gate or up. */
+void ops_gelu_tanh_mul(int level, const float *gate, const float *up, long long n, float *out, int nthreads);
+
 /* out[r] = the index of the first maximum of row r of x (rows, n), n >= 1; of its first NaN when
  * it has one (numpy's argmax). */
 void ops_argmax_rows(int level, const float *x, int rows, long long n, int64_t *out, int nthreads);
