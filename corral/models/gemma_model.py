@@ -22,6 +22,7 @@ from corral.loader.config import ModelConfig
 from corral.models.forward_batch import ForwardBatch
 from corral.models.gemma import LayerAttention, embed_scale, settings
 from corral.models.llama import LlamaMLP
+from corral.models.llama_decode import FusedDecode, decode_forward, decode_logits
 from corral.models.weights import load_named_weights
 
 
@@ -137,13 +138,14 @@ class GemmaForCausalLM(LeanModule):
         self.model = GemmaModel(cfg, max_positions)
         self.lm_head = Linear(cfg.hidden_size, cfg.vocab_size)
         self.final_softcap = settings(cfg).final_logit_softcapping
+        self.fused_decode: FusedDecode | bool | None = None  # decode steps in one C call, as Llama's
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
-        return self.model(batch)
+        return decode_forward(self, batch)
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         # hidden: (N, hidden) -> (N, vocab) float32, soft-capped to (-cap, cap) when the model says
-        logits = self.lm_head(hidden).float()
+        logits = decode_logits(self, hidden)
         if self.final_softcap:
             logits = torch.tanh(logits / self.final_softcap) * self.final_softcap
         return logits

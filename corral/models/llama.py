@@ -19,7 +19,7 @@ from corral.layers.norm import RMSNorm
 from corral.layers.rotary import RotaryEmbedding
 from corral.loader.config import ModelConfig
 from corral.models.forward_batch import ForwardBatch
-from corral.models.llama_decode import FusedDecode
+from corral.models.llama_decode import FusedDecode, decode_forward, decode_logits
 from corral.models.weights import load_named_weights
 
 
@@ -135,18 +135,11 @@ class LlamaForCausalLM(LeanModule):
         self.fused_decode: FusedDecode | bool | None = None
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
-        if self.fused_decode is None:
-            self.fused_decode = FusedDecode(self.model, self.lm_head) if FusedDecode.supported(self.model) else False
-        if self.fused_decode:
-            hidden = self.fused_decode.run(batch)
-            if hidden is not None:
-                return hidden
-        return self.model(batch)
+        return decode_forward(self, batch)
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         # hidden: (N, hidden) -> (N, vocab) float32
-        logits = self.fused_decode.logits_of(hidden) if self.fused_decode else None
-        return self.lm_head(hidden).float() if logits is None else logits
+        return decode_logits(self, hidden)
 
     def load_weights(self, weights: Iterable, keep_quantized: bool = False) -> None:
         tied = {"lm_head.weight": "model.embed_tokens.weight"} if self.config.tie_word_embeddings else {}

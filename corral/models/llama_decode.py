@@ -12,7 +12,7 @@ shared expert) join at one token a step, through the same C block their Python l
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
@@ -57,46 +57,45 @@ class FusedDecode:
         self._scratch: dict[int, tuple[torch.Tensor, ...]] = {}
         self._level = _ext().best_level()
         self._sparse = any(_sparse(layer) is not None for layer in model.layers)
+        self._gemma = hasattr(model, "embed_scale")  # GemmaModel: scaled embeddings, two rotary tables
         self.threads = ThreadChoice()  # fewer threads while another process holds a core
 
     @staticmethod
     def supported(model: "LlamaModel") -> bool:
-        from corral.models.llama import LlamaAttention, LlamaDecoderLayer, LlamaMLP
-        from corral.models.moe_model import MoeDecoderLayer, SparseMoeBlock
-
         if not (kernels.is_available() and attention_kernel.is_available()) or not len(model.layers):
             return False
-        first = model.layers[0].self_attn
-        hidden, d = model.norm.weight.numel(), first.head_dim
-        for layer in model.layers:
-            attn, mlp = layer.self_attn, layer.mlp
-            if type(layer) not in (LlamaDecoderLayer, MoeDecoderLayer) or type(attn) is not LlamaAttention:
-                return False
-            if type(mlp) is SparseMoeBlock:  # one token's block in one call (moe.c); no shared expert
+        parts = [_parts(layer) for layer in model.layers]
+        if any(p is None for p in parts):
+            return False
+        first, attn0 = parts[0], parts[0].attn
+        hidden, d = model.norm.weight.numel(), attn0.head_dim
+        if d % 2 or len({(p.scale, p.softcap, p.act) for p in parts}) != 1 or first.act not in _ACTS:
+            return False
+        for layer, p in zip(model.layers, parts):
+            attn, mlp = p.attn, p.mlp
+            if p.sparse:  # one token's block in one call (moe.c); no shared expert
                 if mlp.moe.shared_expert_size or not mlp._quantized_experts() or mlp.c_plan() is None:
                     return False
-            elif type(mlp) is not LlamaMLP or mlp.act != "silu" or mlp.gate_proj.out_features != first_inter(model):
+            elif mlp.gate_proj.out_features != first_inter(model):
                 return False
-            elif any(p.packed is None or p.bias is not None for p in (mlp.gate_proj, mlp.up_proj, mlp.down_proj)):
+            elif any(w.packed is None or w.bias is not None for w in (mlp.gate_proj, mlp.up_proj, mlp.down_proj)):
                 return False
-            if attn.rotary_dim is not None or d % 2:
+            if (attn.num_heads, attn.num_kv_heads, attn.head_dim) != (attn0.num_heads, attn0.num_kv_heads, d):
                 return False
-            if (attn.num_heads, attn.num_kv_heads, attn.head_dim) != (first.num_heads, first.num_kv_heads, d):
+            if any(w.packed is None for w in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj)):
                 return False
-            if any(p.packed is None for p in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj)):
+            if attn.o_proj.bias is not None or attn.eps != attn0.eps:
                 return False
-            if attn.o_proj.bias is not None or attn.eps != first.eps:
-                return False
-            vectors = [(layer.input_layernorm.weight, hidden), (layer.post_attention_layernorm.weight, hidden),
-                       (attn.q_proj.bias, attn.num_heads * d), (attn.k_proj.bias, attn.num_kv_heads * d),
-                       (attn.v_proj.bias, attn.num_kv_heads * d)]
+            vectors = [(n.weight, hidden) for n in p.norms if n is not None]
+            vectors += [(attn.q_proj.bias, attn.num_heads * d), (attn.k_proj.bias, attn.num_kv_heads * d),
+                        (attn.v_proj.bias, attn.num_kv_heads * d)]
             if attn.qk_norm:
                 vectors += [(attn.q_norm.weight, d), (attn.k_norm.weight, d)]
             if not all(_float_vector(t, n) for t, n in vectors):
                 return False
-            if layer.input_layernorm.eps != first.eps or layer.post_attention_layernorm.eps != first.eps:
+            if any(n is not None and n.eps != attn0.eps for n in p.norms):
                 return False
-        return _float_vector(model.norm.weight, hidden) and model.norm.eps == first.eps
+        return _float_vector(model.norm.weight, hidden) and model.norm.eps == attn0.eps
 
     def run(self, batch: ForwardBatch) -> torch.Tensor | None:
         """Final hidden states (T, hidden) of a decode step, the model's forward; None when the
@@ -116,17 +115,25 @@ class FusedDecode:
             self._plan = self._build(caches)
         if self._plan is None:
             return None
-        x = self.model.embed_tokens(batch.input_ids)  # (T, hidden), the residual stream below
-        cos, sin = batch.rotary = self.model.rotary.tables(batch.positions)
+        model = self.model
+        x = model.embed_tokens(batch.input_ids)  # (T, hidden), the residual stream below
+        if self._gemma:
+            x = x * model.embed_scale  # as GemmaModel.forward scales it
+            cos, sin = model.rotary.tables(batch.positions)
+            cos_l, sin_l = model.rotary_local.tables(batch.positions) if model.has_local else (cos, sin)
+        else:
+            cos, sin = batch.rotary = model.rotary.tables(batch.positions)
+            cos_l, sin_l = cos, sin
         t, hidden = x.shape
-        first = self.model.layers[0].self_attn
+        first = model.layers[0].self_attn
         tables, lens, slots = meta.block_tables, meta.seq_lens_tensor, meta.slot_mapping
         if not (x.dtype == torch.float32 and x.is_contiguous() and cos.dtype == torch.float32 and cos.is_contiguous()
                 and sin.dtype == torch.float32 and sin.is_contiguous() and cos.shape == (t, first.head_dim)
                 and tables.dtype == torch.int64 and tables.is_contiguous() and tables.dim() == 2
                 and lens.dtype == torch.int64 and lens.is_contiguous() and slots.dtype == torch.int64
                 and slots.is_contiguous() and lens.shape == (t,) and slots.shape == (t,) and tables.shape[0] == t
-                and not x.is_cuda):
+                and not x.is_cuda and cos_l.dtype == torch.float32 and cos_l.is_contiguous() and cos_l.shape == cos.shape
+                and sin_l.dtype == torch.float32 and sin_l.is_contiguous() and sin_l.shape == sin.shape):
             return None
         out, q, k, v, att, gate, up = self._buffers(t, hidden)
         logits = torch.empty(t, self.head.out_features) if self.head is not None else None
@@ -136,7 +143,8 @@ class FusedDecode:
         _ext().decode_layers(
             self._level, self._plan, t, tables.shape[1], meta.sliding_window or 0, x.data_ptr(), out.data_ptr(),
             cos.data_ptr(), sin.data_ptr(), tables.data_ptr(), lens.data_ptr(), slots.data_ptr(), q.data_ptr(),
-            k.data_ptr(), v.data_ptr(), att.data_ptr(), gate.data_ptr(), up.data_ptr(), _addr(logits), threads)
+            k.data_ptr(), v.data_ptr(), att.data_ptr(), gate.data_ptr(), up.data_ptr(), _addr(logits), threads,
+            cos_l.data_ptr(), sin_l.data_ptr())
         self.threads.record(t, threads, most, time.perf_counter() - start)
         if logits is not None:
             self._logits = (out, logits)
@@ -174,21 +182,25 @@ class FusedDecode:
             return None
         rows = []
         for layer, cache in zip(model.layers, caches):
-            attn, mlp, sparse = layer.self_attn, layer.mlp, _sparse(layer)
+            p = _parts(layer)
+            attn, mlp, sparse = p.attn, p.mlp, _sparse(layer)
             # a sparse layer's dense projections are unused: the attention's stand in for them
             dense = (attn.q_proj, attn.q_proj, attn.q_proj) if sparse else (mlp.gate_proj, mlp.up_proj, mlp.down_proj)
+            norm_in, post_attn, pre_mlp, post_mlp = p.norms
             rows.append((
                 _proj(attn.q_proj), _proj(attn.k_proj), _proj(attn.v_proj), _proj(attn.o_proj),
-                *(_proj(p) for p in dense),
-                layer.input_layernorm.weight.data_ptr(), layer.post_attention_layernorm.weight.data_ptr(),
+                *(_proj(w) for w in dense),
+                norm_in.weight.data_ptr(), pre_mlp.weight.data_ptr(),
                 _addr(attn.q_proj.bias), _addr(attn.k_proj.bias), _addr(attn.v_proj.bias),
                 _addr(attn.q_norm.weight) if attn.qk_norm else 0, _addr(attn.k_norm.weight) if attn.qk_norm else 0,
-                cache.data_ptr(), sparse,
+                cache.data_ptr(), sparse, _addr(post_attn.weight if post_attn is not None else None),
+                _addr(post_mlp.weight if post_mlp is not None else None), p.local, p.window,
             ))
+        p = _parts(model.layers[0])
         return _ext().decode_plan(
             rows, model.norm.weight.numel(), first.num_heads, hk, d, first_inter(model), first.eps,
-            float(first.scale), dtype == torch.float16, block_size, num_blocks, model.norm.weight.data_ptr(),
-            None if self.head is None else _proj(self.head))
+            float(p.scale), dtype == torch.float16, block_size, num_blocks, model.norm.weight.data_ptr(),
+            None if self.head is None else _proj(self.head), p.act == "gelu_pytorch_tanh", float(p.softcap))
 
 
 def first_inter(model: "LlamaModel") -> int:
@@ -201,3 +213,63 @@ def _sparse(layer):
     from corral.models.moe_model import SparseMoeBlock
 
     return layer.mlp.c_plan() if type(layer.mlp) is SparseMoeBlock else None
+
+
+_ACTS = ("silu", "gelu_pytorch_tanh")
+
+
+class _Parts(NamedTuple):
+    """What the C loop needs to know of one decoder layer, whatever its family."""
+
+    attn: Any
+    mlp: Any
+    norms: tuple  # (before attention, after it or None, before the MLP, after it or None)
+    scale: float
+    softcap: float  # 0: none
+    window: int  # -1: the step's; else this layer's (0: all positions)
+    local: bool  # rotates by the local table (Gemma 3's sliding layers)
+    act: str
+    sparse: bool
+
+
+def _parts(layer) -> _Parts | None:
+    """The layer as the loop runs it, or None for a layer it does not run."""
+    from corral.models.gemma_model import GemmaAttention, GemmaDecoderLayer
+    from corral.models.llama import LlamaAttention, LlamaDecoderLayer, LlamaMLP
+    from corral.models.moe_model import MoeDecoderLayer, SparseMoeBlock
+
+    attn, mlp = layer.self_attn, layer.mlp
+    sparse = type(mlp) is SparseMoeBlock
+    if not sparse and type(mlp) is not LlamaMLP:
+        return None
+    act = "silu" if sparse else mlp.act
+    if type(layer) in (LlamaDecoderLayer, MoeDecoderLayer) and type(attn) is LlamaAttention:
+        if attn.rotary_dim is not None:
+            return None
+        return _Parts(attn, mlp, (layer.input_layernorm, None, layer.post_attention_layernorm, None), attn.scale, 0.0,
+                      -1, False, act, sparse)
+    if type(layer) is GemmaDecoderLayer and type(attn) is GemmaAttention and not sparse:
+        how = layer.how
+        norms = (layer.input_layernorm, layer.post_attention_layernorm, layer.pre_feedforward_layernorm,
+                 layer.post_feedforward_layernorm)
+        return _Parts(attn, mlp, norms, how.scale, how.logit_softcap or 0.0, how.sliding_window or 0,
+                      how.rope == "local", act, False)
+    return None
+
+
+def decode_forward(lm, batch: ForwardBatch) -> torch.Tensor:
+    """A causal LM's forward with its decode steps through `lm.fused_decode` (made at the first
+    call, after the weights are loaded; False where the model is not what the loop runs)."""
+    if lm.fused_decode is None:
+        lm.fused_decode = FusedDecode(lm.model, lm.lm_head) if FusedDecode.supported(lm.model) else False
+    if lm.fused_decode:
+        hidden = lm.fused_decode.run(batch)
+        if hidden is not None:
+            return hidden
+    return lm.model(batch)
+
+
+def decode_logits(lm, hidden: torch.Tensor) -> torch.Tensor:
+    """lm_head(hidden) as float32, or the logits the fused step already computed for `hidden`."""
+    logits = lm.fused_decode.logits_of(hidden) if lm.fused_decode else None
+    return lm.lm_head(hidden).float() if logits is None else logits

@@ -2,8 +2,8 @@
 the same kernels in the same order as the Python layers, so greedy tokens and their logprobs are
 bitwise what the Python layers give, for every kept-quantized type, biases (Qwen2), q/k norms
 (Qwen3), a sliding window (Mistral), float32 activations, and batches of sequences of different
-lengths, mixture-of-experts layers at one token; steps it does not take (prompts, other families)
-still go through Python."""
+lengths, mixture-of-experts layers at one token, Gemma 2 and 3; steps it does not take (prompts,
+other families) still go through Python."""
 from __future__ import annotations
 
 import pytest
@@ -40,7 +40,11 @@ def _count_fused(monkeypatch) -> list[int]:
 
 
 @pytest.mark.parametrize("arch,fmt", [("llama", "Q4_0"), ("qwen2", "Q8_0"), ("qwen3", "Q4_K_M"),
-                                      ("mistral", "Q4_1"), ("llama32", "Q6_K")])
+                                      ("mistral", "Q4_1"), ("llama32", "Q6_K"),
+                                      # Gemma 2: soft-capped scores, alternating windows; Gemma 3: q/k norms,
+                                      # a local rotary table for the sliding layers; both: norms after
+                                      # attention and MLP, GELU, scaled embeddings (windows of 12 tokens)
+                                      ("gemma2", "Q8_0"), ("gemma3", "Q4_K_M"), ("gemma3", "Q8_0")])
 def test_fused_decode_gives_the_python_layers_tokens_and_logprobs(arch, fmt, make_llm, monkeypatch):
     llm = make_llm(arch, fmt, keep_quantized=True)
     taken = _count_fused(monkeypatch)

@@ -56,7 +56,8 @@ int decode_layers_run(int level, const dl_model *m, const dl_step *s, int nthrea
 
         ops_heads jobs[3] = {{s->q, m->Hq, L->q_bias, L->q_norm, 1}, {s->k, m->Hk, L->k_bias, L->k_norm, 1},
                              {s->v, m->Hk, L->v_bias, NULL, 0}};
-        ops_heads_epilogue(level, jobs, L->v_bias ? 3 : 2, T, D, m->eps, s->cos, s->sin, nthreads);
+        const float *cs = L->local_rope ? s->cos_local : s->cos, *sn = L->local_rope ? s->sin_local : s->sin;
+        ops_heads_epilogue(level, jobs, L->v_bias ? 3 : 2, T, D, m->eps, cs, sn, nthreads);
 
         att_args a;
         a.q = s->q;
@@ -69,9 +70,9 @@ int decode_layers_run(int level, const dl_model *m, const dl_step *s, int nthrea
         a.num_blocks = m->num_blocks;
         a.block_size = m->block_size;
         a.max_blocks = s->max_blocks;
-        a.window = s->window;
+        a.window = L->window >= 0 ? L->window : s->window;
         a.scale = m->scale;
-        a.softcap = 0.0f;
+        a.softcap = m->softcap;
         a.k_new = s->k; a.v_new = s->v; a.slots = s->slots;
         rc = paged_decode_attention_run(level, &a, nthreads, bad_seq);
         if (rc != ATT_OK) { *bad_layer = l; return DL_ATT_ERROR_BASE + rc; }
@@ -81,6 +82,7 @@ int decode_layers_run(int level, const dl_model *m, const dl_step *s, int nthrea
         rc = project(level, o, o_out, 1, m->Hq * D, s->att, T, nthreads);
         if (rc != QM_OK) { *bad_layer = l; return rc; }
 
+        if (L->post_attn_norm) ops_rms_norm(level, h, NULL, L->post_attn_norm, m->eps, T, H, h, nthreads);
         ops_rms_norm(level, h, s->x, L->ffn_norm, m->eps, T, H, h, nthreads);
         if (L->moe) {
             if (T != 1) { *bad_layer = l; return QM_ESHAPE; }
@@ -92,12 +94,14 @@ int decode_layers_run(int level, const dl_model *m, const dl_step *s, int nthrea
         float *gu_out[2] = {s->gate, s->up};
         rc = project(level, gu, gu_out, 2, H, h, T, nthreads);
         if (rc != QM_OK) { *bad_layer = l; return rc; }
-        ops_silu_mul(level, s->gate, s->up, (long long)T * m->inter, s->gate, nthreads);
+        if (m->gelu) ops_gelu_tanh_mul(level, s->gate, s->up, (long long)T * m->inter, s->gate, nthreads);
+        else ops_silu_mul(level, s->gate, s->up, (long long)T * m->inter, s->gate, nthreads);
 
         const dl_proj *down[1] = {&L->down};
         float *down_out[1] = {h};
         rc = project(level, down, down_out, 1, m->inter, s->gate, T, nthreads);
         if (rc != QM_OK) { *bad_layer = l; return rc; }
+        if (L->post_ffn_norm) ops_rms_norm(level, h, NULL, L->post_ffn_norm, m->eps, T, H, h, nthreads);
     }
     ops_rms_norm(level, h, s->x, m->final_norm, m->eps, T, H, h, nthreads);
     return head(level, m, s, nthreads);

@@ -450,9 +450,11 @@ static PyObject *py_moe_token(PyObject *self, PyObject *args) {
     return rc == QM_OK ? Py_NewRef(Py_None) : qm_error(rc);
 }
 
-/* ([(q, k, v, o, gate, up, down, attn_norm, ffn_norm, q_bias, k_bias, v_bias, q_norm, k_norm, kv), ...],
- *  hidden, Hq, Hk, D, inter, eps, scale, kv_half, block_size, num_blocks, final_norm, head or None) -> capsule.
- * Projections as parse_proj takes them; the rest addresses, 0 for none. */
+/* ([(q, k, v, o, gate, up, down, attn_norm, ffn_norm, q_bias, k_bias, v_bias, q_norm, k_norm, kv
+ *    [, moe plan or None, post_attn_norm, post_ffn_norm, local_rope, window]), ...],
+ *  hidden, Hq, Hk, D, inter, eps, scale, kv_half, block_size, num_blocks, final_norm, head or None
+ *  [, gelu, softcap]) -> capsule.
+ * Projections as parse_proj takes them; the rest addresses, 0 for none; window -1: the step's. */
 static PyObject *py_decode_plan(PyObject *self, PyObject *args) {
     PyObject *list, *head;
     unsigned long long final_norm;
@@ -460,8 +462,9 @@ static PyObject *py_decode_plan(PyObject *self, PyObject *args) {
     dl_model *m = PyMem_Calloc(1, sizeof(dl_model));
     (void)self;
     if (!m) return PyErr_NoMemory();
-    if (!PyArg_ParseTuple(args, "O!iiiiiffpiLKO", &PyList_Type, &list, &m->hidden, &m->Hq, &m->Hk, &m->D, &m->inter,
-                          &m->eps, &m->scale, &m->kv_half, &m->block_size, &num_blocks, &final_norm, &head)) {
+    if (!PyArg_ParseTuple(args, "O!iiiiiffpiLKO|pf", &PyList_Type, &list, &m->hidden, &m->Hq, &m->Hk, &m->D,
+                          &m->inter, &m->eps, &m->scale, &m->kv_half, &m->block_size, &num_blocks, &final_norm, &head,
+                          &m->gelu, &m->softcap)) {
         PyMem_Free(m);
         return NULL;
     }
@@ -479,9 +482,10 @@ static PyObject *py_decode_plan(PyObject *self, PyObject *args) {
         dl_layer *L = &m->layers[i];
         PyObject *q, *k, *v, *o, *g, *u, *d;
         PyObject *moe = Py_None;
-        unsigned long long an, fn, qb, kb, vb, qn, kn, kv;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "OOOOOOOKKKKKKKK|O", &q, &k, &v, &o, &g, &u, &d, &an, &fn,
-                              &qb, &kb, &vb, &qn, &kn, &kv, &moe)
+        unsigned long long an, fn, qb, kb, vb, qn, kn, kv, pan = 0, pfn = 0;
+        L->window = -1;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "OOOOOOOKKKKKKKK|OKKpi", &q, &k, &v, &o, &g, &u, &d, &an, &fn,
+                              &qb, &kb, &vb, &qn, &kn, &kv, &moe, &pan, &pfn, &L->local_rope, &L->window)
             || parse_proj(q, &L->q) || parse_proj(k, &L->k) || parse_proj(v, &L->v) || parse_proj(o, &L->o)
             || parse_proj(g, &L->gate) || parse_proj(u, &L->up) || parse_proj(d, &L->down)) {
             PyMem_Free(m->layers);
@@ -492,6 +496,7 @@ static PyObject *py_decode_plan(PyObject *self, PyObject *args) {
         L->q_bias = ADDR(qb); L->k_bias = ADDR(kb); L->v_bias = ADDR(vb);
         L->q_norm = ADDR(qn); L->k_norm = ADDR(kn);
         L->kv = (void *)(uintptr_t)kv;
+        L->post_attn_norm = ADDR(pan); L->post_ffn_norm = ADDR(pfn);
         if (moe != Py_None) {
             const moe_plan *mp = PyCapsule_GetPointer(moe, MOE_CAPSULE);
             if (!mp || !mp->b.experts) {
@@ -509,16 +514,18 @@ static PyObject *py_decode_plan(PyObject *self, PyObject *args) {
 }
 
 /* (level, plan, T, max_blocks, window, x, out, cos, sin, block_tables, seq_lens, slots, q, k, v, att, gate, up,
- *  logits, n_threads): decode_layers_run, the GIL released throughout. */
+ *  logits, n_threads[, cos_local, sin_local]): decode_layers_run, the GIL released throughout. */
 static PyObject *py_decode_layers(PyObject *self, PyObject *args) {
     int level, nthreads, bad_layer = -1, bad_seq = -1;
     PyObject *capsule;
     dl_step st;
-    unsigned long long x, out, cs, sn, tables, lens, slots, q, k, v, att, gate, up, logits;
+    unsigned long long x, out, cs, sn, tables, lens, slots, q, k, v, att, gate, up, logits, csl = 0, snl = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "iOiiiKKKKKKKKKKKKKKi", &level, &capsule, &st.T, &st.max_blocks, &st.window, &x, &out,
-                          &cs, &sn, &tables, &lens, &slots, &q, &k, &v, &att, &gate, &up, &logits, &nthreads))
+    if (!PyArg_ParseTuple(args, "iOiiiKKKKKKKKKKKKKKi|KK", &level, &capsule, &st.T, &st.max_blocks, &st.window, &x,
+                          &out, &cs, &sn, &tables, &lens, &slots, &q, &k, &v, &att, &gate, &up, &logits, &nthreads,
+                          &csl, &snl))
         return NULL;
+    st.cos_local = ADDR(csl); st.sin_local = ADDR(snl);
     st.logits = (float *)(uintptr_t)logits;
     if (check_level(level)) return NULL;
     const dl_model *m = PyCapsule_GetPointer(capsule, PLAN_CAPSULE);
@@ -527,6 +534,11 @@ static PyObject *py_decode_layers(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "the plan has an output projection: logits are needed");
         return NULL;
     }
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->layers[l].local_rope && (!csl || !snl)) {
+            PyErr_SetString(PyExc_ValueError, "the plan has layers with local rotary tables: they are needed");
+            return NULL;
+        }
     st.x = (float *)(uintptr_t)x; st.out = (float *)(uintptr_t)out;
     st.cos = ADDR(cs); st.sin = ADDR(sn);
     st.block_tables = (const int64_t *)(uintptr_t)tables;
@@ -644,11 +656,13 @@ static PyMethodDef METHODS[] = {
      "moe_token(level, plan, x_addr, out_addr, n_threads)\nout(hidden) = one token's sparse MLP."},
     {"decode_plan", py_decode_plan, METH_VARARGS,
      "A model's decoder layers for decode_layers: ([(q, k, v, o, gate, up, down, attn_norm, ffn_norm, q_bias, "
-     "k_bias, v_bias, q_norm, k_norm, kv[, moe plan]), ...], hidden, Hq, Hk, D, inter, eps, scale, kv_half, block_size, "
-     "num_blocks, final_norm, head or None) -> plan."},
+     "k_bias, v_bias, q_norm, k_norm, kv[, moe plan, post_attn_norm, post_ffn_norm, local_rope, window]), ...], "
+     "hidden, Hq, Hk, D, inter, eps, scale, kv_half, block_size, num_blocks, final_norm, head or None"
+     "[, gelu, softcap]) -> plan."},
     {"decode_layers", py_decode_layers, METH_VARARGS,
      "(level, plan, T, max_blocks, window, x, out, cos, sin, block_tables, seq_lens, slots, q, k, v, att, gate, "
-     "up, logits, n_threads): a decode step's decoder layers, final norm and output projection in one call."},
+     "up, logits, n_threads[, cos_local, sin_local]): a decode step's decoder layers, final norm and output "
+     "projection in one call."},
     {"best_level", py_best_level, METH_NOARGS, "Highest instruction set level this CPU runs."},
     {"level_supported", py_level_supported, METH_VARARGS, "Whether this CPU runs the kernel set of a level."},
     {"level_name", py_level_name, METH_VARARGS, "Printable name of a level."},
