@@ -232,6 +232,14 @@ static __attribute__((target(Z_TARGET))) float dot_q8_0_z(const uint8_t *w, cons
  * order (AMD Zen 4, two threads). `to_l2` fetches those into L2 only: Q6_K's 840 bytes a step of 4
  * rows, fetched into L1, read 16-19 GB/s at K = 2048 against 26-28 into L2; the 32-value types
  * read no faster that way. */
+/* A second prefetch of each stream into L2 only, PF_FAR bytes ahead: more lines in flight than
+ * the L1 misses alone allow. From DRAM at one token (compare_isas.py, two threads, Zen 4, each
+ * against the AVX2 set in the same run), without and with it at 16384: Q8_0 151936x2048 22.9 ->
+ * 28-31 GB/s, 262144x1152 24.5 -> 24-29; Q4_K 151936x2048 22-23 -> 25-27; Q6_K unchanged (its
+ * near prefetch already goes to L2). 4096 gained nothing; 8192 about half as much. */
+#ifndef PF_FAR
+#define PF_FAR 16384
+#endif
 ZFN void prefetch_group(const uint8_t *w, size_t stride, int NR, size_t row_bytes, size_t pos, int step, int to_l2) {
     if (row_bytes < PF_DIST && stride == row_bytes) {
         const size_t group = 4 * row_bytes;
@@ -240,12 +248,22 @@ ZFN void prefetch_group(const uint8_t *w, size_t stride, int NR, size_t row_byte
             for (int o = 0; o < 4 * step; o += 64) _mm_prefetch(p + o, _MM_HINT_T1);
         else
             for (int o = 0; o < 4 * step; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+        if (PF_FAR) {
+            const char *q = (const char *)w + group * ((PF_FAR + group - 1) / group) + 4 * pos;
+            for (int o = 0; o < 4 * step; o += 64) _mm_prefetch(q + o, _MM_HINT_T1);
+        }
         return;
     }
     size_t pf = pos + PF_DIST;
     pf += pf >= row_bytes ? 4 * stride - row_bytes : 0;
     for (int r = 0; r < NR; r++)
         for (int o = 0; o < step; o += 64) _mm_prefetch((const char *)w + r * stride + pf + o, _MM_HINT_T0);
+    if (PF_FAR) {
+        size_t pf2 = pos + PF_FAR;
+        pf2 += pf2 >= row_bytes ? 4 * stride - row_bytes : 0;
+        for (int r = 0; r < NR; r++)
+            for (int o = 0; o < step; o += 64) _mm_prefetch((const char *)w + r * stride + pf2 + o, _MM_HINT_T1);
+    }
 }
 
 /* Word indices: the two blocks' 16 weight bytes of a pair load as [b, b+1, b, b+1] (the high
@@ -387,7 +405,15 @@ ZFN void rows_q4_k_n(const uint8_t *w, size_t stride, const int NR, const act_ro
                      float *out, size_t ldo) {
     const int nsb = K / 256;
     /* Q4_K: 32 bytes of qs hold sub-blocks 2c (low nibbles) and 2c+1 (high nibbles) */
-    static const int16_t sidx[4][32] = {{WSPLIT(0, 2)}, {WSPLIT(1, 3)}, {WSPLIT(4, 6)}, {WSPLIT(5, 7)}};
+    /* Each 128-bit lane of a scale vector: 8 words of one sub-block's scale (byte s, then a zero
+     * byte: index -1; _mm512_set_epi8 lists bytes from the last), the low lanes for sub-block a, the
+     * high ones for b; vpshufb makes them from
+     * the 8 scale bytes broadcast to every lane. */
+#define SC_WORDS(s) -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s, -1, s
+#define SC_SPLIT(a, b) _mm512_set_epi8(SC_WORDS(b), SC_WORDS(b), SC_WORDS(a), SC_WORDS(a))
+    const __m512i sh0 = SC_SPLIT(0, 2), sh1 = SC_SPLIT(1, 3), sh2 = SC_SPLIT(4, 6), sh3 = SC_SPLIT(5, 7);
+#undef SC_SPLIT
+#undef SC_WORDS
     const __m512i m4 = _mm512_set1_epi8(15);
     const size_t row_bytes = (size_t)144 * nsb;
     __m512 acc[4][4];
@@ -410,15 +436,13 @@ ZFN void rows_q4_k_n(const uint8_t *w, size_t stride, const int NR, const act_ro
         for (int r = 0; r < NR; r++) {
             const uint8_t *p = w + r * stride + (size_t)144 * i;
             const __m128i scmn = kq_scales_mins(p + 4);
-            const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scmn));
+            const __m512i bsc = _mm512_broadcast_i32x4(scmn);
             const __m128i mn16 = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scmn, scmn));
             const __m512i r0 = _mm512_loadu_si512(p + 16), r1 = _mm512_loadu_si512(p + 80);
             const __m512i n0 = _mm512_and_si512(r0, m4), n1 = _mm512_and_si512(_mm512_srli_epi16(r0, 4), m4);
             const __m512i n2 = _mm512_and_si512(r1, m4), n3 = _mm512_and_si512(_mm512_srli_epi16(r1, 4), m4);
-            const __m512i c0 = _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[0]), sc16);
-            const __m512i c1 = _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[1]), sc16);
-            const __m512i c2 = _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[2]), sc16);
-            const __m512i c3 = _mm512_permutexvar_epi16(_mm512_loadu_si512(sidx[3]), sc16);
+            const __m512i c0 = _mm512_shuffle_epi8(bsc, sh0), c1 = _mm512_shuffle_epi8(bsc, sh1);
+            const __m512i c2 = _mm512_shuffle_epi8(bsc, sh2), c3 = _mm512_shuffle_epi8(bsc, sh3);
             const float d = f16(p), dmin = f16(p + 2);
             for (int t = 0; t < TT; t++) {
                 __m512i isum = _mm512_setzero_si512();
