@@ -46,7 +46,8 @@ setup(
                      "corral/kernels/csrc/x86_ymm_impl.h", "corral/kernels/csrc/ops.h",
                      "corral/kernels/csrc/attention.h", "corral/kernels/csrc/attention_pair.h",
                      "corral/kernels/csrc/exp_cephes.h", "corral/kernels/csrc/float_act.h",
-                     "corral/kernels/csrc/decode_layers.h", "corral/kernels/csrc/moe.h"],
+                     "corral/kernels/csrc/decode_layers.h", "corral/kernels/csrc/moe.h",
+                     "corral/kernels/csrc/work_shares.h"],
             optional=True,
         )
     ],

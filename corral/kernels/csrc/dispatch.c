@@ -7,6 +7,7 @@
 #endif
 
 #include "dispatch.h"
+#include "work_shares.h"
 
 /* At most this many tokens go through row dots (one weight pass per call, T dots per row);
  * more go through tiles (unpack once, then integer tiles over all tokens). */
@@ -31,10 +32,9 @@
 #define ROW_BLOCK 64
 
 /* Units of work on the row-dot path: at least ROWDOT_CHUNK_BYTES of weight rows, a multiple of 4
- * rows (the kernels' row group). Threads claim units one at a time, so a thread the OS delays (the
- * CPU is shared) leaves its work to the others instead of holding up the call. Units are large
- * enough that the software prefetch running ahead of each unit's rows rarely crosses into a unit
- * another thread takes. */
+ * rows (the kernels' row group), shared out as work_shares.h says: a thread the OS delays (the CPU
+ * is shared) leaves its work to the others, and each thread's prefetches run on into its own next
+ * unit. */
 #ifndef ROWDOT_CHUNK_BYTES
 #define ROWDOT_CHUNK_BYTES 32768
 #endif
@@ -160,20 +160,25 @@ static void row_dot_region(const kernel_set *ks, const qm_weight *jobs, int njob
         bytes += (size_t)jobs[i].N * jobs[i].row_stride;
     }
     if (bytes < PARALLEL_MIN_BYTES) nthreads = 1;
-    int next = 0;
+    if (nthreads > WS_MAX_THREADS) nthreads = WS_MAX_THREADS;
+    ws_share shares[WS_MAX_THREADS];
+    ws_split(shares, nthreads, nchunks);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
 #endif
-    for (int j = 0, first = 0;;) {   /* chunks are claimed in increasing order: j only moves on */
-        const int c = claim(&next);
-        if (c >= nchunks) break;
-        int jc = nchunks_of(&jobs[j]);
-        while (c >= first + jc) { first += jc; j++; jc = nchunks_of(&jobs[j]); }
-        const int crows = chunk_rows(&jobs[j]);
-        const int n0 = (c - first) * crows, n1 = n0 + crows < jobs[j].N ? n0 + crows : jobs[j].N;
-        row_dot_chunk(ks, &jobs[j], n0, n1, K, rows_of(ctx, ks, &jobs[j], j), T);
+    {
+        int me = 0;
+#ifdef _OPENMP
+        me = omp_get_thread_num();
+#endif
+        for (int c; (c = ws_claim(shares, me, nthreads)) >= 0;) {
+            int j = 0, first = 0;
+            for (int jc = nchunks_of(&jobs[0]); c >= first + jc; jc = nchunks_of(&jobs[j])) { first += jc; j++; }
+            const int crows = chunk_rows(&jobs[j]);
+            const int n0 = (c - first) * crows, n1 = n0 + crows < jobs[j].N ? n0 + crows : jobs[j].N;
+            row_dot_chunk(ks, &jobs[j], n0, n1, K, rows_of(ctx, ks, &jobs[j], j), T);
+        }
     }
-    (void)nthreads;
 }
 
 /* run_row_dots' rows: one set per activation block size, shared by the jobs of that size. */
@@ -187,7 +192,7 @@ static const act_row *rows_by_block(const void *ctx, const kernel_set *ks, const
 static int run_row_dots(const kernel_set *ks, const qm_weight *jobs, int njobs, int K, const float *x, int T,
                         int nthreads) {
     act_set a[2];   /* scale blocks of 32 and of 256 */
-    act_row rows[2][ROWDOT_ROWS_CAP];
+    act_row rows[2][ROWDOT_ROWS_CAP] = {0};  /* set before use; zeroed for the compiler's flow analysis */
     int have[2] = {0, 0}, rc = QM_OK;
     for (int i = 0; i < njobs; i++) {
         const int s = ks->row_dot_blk[jobs[i].type_id] == 256;

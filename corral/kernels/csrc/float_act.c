@@ -7,6 +7,7 @@
 #endif
 
 #include "float_act.h"
+#include "work_shares.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -28,17 +29,12 @@
 #define FA_PARALLEL_MIN_BYTES (96 * 1024)
 
 /* Units of work: a multiple of FA_ROWS rows, of about equal bytes in all the call's weights, at
- * most FA_CHUNK_BYTES and at least FA_UNITS_PER_THREAD units per thread. Each thread owns a
- * contiguous share of the units, as a static split would give it, and takes them from the front;
- * a thread done with its share takes the others' from their back. A thread the OS delays (another process, or a server's event loop,
- * on the same core) so leaves its rows to the others instead of holding up the call. Units handed
- * out alternately from one counter were 20% slower on SmolLM2's decode step (AMD Zen 4): each
- * core's hardware prefetcher ran on into the other's unit, and the counter's cache line moved
- * between cores at every claim. Each row's arithmetic does not depend on the unit it falls in, so
- * results are the same however units are shared out. */
+ * most FA_CHUNK_BYTES and at least FA_UNITS_PER_THREAD units per thread, shared out as
+ * work_shares.h says. Each row's arithmetic does not depend on the unit it falls in, so results
+ * are the same however units are shared out. */
 #define FA_CHUNK_BYTES 32768
 #define FA_UNITS_PER_THREAD 4
-#define FA_MAX_THREADS 256
+#define FA_MAX_THREADS WS_MAX_THREADS
 
 /* Rows of a unit of job j: about unit_bytes of its rows, a multiple of FA_ROWS. */
 static int fa_unit_rows(const qm_weight *j, size_t unit_bytes) {
@@ -49,45 +45,6 @@ static int fa_unit_rows(const qm_weight *j, size_t unit_bytes) {
 static int fa_units(const qm_weight *j, size_t unit_bytes) {
     const int rows = fa_unit_rows(j, unit_bytes);
     return (j->N + rows - 1) / rows;
-}
-
-/* One thread's share of units [start, end): how many its owner took from the front (high half)
- * and others from the back (low half), in one word so that both ends are claimed atomically. */
-typedef struct {
-    _Alignas(64) unsigned long long taken;
-    int start, end;
-} fa_share;
-
-/* A unit of share s from its front (or back), or -1 when it has none left. */
-static int fa_take(fa_share *s, int from_back) {
-#if defined(__GNUC__)
-    unsigned long long w = __atomic_load_n(&s->taken, __ATOMIC_RELAXED);
-    for (;;) {
-        const int f = (int)(w >> 32), b = (int)(w & 0xffffffffu);
-        if (f + b >= s->end - s->start) return -1;
-        const unsigned long long next = from_back ? w + 1 : w + (1ull << 32);
-        if (__atomic_compare_exchange_n(&s->taken, &w, next, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-            return from_back ? s->end - 1 - b : s->start + f;
-    }
-#else
-    int u = -1;
-#pragma omp critical(fa_take)
-    {
-        const int f = (int)(s->taken >> 32), b = (int)(s->taken & 0xffffffffu);
-        if (f + b < s->end - s->start) {
-            u = from_back ? s->end - 1 - b : s->start + f;
-            s->taken += from_back ? 1 : (1ull << 32);
-        }
-    }
-    return u;
-#endif
-}
-
-/* The next unit for thread `me` of `parts` shares: its own, else another's from the back; -1 when done. */
-static int fa_claim(fa_share *shares, int me, int parts) {
-    int u = fa_take(&shares[me], 0);
-    for (int k = 1; u < 0 && k < parts; k++) u = fa_take(&shares[(me + k) % parts], 1);
-    return u;
 }
 
 static float *alloc_floats(size_t n) {
@@ -377,12 +334,8 @@ int qmatmul_float_run(int level, const qm_weight *jobs, int njobs, int K, const 
     for (int i = 0; i < njobs; i++) nunits += fa_units(&jobs[i], unit_bytes);
     /* Shares for the threads asked for: those of a thread that does not come (a smaller team, or a
      * failed allocation) are taken over by the others. */
-    fa_share shares[FA_MAX_THREADS];
-    for (int t = 0; t < threads; t++) {
-        shares[t].taken = 0;
-        shares[t].start = (int)((long long)nunits * t / threads);
-        shares[t].end = (int)((long long)nunits * (t + 1) / threads);
-    }
+    ws_share shares[FA_MAX_THREADS];
+    ws_split(shares, threads, nunits);
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         /* One unpack buffer per group size in use: wrows' a and b are sized by K / group. */
@@ -401,7 +354,7 @@ int qmatmul_float_run(int level, const qm_weight *jobs, int njobs, int K, const 
 #ifdef _OPENMP
             me = omp_get_thread_num();
 #endif
-            for (int u; (u = fa_claim(shares, me, threads)) >= 0;) {
+            for (int u; (u = ws_claim(shares, me, threads)) >= 0;) {
                 int i = 0;
                 while (u >= fa_units(&jobs[i], unit_bytes)) u -= fa_units(&jobs[i++], unit_bytes);
                 const qm_weight *j = &jobs[i];
