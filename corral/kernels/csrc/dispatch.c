@@ -436,7 +436,9 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
      * 4864-wide input took 20 us on one thread, about a tenth of the down projection's call). */
     const int serial_quant = (long long)T * K <= X16_SERIAL_QUANT_MAX;
     if (serial_quant) x16_quantize(ks, &a, xo, x, K, 0, T);
-    int next = 0;
+    if (nthreads > WS_MAX_THREADS) nthreads = WS_MAX_THREADS;
+    ws_share shares[WS_MAX_THREADS];
+    ws_split(shares, nthreads, nunits);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
 #endif
@@ -461,8 +463,12 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
         }
         /* Each thread claims its next unit before computing the current one, so the kernel can
          * prefetch the next unit's first rows (a cold start per unit cost about 5% at 16 tokens). */
-        for (int c = claim(&next); c < nunits;) {
-            const int c2 = claim(&next);
+        int me = 0;
+#ifdef _OPENMP
+        me = omp_get_thread_num();
+#endif
+        for (int c = ws_claim(shares, me, nthreads); c >= 0;) {
+            const int c2 = ws_claim(shares, me, nthreads);
             int u;
             const qm_weight *job = &jobs[x16_unit_job(jobs, tchunks, unpacked, c, &u)];
             const int rc = x16_row_chunks(job, unpacked), t0 = u / rc * tchunk, crows = x16_rows(job, unpacked);
@@ -470,7 +476,7 @@ static int run_x16(const kernel_set *ks, const qm_weight *jobs, int njobs, int K
             const int nt = T - t0 < tchunk ? T - t0 : tchunk;
             ks->x16_gemm(job->w + (size_t)n0 * job->row_stride, n1 - n0, K, a.q + (size_t)t0 * K,
                          a.d + (size_t)t0 * nb, xo + (size_t)t0 * nb, nt, job->out + (size_t)t0 * job->N + n0,
-                         (size_t)job->N, c2 < nunits ? x16_unit_rows(jobs, tchunks, unpacked, c2) : NULL, scratch);
+                         (size_t)job->N, c2 >= 0 ? x16_unit_rows(jobs, tchunks, unpacked, c2) : NULL, scratch);
             c = c2;
         }
         free(scratch);
