@@ -5,9 +5,11 @@ microseconds, 2-3 ms a step on a 30-layer 135M model, a quarter of its step. `Fu
 the whole layer loop to C: the same kernels with the same arguments in the same order, so the
 hidden states are bitwise those of the Python layers (tested), and the GIL is released once for
 the step instead of once per kernel. It takes the steps it can (every sequence decoding one token,
-every projection kept quantized, SiLU, full rotary, the C attention kernel's cache) and leaves any
-other step to the Python layers. Mixture-of-experts layers (Mixtral, Qwen3-MoE; not Qwen2-MoE's
-shared expert) join at one token a step, through the same C block their Python layer calls.
+every projection kept quantized, SiLU or GELU-tanh, full rotary, the C attention kernel's cache)
+and leaves any other step to the Python layers. Mixture-of-experts layers (Mixtral, Qwen3-MoE; not
+Qwen2-MoE's shared expert) join at one token a step, through the same C block their Python layer
+calls. Gemma 2 and 3 join with their norms after attention and MLP, per-layer windows and rotary
+tables and attention soft-capping (`_parts` says what each layer is to the loop).
 """
 from __future__ import annotations
 
