@@ -312,6 +312,20 @@ static PyObject *py_paged_decode_attention(PyObject *self, PyObject *args) {
 }
 
 
+/* (type_id, w_addr, row_stride, N), or with float_act not NULL (type_id, w_addr, row_stride, N,
+ * float_act); out unset. */
+static int parse_weight(PyObject *t, qm_weight *w, int *float_act) {
+    unsigned long long addr;
+    Py_ssize_t stride;
+    if (float_act ? !PyArg_ParseTuple(t, "iKnip", &w->type_id, &addr, &stride, &w->N, float_act)
+                  : !PyArg_ParseTuple(t, "iKni", &w->type_id, &addr, &stride, &w->N))
+        return -1;
+    w->w = (const uint8_t *)(uintptr_t)addr;
+    w->row_stride = (size_t)stride;
+    w->out = NULL;
+    return 0;
+}
+
 /* ---- decode plans: a model's layers as decode_layers_run takes them, built once ---- */
 
 #define PLAN_CAPSULE "corral.decode_plan"
@@ -325,15 +339,7 @@ static void plan_free(PyObject *capsule) {
 }
 
 /* (type_id, w_addr, row_stride, N, float_act) */
-static int parse_proj(PyObject *t, dl_proj *p) {
-    unsigned long long w;
-    Py_ssize_t stride;
-    if (!PyArg_ParseTuple(t, "iKnip", &p->w.type_id, &w, &stride, &p->w.N, &p->float_act)) return -1;
-    p->w.w = (const uint8_t *)(uintptr_t)w;
-    p->w.row_stride = (size_t)stride;
-    p->w.out = NULL;
-    return 0;
-}
+static int parse_proj(PyObject *t, dl_proj *p) { return parse_weight(t, &p->w, &p->float_act); }
 
 #define ADDR(v) ((const float *)(uintptr_t)(v))
 
@@ -354,16 +360,6 @@ static void moe_plan_free(PyObject *capsule) {
     }
 }
 
-/* (type_id, w_addr, row_stride, N) */
-static int parse_weight(PyObject *t, qm_weight *w) {
-    unsigned long long addr;
-    Py_ssize_t stride;
-    if (!PyArg_ParseTuple(t, "iKni", &w->type_id, &addr, &stride, &w->N)) return -1;
-    w->w = (const uint8_t *)(uintptr_t)addr;
-    w->row_stride = (size_t)stride;
-    w->out = NULL;
-    return 0;
-}
 
 /* (router_addr or 0, router weight tuple or None, E, hidden, size, top_k, normalize, experts or None) -> capsule.
  * experts: 3 E weight tuples (gate, up, down of each expert in turn). */
@@ -383,7 +379,7 @@ static PyObject *py_moe_plan(PyObject *self, PyObject *args) {
         goto fail;
     }
     b->router = ADDR(router);
-    if (!b->router && (router_q == Py_None || parse_weight(router_q, &b->router_q))) {
+    if (!b->router && (router_q == Py_None || parse_weight(router_q, &b->router_q, NULL))) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a router is needed");
         goto fail;
     }
@@ -395,7 +391,7 @@ static PyObject *py_moe_plan(PyObject *self, PyObject *args) {
         p->experts = PyMem_Calloc(3 * (size_t)b->E, sizeof(qm_weight));
         if (!p->experts) { PyErr_NoMemory(); goto fail; }
         for (int i = 0; i < 3 * b->E; i++)
-            if (parse_weight(PyList_GET_ITEM(experts, i), &p->experts[i])) goto fail;
+            if (parse_weight(PyList_GET_ITEM(experts, i), &p->experts[i], NULL)) goto fail;
         b->experts = p->experts;
     }
     PyObject *capsule = PyCapsule_New(p, MOE_CAPSULE, moe_plan_free);
