@@ -6,6 +6,9 @@
 
 #include "ops.h"
 
+/* Router values (E * hidden) from which routing splits over threads. */
+#define MOE_PARALLEL_MIN (1 << 18)
+
 /* sum of r[i] x[i] in 16 running sums, then their total: the order is fixed, whatever the CPU. */
 static float dot16(const float *r, const float *x, int n) {
     float acc[16] = {0};
@@ -52,8 +55,18 @@ int moe_route(int level, const moe_block *b, const float *x, int T, float *weigh
     float *logits = malloc((size_t)T * (size_t)E * sizeof(float));
     if (!logits) return QM_ENOMEM;
     if (b->router) {
-        for (int t = 0; t < T; t++)
-            for (int e = 0; e < E; e++) logits[(size_t)t * E + e] = dot16(b->router + (size_t)e * K, x + (size_t)t * K, K);
+        /* a float32 router is E * hidden * 4 bytes (1 MB for Qwen3-30B-A3B's): split over the
+         * threads when that large; each logit is one dot, whatever thread computes it */
+        const long long n = (long long)T * E;
+        const int nt = (long long)E * K >= MOE_PARALLEL_MIN ? nthreads : 1;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+        for (long long i = 0; i < n; i++) {
+            const int t = (int)(i / E), e = (int)(i % E);
+            logits[i] = dot16(b->router + (size_t)e * K, x + (size_t)t * K, K);
+        }
+        (void)nt;
     } else {
         int rc = qmatmul_run(level, b->router_q.type_id, b->router_q.w, b->router_q.row_stride, E, K, x, T, logits,
                              nthreads);
