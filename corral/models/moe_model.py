@@ -90,10 +90,12 @@ class SparseMoeBlock(LeanModule):
     def _build_plan(self):
         if not (kernels.is_available() and ops.is_available()) or self.gate.bias is not None:
             return None
+        if self.moe.top_k > ops._ext.MOE_MAX_TOP_K:  # more experts a token than the C block runs: torch's
+            return None
         router, router_q = 0, None
         packed = self.gate.packed
         if packed is not None and not packed.float_activations:
-            router_q = (packed.type_id, packed.addr, packed.row_stride, packed.shape[0])
+            router_q = _blocks(packed)
         elif packed is None and self.gate.weight is not None and self.gate.weight.dtype is torch.float32 \
                 and self.gate.weight.is_contiguous() and self.gate.weight.is_cpu:
             router = self.gate.weight.data_ptr()
@@ -101,8 +103,7 @@ class SparseMoeBlock(LeanModule):
             return None
         experts = None
         if self._quantized_experts():
-            experts = [(p.packed.type_id, p.packed.addr, p.packed.row_stride, p.packed.shape[0])
-                       for e in self.experts for p in e.parts]
+            experts = [_blocks(p.packed) for e in self.experts for p in e.parts]
         moe = self.moe
         return ops._ext.moe_plan(router, router_q, moe.num_experts, self.gate.in_features, moe.expert_size, moe.top_k,
                                  moe.normalize_top_k, experts)
@@ -146,6 +147,11 @@ class MoeForCausalLM(LlamaForCausalLM):
     def __init__(self, cfg: ModelConfig, max_positions: int):
         super().__init__(cfg, max_positions)
         self.model.layers = nn.ModuleList(MoeDecoderLayer(cfg, i) for i in range(cfg.num_hidden_layers))
+
+
+def _blocks(packed) -> tuple[int, int, int, int]:
+    """A weight kept in blocks as moe_plan takes it: (type_id, address, row stride, rows)."""
+    return (packed.type_id, packed.addr, packed.row_stride, packed.shape[0])
 
 
 def _sized(cfg: ModelConfig, intermediate: int) -> ModelConfig:

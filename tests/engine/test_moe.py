@@ -118,6 +118,26 @@ def test_c_routing_is_the_router_softmax_top_k(make_llm, arch):
         ops._ext.moe_token(ops._BEST, plan, x.data_ptr(), torch.empty_like(x).data_ptr(), 1)
 
 
+def test_more_experts_a_token_than_the_c_block_runs_stay_in_torch(make_llm):
+    """A file may ask for more experts a token than moe.c's block takes (MOE_MAX_TOP_K): the block
+    then routes and runs in torch, and still answers, rather than failing at its first step."""
+    from dataclasses import replace
+
+    llm = make_llm("qwen3_moe", "Q8_0", keep_quantized=True)
+    block = next(m for m in llm.engine.runner.model.modules() if isinstance(m, SparseMoeBlock))
+    limit = ops._ext.MOE_MAX_TOP_K
+    with pytest.raises(ValueError, match="bad mixture"):
+        ops._ext.moe_plan(block.gate.weight.data_ptr(), None, limit + 1, block.gate.in_features, 8, limit + 1, True,
+                          None)
+    block.moe = replace(block.moe, top_k=limit + 1)
+    block._plan = None
+    assert block.c_plan() is None
+    block.moe = replace(block.moe, top_k=block.moe.num_experts)  # what torch can run here: every expert
+    x = torch.randn(1, block.gate.in_features, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        assert torch.isfinite(block(x)).all()
+
+
 def test_c_routing_handles_ties_and_odd_sizes():
     """Equal logits go to the lower expert first; hidden sizes off the 16-wide dot's stride."""
     for hidden in (1, 17, 33):

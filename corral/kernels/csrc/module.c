@@ -373,7 +373,7 @@ static PyObject *py_moe_plan(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "KOiiiipO", &router, &router_q, &b->E, &b->hidden, &b->size, &b->top_k,
                           &b->normalize, &experts))
         goto fail;
-    if (b->E < 1 || b->top_k < 1 || b->top_k > b->E || b->top_k > 64 || b->hidden < 1 || b->size < 1) {
+    if (b->E < 1 || b->top_k < 1 || b->top_k > b->E || b->top_k > MOE_MAX_TOP_K || b->hidden < 1 || b->size < 1) {
         PyErr_Format(PyExc_ValueError, "bad mixture: top %d of %d experts, hidden %d, size %d", b->top_k, b->E,
                      b->hidden, b->size);
         goto fail;
@@ -671,4 +671,8 @@ static PyMethodDef METHODS[] = {
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_qmatmul",
                                      "corral's CPU kernels: quantized matmul, paged decode attention, small fused ops.", -1, METHODS};
 
-PyMODINIT_FUNC PyInit__qmatmul(void) { return PyModule_Create(&MODULE); }
+PyMODINIT_FUNC PyInit__qmatmul(void) {
+    PyObject *m = PyModule_Create(&MODULE);
+    if (m && PyModule_AddIntConstant(m, "MOE_MAX_TOP_K", MOE_MAX_TOP_K) < 0) Py_CLEAR(m);
+    return m;
+}

@@ -80,7 +80,7 @@ int moe_route(int level, const moe_block *b, const float *x, int T, float *weigh
 }
 
 int moe_token_run(int level, const moe_block *b, const float *x, float *out, int nthreads) {
-    enum { MAX_K = 64 };
+    enum { MAX_K = MOE_MAX_TOP_K };
     const int k = b->top_k, size = b->size, H = b->hidden;
     if (!b->experts || k > MAX_K) return QM_ESHAPE;
     float w[MAX_K];

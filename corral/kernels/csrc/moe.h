@@ -9,6 +9,9 @@
 
 #include "dispatch.h"
 
+/* Most experts a token's block runs in one call (moe_token_run); plans with more are refused. */
+#define MOE_MAX_TOP_K 64
+
 typedef struct {
     int E, top_k, normalize, hidden, size;
     const float *router;   /* (E, hidden) float32, or NULL when router_q holds the router */
