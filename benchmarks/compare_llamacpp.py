@@ -16,6 +16,11 @@ Prompts are random token ids (no two runs share a prefix, so no cache helps eith
 sampling is greedy and ignores end-of-sequence tokens. Each measurement keeps its best of --repeats.
 On a shared machine, `--rounds 3` runs both engines three times, alternating which goes first, and
 shows each figure's median and the median of the rounds' ratios.
+
+`--interleave N` measures batch-1 generation once more, with both engines loaded in one process
+taking turns: N bursts of --burst-tokens tokens each, alternating which goes first. Where the
+machine's memory bandwidth swings (other tenants) over tens of seconds, a burst pair sees the same
+phase, so the median of the pairs' ratios is steadier than whole runs taken minutes apart.
 """
 from __future__ import annotations
 
@@ -203,6 +208,77 @@ def bench_llamacpp(path: str, args) -> Rates:
     return Rates(args.prompt_tokens / pp, (args.gen_tokens - 1) / (gen - one), p * (args.gen_tokens - 1) / (gen_b - one_b))
 
 
+def interleave(path: str, args) -> None:
+    """Batch-1 decode, corral and llama.cpp taking turns in bursts; prints each pair and the medians."""
+    from corral import LLM, SamplingParams
+
+    n = args.burst_tokens
+    llm = LLM(path, num_threads=args.threads, max_model_len=n + 64, max_num_seqs=1,
+              keep_quantized={"auto": None, "yes": True, "no": False}[args.keep_quantized])
+    ll = LlamaCpp(path, args.threads, 1, n + 64, n_batch=64)
+    rng = random.Random(1)
+
+    def corral_run(tokens: int) -> float:
+        params = SamplingParams(temperature=0, max_tokens=tokens, ignore_eos=True)
+        prompt = random_prompt(rng, args.short_prompt, ll.vocab)
+        t0 = time.perf_counter()
+        llm.generate([{"prompt_token_ids": prompt}], params)
+        return time.perf_counter() - t0
+
+    def llamacpp_run(tokens: int) -> float:
+        prompt = random_prompt(rng, args.short_prompt, ll.vocab)
+        ll.clear()
+        t0 = time.perf_counter()
+        ll.generate([prompt], tokens, 64) if tokens > 1 else ll.prefill([prompt], 64)
+        return time.perf_counter() - t0
+
+    def ms_per_token(run) -> float:  # the prompt and first token's time taken out
+        one = run(1)
+        return (run(n + 1) - one) / n * 1000
+
+    runs = {"corral": corral_run, "llama.cpp": llamacpp_run}
+    for run in runs.values():
+        run(8)
+        run(n)  # every expert and page touched once before the first burst
+    pairs = []
+    for b in range(args.interleave):
+        order = list(runs) if b % 2 == 0 else list(runs)[::-1]
+        ms = {name: ms_per_token(runs[name]) for name in order}
+        pairs.append(ms)
+        print(f"burst {b + 1}/{args.interleave}: corral {ms['corral']:.2f} ms/token, llama.cpp {ms['llama.cpp']:.2f}, "
+              f"ratio {ms['llama.cpp'] / ms['corral']:.2f}", flush=True)
+    ratios = [m["llama.cpp"] / m["corral"] for m in pairs]
+    co, lc = (statistics.median(m[k] for m in pairs) for k in ("corral", "llama.cpp"))
+    print(f"interleaved generation, batch 1 ({n} tokens a burst, {len(pairs)} bursts each): "
+          f"llama.cpp {1000 / lc:.1f}, corral {1000 / co:.1f} tok/s (medians); ratio median {statistics.median(ratios):.2f}, "
+          f"lowest {min(ratios):.2f}, highest {max(ratios):.2f}")
+    ll.close()
+
+
+def print_table(args, rounds: list[dict[str, Rates]], names: list[str], step_bytes: int, bw: float) -> None:
+    # each figure: the median over rounds; a ratio: the median of the rounds' own ratios
+    results = {n: Rates(*(statistics.median(getattr(r[n], f) for r in rounds) for f in Rates.__dataclass_fields__))
+               for n in names}
+    rows = [
+        (f"prompt processing ({args.prompt_tokens} tokens)", "prompt_tok_s", False),
+        (f"generation, batch 1 ({args.gen_tokens} tokens)", "gen_tok_s", True),
+        (f"generation, {args.parallel} sequences", "batch_gen_tok_s", False),
+    ]
+    print(f"{'':42} {'llama.cpp':>12} {'corral':>12} {'ratio':>7}")
+    for label, field, show_bw in rows:
+        vals = {name: getattr(r, field) for name, r in results.items()}
+        ll, co = vals.get("llama.cpp"), vals.get("corral")
+        line = f"{label:42} {(f'{ll:.1f}' if ll else '-'):>12} {(f'{co:.1f}' if co else '-'):>12}"
+        if ll and co:
+            line += f" {statistics.median(getattr(r['corral'], field) / getattr(r['llama.cpp'], field) for r in rounds):7.2f}"
+        else:
+            line += f" {'-':>7}"
+        if show_bw:
+            shares = ", ".join(f"{n} {v * step_bytes / 1e9 / bw:.0%}" for n, v in vals.items())
+            line += f"   of read bandwidth: {shares}"
+        print(line + "  tok/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a .gguf file both engines load")
@@ -213,7 +289,11 @@ def main() -> None:
     parser.add_argument("--short-prompt", type=int, default=16, help="prompt length for the generation runs")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1,
-                        help="run both engines this many times, alternating which goes first; medians are shown")
+                        help="run both engines this many times, alternating which goes first; medians are shown "
+                             "(0: only --interleave)")
+    parser.add_argument("--interleave", type=int, default=0, metavar="N",
+                        help="also N bursts of batch-1 generation, the engines taking turns in one process")
+    parser.add_argument("--burst-tokens", type=int, default=48, help="tokens a burst of --interleave generates")
     parser.add_argument("--kv-cache-mib", type=int, default=1024, help="corral's KV cache size")
     parser.add_argument("--skip", choices=["corral", "llamacpp"], help="measure only the other engine")
     parser.add_argument("--keep-quantized", choices=["auto", "yes", "no"], default="auto",
@@ -236,27 +316,10 @@ def main() -> None:
             rates[name] = benches[name](args.model, args)
             print(f"{name}: {rates[name]}", flush=True)
         rounds.append(rates)
-    # each figure: the median over rounds; a ratio: the median of the rounds' own ratios
-    results = {n: Rates(*(statistics.median(getattr(r[n], f) for r in rounds) for f in Rates.__dataclass_fields__))
-               for n in names}
-    rows = [
-        (f"prompt processing ({args.prompt_tokens} tokens)", "prompt_tok_s", False),
-        (f"generation, batch 1 ({args.gen_tokens} tokens)", "gen_tok_s", True),
-        (f"generation, {args.parallel} sequences", "batch_gen_tok_s", False),
-    ]
-    print(f"{'':42} {'llama.cpp':>12} {'corral':>12} {'ratio':>7}")
-    for label, field, show_bw in rows:
-        vals = {name: getattr(r, field) for name, r in results.items()}
-        ll, co = vals.get("llama.cpp"), vals.get("corral")
-        line = f"{label:42} {(f'{ll:.1f}' if ll else '-'):>12} {(f'{co:.1f}' if co else '-'):>12}"
-        if ll and co:
-            line += f" {statistics.median(getattr(r['corral'], field) / getattr(r['llama.cpp'], field) for r in rounds):7.2f}"
-        else:
-            line += f" {'-':>7}"
-        if show_bw:
-            shares = ", ".join(f"{n} {v * step_bytes / 1e9 / bw:.0%}" for n, v in vals.items())
-            line += f"   of read bandwidth: {shares}"
-        print(line + "  tok/s")
+    if rounds:
+        print_table(args, rounds, names, step_bytes, bw)
+    if args.interleave:
+        interleave(args.model, args)
 
 
 if __name__ == "__main__":
