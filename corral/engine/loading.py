@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from corral import kernels
@@ -84,6 +85,8 @@ def load_model(args: EngineArgs, on_progress: Callable[[int, int], None] | None 
         weights = converted_weights(model, weights, device, dtype)
     model.load_weights(weights, keep_quantized=keep_quantized)
     model.eval()
+    if keep_quantized:
+        populate_file_weights(model)
     if device.type != "cpu" or dtype != torch.float32:
         move_model(model, device, dtype)  # what was made at construction: norms, rotary tables
     model_format = source.format
@@ -132,6 +135,21 @@ def converted_weights(model: torch.nn.Module, weights, device: torch.device, dty
         if isinstance(value, QuantizedWeight):
             value = value.dequantize()
         yield name, value.to(device=device, dtype=dtype if value.is_floating_point() else value.dtype)
+
+
+def populate_file_weights(model: torch.nn.Module) -> int:
+    """Fault in now the file pages of every quantized weight the kernels read straight from the
+    GGUF mapping (as llama.cpp maps its file with MAP_POPULATE), so that decode steps take no page
+    faults; skipped where those weights are more than half the memory the OS could still give (the
+    kernel may then keep only the pages in use). Returns the bytes advised."""
+    from corral.engine.kv_cache import available_memory_bytes
+    from corral.loader.gguf_file import populate_pages
+
+    views = {id(p.data): p.data for m in model.modules()
+             if (p := getattr(m, "packed", None)) is not None and isinstance(getattr(p, "data", None), np.ndarray)}
+    if sum(v.nbytes for v in views.values()) > available_memory_bytes() // 2:
+        return 0
+    return sum(populate_pages(v) for v in views.values())
 
 
 def weights_bytes(model: torch.nn.Module) -> int:
