@@ -143,10 +143,11 @@ def populate_file_weights(model: torch.nn.Module) -> int:
     faults; skipped where those weights are more than half the memory the OS could still give (the
     kernel may then keep only the pages in use). Returns the bytes advised."""
     from corral.engine.kv_cache import available_memory_bytes
-    from corral.loader.gguf_file import populate_pages
+    from corral.loader.gguf_file import is_file_view, populate_pages
 
     views = {id(p.data): p.data for m in model.modules()
-             if (p := getattr(m, "packed", None)) is not None and isinstance(getattr(p, "data", None), np.ndarray)}
+             if (p := getattr(m, "packed", None)) is not None and isinstance(getattr(p, "data", None), np.ndarray)
+             and is_file_view(p.data)}
     if sum(v.nbytes for v in views.values()) > available_memory_bytes() // 2:
         return 0
     return sum(populate_pages(v) for v in views.values())

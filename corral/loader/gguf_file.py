@@ -185,17 +185,25 @@ def populate_pages(array: np.ndarray) -> int:
     fault per page the first time a decode step reads it: a mixture's experts are first read tokens
     into a generation, tens of thousands of faults over its first 64 tokens (Qwen3-30B-A3B's shape,
     6 layers). Where the kernel has no MADV_POPULATE_READ, the pages are only read ahead into the
-    page cache (MADV_WILLNEED). Returns the bytes advised (0 where the array is not a file view)."""
+    page cache (MADV_WILLNEED). Returns the bytes advised (0 where the array is not a file view or neither advice took)."""
     found = _file_span(array)
     if found is None or not sys.platform.startswith("linux"):
         return 0
     mm, begin, end = found
     first = begin // mmap.PAGESIZE * mmap.PAGESIZE
-    try:
-        mm.madvise(MADV_POPULATE_READ, first, end - first)
-    except OSError:  # an older kernel
-        mm.madvise(mmap.MADV_WILLNEED, first, end - first)
-    return end - first
+    for advice in (MADV_POPULATE_READ, mmap.MADV_WILLNEED):  # EINVAL: a kernel before 5.14
+        try:
+            mm.madvise(advice, first, end - first)
+            return end - first
+        except OSError:  # only a head start: the pages are read on first use as before
+            continue
+    return 0
+
+
+def is_file_view(array: np.ndarray) -> bool:
+    """Whether `array` is a contiguous view of a memory-mapped file (what `populate_pages` and
+    `release_pages` act on)."""
+    return _file_span(array) is not None
 
 
 def _file_span(array: np.ndarray) -> tuple[mmap.mmap, int, int] | None:

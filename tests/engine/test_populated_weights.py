@@ -38,3 +38,13 @@ def test_the_kernels_file_pages_are_resident_after_load(make_llm, monkeypatch, p
         assert resident >= needed_kib
     else:
         assert resident < needed_kib
+
+
+def test_weights_larger_than_half_the_free_memory_are_left_to_their_first_read(make_llm, monkeypatch):
+    from corral.engine import kv_cache
+
+    monkeypatch.setattr(kv_cache, "available_memory_bytes", lambda: 1 << 16)
+    llm = make_llm("qwen3_moe", "Q8_0", keep_quantized=True)
+    assert loading.populate_file_weights(llm.engine.runner.model) == 0
+    monkeypatch.undo()
+    assert loading.populate_file_weights(llm.engine.runner.model) > 0

@@ -74,3 +74,17 @@ def test_a_populated_view_is_resident_before_it_is_read(tmp_path):
 
 def test_populating_leaves_arrays_that_are_not_file_views_alone():
     assert populate_pages(np.zeros(1 << 20, dtype=np.uint8)) == 0
+
+
+@linux
+def test_a_refused_advice_is_only_a_missed_head_start(tmp_path, monkeypatch):
+    from corral.loader import gguf_file
+
+    path = tmp_path / "weights.bin"
+    np.zeros(1 << 20, dtype=np.uint8).tofile(path)
+    view = np.memmap(path, dtype=np.uint8, mode="c")[100:]
+    monkeypatch.setattr(gguf_file, "MADV_POPULATE_READ", 0x7FFF)  # as a kernel before 5.14: EINVAL
+    assert populate_pages(view) == view.nbytes + 100  # read ahead instead (MADV_WILLNEED)
+    monkeypatch.setattr(mmap, "MADV_WILLNEED", 0x7FFE)  # and that refused too: no error, nothing done
+    assert populate_pages(view) == 0
+    assert int(view.sum()) == 0
