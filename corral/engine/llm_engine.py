@@ -21,7 +21,7 @@ from corral.engine import kv_cache
 from corral.engine.device import kv_cache_budget_on_device, resolve_device
 from corral.engine.engine_args import EngineArgs
 from corral.engine.heap import keep_freed_memory
-from corral.engine.loading import LoadedModel, load_model
+from corral.engine.loading import LoadedModel, load_model, packed_weights
 from corral.engine.model_runner import ModelRunner
 from corral.engine.output_processor import OutputProcessor
 from corral.engine.prompt_tokens import encode_prompt
@@ -36,7 +36,7 @@ def kv_cache_dtype(name: str, model: torch.nn.Module, compute_dtype: torch.dtype
     kept quantized for the int8-activation CPU kernels, the compute dtype otherwise (a model kept
     in float32 activations keeps its keys and values in float32 too)."""
     if name == "auto":
-        packed = [m.packed for m in model.modules() if getattr(m, "packed", None) is not None]
+        packed = packed_weights(model)
         return torch.float16 if any(not p.float_activations for p in packed) else compute_dtype
     return getattr(torch, name)
 
@@ -108,7 +108,7 @@ class LLMEngine:
         def name(dtype: torch.dtype) -> str:
             return str(dtype).removeprefix("torch.")
 
-        packed = [m.packed for m in self.loaded.model.modules() if getattr(m, "packed", None) is not None]
+        packed = packed_weights(self.loaded.model)
         weights = "dense" if not packed else (
             "quantized, float32 activations" if all(p.float_activations for p in packed) else "quantized, int8 activations")
         info = {"device": str(self.device), "dtype": name(self.dtype), "attention_backend": self.attention_backend,

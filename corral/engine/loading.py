@@ -6,7 +6,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from corral import kernels
@@ -145,12 +144,20 @@ def populate_file_weights(model: torch.nn.Module) -> int:
     from corral.engine.kv_cache import available_memory_bytes
     from corral.loader.gguf_file import is_file_view, populate_pages
 
-    views = {id(p.data): p.data for m in model.modules()
-             if (p := getattr(m, "packed", None)) is not None and isinstance(getattr(p, "data", None), np.ndarray)
-             and is_file_view(p.data)}
-    if sum(v.nbytes for v in views.values()) > available_memory_bytes() // 2:
+    views = [p.data for p in packed_weights(model) if is_file_view(p.data)]
+    if sum(v.nbytes for v in views) > available_memory_bytes() // 2:
         return 0
-    return sum(populate_pages(v) for v in views.values())
+    return sum(populate_pages(v) for v in views)
+
+
+def packed_weights(model: torch.nn.Module) -> list:
+    """Every weight the model keeps in its blocks for the CPU kernels (kernels.PackedWeight), once
+    each."""
+    seen: dict[int, object] = {}
+    for m in model.modules():
+        if (p := getattr(m, "packed", None)) is not None:
+            seen.setdefault(id(p), p)
+    return list(seen.values())
 
 
 def weights_bytes(model: torch.nn.Module) -> int:

@@ -185,7 +185,8 @@ def populate_pages(array: np.ndarray) -> int:
     fault per page the first time a decode step reads it: a mixture's experts are first read tokens
     into a generation, tens of thousands of faults over its first 64 tokens (Qwen3-30B-A3B's shape,
     6 layers). Where the kernel has no MADV_POPULATE_READ, the pages are only read ahead into the
-    page cache (MADV_WILLNEED). Returns the bytes advised (0 where the array is not a file view or neither advice took)."""
+    page cache (MADV_WILLNEED). Returns the bytes advised (0 where the array is not a file view or
+    neither advice took)."""
     found = _file_span(array)
     if found is None or not sys.platform.startswith("linux"):
         return 0
