@@ -74,13 +74,18 @@ def read_bandwidth(n_bytes: int = 1 << 30) -> float:
 
 # ---- corral ----
 
+def keep_quantized(args) -> bool | None:
+    """corral's `keep_quantized` for --keep-quantized: None lets the model choose."""
+    return {"auto": None, "yes": True, "no": False}[args.keep_quantized]
+
+
 def bench_corral(path: str, args, vocab_hint: int | None = None) -> Rates:
     from corral import LLM, SamplingParams
 
     seq_len = args.prompt_tokens + args.gen_tokens + 64
     llm = LLM(path, num_threads=args.threads, max_model_len=seq_len, max_num_seqs=max(16, args.parallel),
               max_num_batched_tokens=max(args.prompt_tokens, 512), kv_cache_memory=args.kv_cache_mib << 20,
-              keep_quantized={"auto": None, "yes": True, "no": False}[args.keep_quantized])
+              keep_quantized=keep_quantized(args))
     vocab = vocab_hint or llm.engine.model_config.vocab_size
     rng = random.Random(0)
 
@@ -214,7 +219,7 @@ def interleave(path: str, args) -> None:
 
     n = args.burst_tokens
     llm = LLM(path, num_threads=args.threads, max_model_len=n + 64, max_num_seqs=1,
-              keep_quantized={"auto": None, "yes": True, "no": False}[args.keep_quantized])
+              keep_quantized=keep_quantized(args))
     ll = LlamaCpp(path, args.threads, 1, n + 64, n_batch=64)
     rng = random.Random(1)
 

@@ -12,6 +12,11 @@ import resource
 import time
 
 
+def page_faults() -> int:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_minflt + usage.ru_majflt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model")
@@ -32,11 +37,11 @@ def main() -> None:
     params = SamplingParams(temperature=0, max_tokens=args.tokens, ignore_eos=True)
     for run in range(args.runs):
         prompt = [1000 + 7 * run + j for j in range(8)]
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt + resource.getrusage(resource.RUSAGE_SELF).ru_majflt
+        faults = page_faults()
         t = time.perf_counter()
         llm.generate([{"prompt_token_ids": prompt}], params)
         ms = (time.perf_counter() - t) * 1000 / args.tokens
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt + resource.getrusage(resource.RUSAGE_SELF).ru_majflt - faults
+        faults = page_faults() - faults
         print(f"generation {run + 1}: {ms:.1f} ms a token, {faults} page faults")
 
 
